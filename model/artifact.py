@@ -1,0 +1,309 @@
+"""Saving, verifying and loading model versions.
+
+Layout of a model (a registry folder, e.g. artifacts/loan_approval_model):
+
+    ACTIVE                        the id of the active version
+    versions/<id>/pipeline.joblib the fitted pipeline
+    versions/<id>/model_card.json schema, metrics, versions, fingerprints, SHA-256 of every file
+    versions/<id>/holdout.parquet hold-out features, labels and probabilities
+
+Every write goes to a temporary name and is renamed into place, so a crash mid-save leaves the
+previous version active and loadable. Every load checks the SHA-256 before a byte is unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+import sklearn
+from sklearn.exceptions import InconsistentVersionWarning
+from sklearn.pipeline import Pipeline
+
+CARD_FORMAT = 1
+PIPELINE_FILE = "pipeline.joblib"
+CARD_FILE = "model_card.json"
+HOLDOUT_FILE = "holdout.parquet"
+ACTIVE_FILE = "ACTIVE"
+VERSIONS_DIR = "versions"
+DEFAULT_MODEL_DIR = Path("artifacts") / "loan_approval_model"
+REQUIRED_CARD_KEYS = ("card_format", "name", "version", "schema", "threshold", "files", "libraries", "target")
+
+
+class ModelIntegrityError(RuntimeError):
+    """The model on disk cannot be trusted or used; the message says why and what to do."""
+
+
+def library_versions() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "joblib": joblib.__version__,
+    }
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def default_model_dir() -> Path:
+    """Where the app and score.py look unless told otherwise (LOANDESK_MODEL_DIR overrides)."""
+    return Path(os.environ.get("LOANDESK_MODEL_DIR", DEFAULT_MODEL_DIR))
+
+
+# --- saving ----------------------------------------------------------------------------------
+def save_version(
+    registry: str | Path,
+    pipeline: Pipeline,
+    card: dict[str, Any],
+    holdout: pd.DataFrame,
+    *,
+    activate: bool = True,
+) -> str:
+    """Write a new version atomically and (by default) make it active; returns its id."""
+    registry = Path(registry)
+    versions = registry / VERSIONS_DIR
+    versions.mkdir(parents=True, exist_ok=True)
+    _sweep_temporaries(versions)
+    tmp = Path(tempfile.mkdtemp(prefix=".saving-", dir=versions))
+    try:
+        joblib.dump(pipeline, tmp / PIPELINE_FILE)
+        holdout.to_parquet(tmp / HOLDOUT_FILE, index=False)
+        files = {name: sha256_file(tmp / name) for name in (PIPELINE_FILE, HOLDOUT_FILE)}
+        created = datetime.now(UTC)
+        version = f"{created:%Y%m%d-%H%M%S}-{files[PIPELINE_FILE][:8]}"
+        full = {
+            "card_format": CARD_FORMAT,
+            "name": registry.name,
+            "version": version,
+            "created_at": created.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            **card,
+            "libraries": library_versions(),
+            "files": files,
+            "pipeline_sha256": files[PIPELINE_FILE],
+        }
+        _write_json(tmp / CARD_FILE, full)
+        _fsync_dir(tmp)
+        final = versions / version
+        if final.exists():  # same pipeline saved twice in one second: keep the ids apart
+            version = f"{version}-{os.urandom(2).hex()}"
+            full["version"] = version
+            _write_json(tmp / CARD_FILE, full)
+            final = versions / version
+        os.rename(tmp, final)
+        _fsync_dir(versions)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if activate:
+        activate_version(registry, version)
+    return version
+
+
+def copy_with_threshold(registry: str | Path, version: str, threshold: float, *, activate: bool = False) -> str:
+    """Save a version's pipeline again as a new version with another threshold (old one untouched)."""
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold must be between 0 and 1, not {threshold}")
+    registry = Path(registry)
+    source = load_model(registry, version=version)
+    card = {k: v for k, v in source.card.items()
+            if k not in ("card_format", "name", "version", "created_at", "libraries", "files", "pipeline_sha256")}
+    card["threshold"] = float(threshold)
+    card["parent"] = version
+    holdout = pd.read_parquet(registry / VERSIONS_DIR / version / HOLDOUT_FILE)
+    return save_version(registry, source.pipeline, card, holdout, activate=activate)
+
+
+def activate_version(registry: str | Path, version: str) -> None:
+    """Make one version the active one (this is also how a rollback is done)."""
+    registry = Path(registry)
+    if not (registry / VERSIONS_DIR / version / CARD_FILE).is_file():
+        known = ", ".join(v.version for v in list_versions(registry)) or "none"
+        raise ModelIntegrityError(f"no version {version!r} in {registry} (versions: {known})")
+    _atomic_write(registry / ACTIVE_FILE, version + "\n")
+
+
+def active_version(registry: str | Path) -> str | None:
+    path = Path(registry) / ACTIVE_FILE
+    return path.read_text().strip() if path.is_file() else None
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    version: str
+    created_at: str
+    model_kind: str
+    auc: float | None
+    threshold: float
+    active: bool
+    parent: str | None
+
+
+def list_versions(registry: str | Path) -> list[VersionInfo]:
+    """Every readable version, newest first."""
+    registry = Path(registry)
+    active = active_version(registry)
+    out = []
+    for folder in sorted((registry / VERSIONS_DIR).glob("*"), reverse=True):
+        if folder.name.startswith(".") or not (folder / CARD_FILE).is_file():
+            continue
+        try:
+            card = json.loads((folder / CARD_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        out.append(VersionInfo(
+            version=folder.name, created_at=card.get("created_at", ""),
+            model_kind=card.get("model_kind", "?"), auc=card.get("metrics", {}).get("auc"),
+            threshold=float(card.get("threshold", 0.5)), active=folder.name == active,
+            parent=card.get("parent"),
+        ))
+    return out
+
+
+# --- verifying and loading -------------------------------------------------------------------
+def resolve_version_dir(path: str | Path, version: str | None = None) -> Path:
+    """A version folder from a version folder, or from a registry folder (its active version)."""
+    path = Path(path)
+    if version is None and (path / CARD_FILE).is_file():
+        return path
+    if (path / VERSIONS_DIR).is_dir():
+        version = version or active_version(path)
+        if not version:
+            raise ModelIntegrityError(f"{path} has no active version; activate one with "
+                                      f"`python train.py --activate VERSION --out {path}`")
+        folder = path / VERSIONS_DIR / version
+        if not folder.is_dir():
+            raise ModelIntegrityError(f"{path} has no version {version!r}")
+        return folder
+    raise ModelIntegrityError(f"no model at {path}: train one with `python train.py --out {path}`")
+
+
+def read_card(folder: Path) -> dict[str, Any]:
+    """The model card, refused if missing, unreadable or lacking what loading depends on."""
+    card_path = folder / CARD_FILE
+    if not card_path.is_file():
+        raise ModelIntegrityError(f"{folder}: the model card ({CARD_FILE}) is missing")
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelIntegrityError(f"{card_path}: the model card is not valid JSON ({exc})") from exc
+    if not isinstance(card, dict):
+        raise ModelIntegrityError(f"{card_path}: the model card is not a JSON object")
+    missing = [k for k in REQUIRED_CARD_KEYS if k not in card]
+    if missing:
+        raise ModelIntegrityError(f"{card_path}: the model card lacks {', '.join(missing)}")
+    if card["card_format"] != CARD_FORMAT:
+        raise ModelIntegrityError(f"{card_path}: card format {card['card_format']!r} is not supported "
+                                  f"(this LoanDesk reads format {CARD_FORMAT})")
+    expected = card["files"].get(PIPELINE_FILE) if isinstance(card["files"], dict) else None
+    if not isinstance(expected, str) or len(expected) != 64:
+        raise ModelIntegrityError(f"{card_path}: the model card has no SHA-256 for {PIPELINE_FILE}")
+    return card
+
+
+def verify(folder: Path, card: dict[str, Any], *, allow_version_mismatch: bool = False) -> None:
+    """Checksums and library versions, checked before anything is unpickled."""
+    for name, expected in card["files"].items():
+        path = folder / name
+        if not path.is_file():
+            raise ModelIntegrityError(f"{path} is missing")
+        actual = sha256_file(path)
+        if actual != expected:
+            raise ModelIntegrityError(
+                f"{path} does not match its model card (SHA-256 {actual[:12]}… ≠ {expected[:12]}…): "
+                "the file was altered, truncated or swapped. It was not loaded; retrain or restore it."
+            )
+    trained = card["libraries"].get("scikit-learn")
+    if trained != sklearn.__version__ and not allow_version_mismatch:
+        raise ModelIntegrityError(
+            f"this model was trained with scikit-learn {trained}, but scikit-learn {sklearn.__version__} "
+            "is installed. Install the same version, retrain, or pass allow_version_mismatch=True "
+            "if you accept the risk."
+        )
+
+
+def load_model(path: str | Path | None = None, *, version: str | None = None,
+               allow_version_mismatch: bool = False):
+    """Load a model verified end to end: card, checksums, library versions, then the pipeline."""
+    from .predictor import LoanModel
+
+    folder = resolve_version_dir(path if path is not None else default_model_dir(), version)
+    card = read_card(folder)
+    verify(folder, card, allow_version_mismatch=allow_version_mismatch)
+    with warnings.catch_warnings():
+        if not allow_version_mismatch:
+            warnings.simplefilter("error", InconsistentVersionWarning)
+        try:
+            pipeline = joblib.load(folder / PIPELINE_FILE)
+        except InconsistentVersionWarning as exc:
+            raise ModelIntegrityError(f"{folder / PIPELINE_FILE}: {exc}") from exc
+        except Exception as exc:  # a file whose checksum matched but cannot be read
+            raise ModelIntegrityError(f"{folder / PIPELINE_FILE} could not be loaded: {exc}") from exc
+    if not isinstance(pipeline, Pipeline):
+        raise ModelIntegrityError(f"{folder / PIPELINE_FILE} holds a {type(pipeline).__name__}, not a Pipeline")
+    return LoanModel(pipeline, card, folder)
+
+
+def load_holdout(model) -> pd.DataFrame:
+    """The stored hold-out (features, label, probability), checked against the card."""
+    path = Path(model.path) / HOLDOUT_FILE
+    expected = model.card["files"].get(HOLDOUT_FILE)
+    if expected and sha256_file(path) != expected:
+        raise ModelIntegrityError(f"{path} does not match its model card")
+    return pd.read_parquet(path)
+
+
+# --- file helpers ----------------------------------------------------------------------------
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, sort_keys=False)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sweep_temporaries(versions: Path) -> None:
+    """Remove what an earlier crashed save left behind (never a finished version)."""
+    stale = datetime.now(UTC).timestamp() - 3600  # an hour old: no save takes that long
+    for leftover in versions.glob(".saving-*"):
+        if leftover.stat().st_mtime < stale:
+            shutil.rmtree(leftover, ignore_errors=True)

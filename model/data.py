@@ -1,0 +1,128 @@
+"""Training data: the built-in applicant generator, and reading a user's CSV.
+
+The built-in approval rule (documented in README too) is a plausible underwriting score:
+
+    debt_burden   = loan_amount / income
+    log-odds      = 1.4 · (credit_score − 660) / 60        # credit history
+                  − 1.2 · (debt_burden − 0.30) / 0.10      # debt burden
+                  + 0.3 · min(employment_years, 10) / 2.5  # job stability, capped at 10 years
+                  + 0.13 · min(age − 18, 30) / 10          # length of credit history (never against age)
+                  − 0.5
+    approved      ~ Bernoulli(sigmoid(log-odds))
+
+The Bernoulli draw is the noise: the label is not a deterministic function of the inputs, so a good
+model reaches a hold-out AUC near 0.88 (the rule itself scores about 0.89), not 1.0.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+BUILTIN_TARGET = "approved"
+BUILTIN_FEATURES = ["age", "income", "credit_score", "loan_amount", "employment_years"]
+
+
+class DataError(ValueError):
+    """Training data that cannot be used, with a message that says what to fix."""
+
+
+def approval_log_odds(frame: pd.DataFrame) -> np.ndarray:
+    """The built-in credit rule, before noise (see the module docstring)."""
+    burden = frame["loan_amount"] / frame["income"]
+    return (
+        1.4 * (frame["credit_score"] - 660) / 60
+        - 1.2 * (burden - 0.30) / 0.10
+        + 0.3 * np.minimum(frame["employment_years"], 10) / 2.5
+        + 0.13 * np.minimum(frame["age"] - 18, 30) / 10
+        - 0.5
+    ).to_numpy()
+
+
+def generate_applicants(n: int = 5000, seed: int = 42) -> pd.DataFrame:
+    """Realistic applicants, deterministic for a seed, with an `approved` label (1/0)."""
+    if n < 1:
+        raise DataError("n must be at least 1")
+    rng = np.random.default_rng(seed)
+    age = np.clip(np.round(rng.gamma(2.4, 8.0, n) + 18), 18, 75).astype(int)
+    # Income rises with age into the fifties, log-normal spread; rounded to $100.
+    peak = 1 - ((np.clip(age, 18, 75) - 52) / 40) ** 2
+    income = np.exp(rng.normal(10.75 + 0.35 * peak, 0.42, n))
+    income = np.clip(np.round(income, -2), 12_000, 400_000).astype(int)
+    credit = np.clip(np.round(rng.normal(680 + 1.2 * (age - 35), 70, n)), 300, 850).astype(int)
+    # Loans are sized around a fifth of income, rounded to $500.
+    loan = income * np.exp(rng.normal(np.log(0.26), 0.45, n))
+    loan = np.clip(np.round(loan / 500) * 500, 1_000, 150_000).astype(int)
+    max_emp = age - 16
+    employment = np.round(max_emp * rng.beta(1.6, 2.4, n), 1)
+    frame = pd.DataFrame({
+        "age": age, "income": income, "credit_score": credit,
+        "loan_amount": loan, "employment_years": employment,
+    })
+    p = 1 / (1 + np.exp(-approval_log_odds(frame)))
+    frame[BUILTIN_TARGET] = (rng.random(n) < p).astype(int)
+    return frame
+
+
+def read_training_csv(path: str | Path) -> pd.DataFrame:
+    """Read a user's training CSV, refusing files that cannot be training data."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty")
+    raw = path.read_bytes()
+    if b"\x00" in raw[:4096]:
+        raise DataError(f"{path}: this is not a CSV file (it looks binary)")
+    text = raw.decode("utf-8-sig", errors="replace")
+    sep = sniff_delimiter(text)
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep=sep, skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise DataError(f"{path}: could not be read as CSV ({exc})") from exc
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if frame.empty:
+        raise DataError(f"{path}: the file has a header but no rows")
+    return frame
+
+
+def sniff_delimiter(text: str) -> str:
+    """Comma or semicolon, whichever splits the header line into more fields."""
+    header = text.split("\n", 1)[0]
+    return ";" if header.count(";") > header.count(",") else ","
+
+
+def split_target(frame: pd.DataFrame, target: str, positive_label: str | None) -> tuple[pd.DataFrame, np.ndarray, str]:
+    """Features and a 0/1 label; errors name the problem and the fix."""
+    if target not in frame.columns:
+        raise DataError(
+            f"target column {target!r} not found; the columns are: {', '.join(map(str, frame.columns))}"
+        )
+    y_raw = frame[target]
+    if y_raw.isna().any():
+        raise DataError(f"target column {target!r} has {int(y_raw.isna().sum())} empty value(s)")
+    labels = sorted(y_raw.astype(str).str.strip().unique())
+    if len(labels) != 2:
+        shown = ", ".join(repr(v) for v in labels[:10])
+        raise DataError(f"target column {target!r} must have exactly two values; it has {len(labels)}: {shown}")
+    if positive_label is None:
+        usual = [x for x in labels if x.lower() in ("1", "yes", "true", "approved", "y")]
+        if len(usual) != 1:
+            raise DataError(
+                f"say which value of {target!r} means approved: --positive-label {labels[0]} or {labels[1]}"
+            )
+        positive_label = usual[0]
+    positive_label = str(positive_label)
+    if positive_label not in labels:
+        raise DataError(
+            f"positive label {positive_label!r} does not occur in {target!r} "
+            f"(its values: {labels[0]!r}, {labels[1]!r})"
+        )
+    y = (y_raw.astype(str).str.strip() == positive_label).to_numpy().astype(int)
+    features = frame.drop(columns=[target])
+    if features.shape[1] == 0:
+        raise DataError("the file has no feature columns besides the target")
+    return features, y, positive_label

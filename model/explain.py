@@ -1,0 +1,320 @@
+"""Why a decision came out as it did, and what would change it.
+
+Every explanation batches its rows into as few predict calls as possible: a single-row predict
+costs about as much as a 200-row one, so a full decision (reasons, curve, flip points) costs two.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .formatting import decision_label, format_value, with_article
+from .schema import Field
+
+MAX_REASONS = 4  # more principal reasons than this stop being useful to an applicant
+MIN_EFFECT = 0.005  # a field that moves the probability less than half a point is no reason
+CURVE_POINTS = 200
+REFINE_POINTS = 32
+REFINE_ROUNDS = 2
+
+
+@dataclass(frozen=True)
+class Reason:
+    field: str
+    effect: float  # probability change from this value vs the typical approved applicant's
+    direction: str  # "against" or "for"
+    text: str
+
+
+@dataclass(frozen=True)
+class FlipPoint:
+    field: str
+    value: float | None  # None: the decision does not change within the training range
+    text: str
+
+
+@dataclass(frozen=True)
+class Curve:
+    field: str
+    values: np.ndarray
+    probabilities: np.ndarray
+    current: float | None
+    current_probability: float
+    threshold: float
+    flips: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class Grid:
+    x_field: str
+    y_field: str
+    xs: np.ndarray
+    ys: np.ndarray
+    probabilities: np.ndarray  # shape (len(ys), len(xs))
+    current: tuple[float | None, float | None]
+    threshold: float
+
+
+@dataclass(frozen=True)
+class Decision:
+    applicant: dict[str, Any]
+    probability: float
+    threshold: float
+    reasons: list[Reason]
+    out_of_range: list[str]
+    imputed: list[str]
+    flips: dict[str, FlipPoint]
+    curve: Curve | None
+    model_name: str
+    model_version: str
+    effects: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def approved(self) -> bool:
+        return self.probability >= self.threshold
+
+    @property
+    def decision(self) -> int:
+        return int(self.approved)
+
+    @property
+    def label(self) -> str:
+        return decision_label(self.approved)
+
+
+# --- building blocks -------------------------------------------------------------------------
+def _repeat(row: pd.DataFrame, n: int) -> dict[str, np.ndarray]:
+    """Column arrays holding `row` n times, ready to be overwritten in slices."""
+    out = {}
+    for name in row.columns:
+        value = row[name].iloc[0]
+        if row[name].dtype == object:
+            out[name] = np.full(n, value, dtype=object)
+        else:
+            out[name] = np.full(n, value, dtype=float)
+    return out
+
+
+def _frame(columns: dict[str, np.ndarray], names: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(columns, columns=names, copy=False)
+
+
+def curve_grid(f: Field, points: int = CURVE_POINTS) -> np.ndarray:
+    """The values a sensitivity curve visits: its training range, evenly spaced."""
+    lo, hi = float(f.train_min), float(f.train_max)
+    return np.linspace(lo, hi, points)
+
+
+def _one_row(model, applicant: Any):
+    validation = model.validate(applicant)
+    validation.raise_if_errors()
+    if len(validation.clean) != 1:
+        raise ValueError(f"expected one applicant, got {len(validation.clean)} rows")
+    return validation
+
+
+def _crossings(values: np.ndarray, probs: np.ndarray, threshold: float) -> list[tuple[int, int]]:
+    """Index pairs (i, i+1) between which the decision changes."""
+    approved = probs >= threshold
+    return [(i, i + 1) for i in np.flatnonzero(approved[:-1] != approved[1:])]
+
+
+def _refine(model, row: pd.DataFrame, brackets: list[tuple[str, float, float]]) -> list[float]:
+    """Narrow each (field, lo, hi) bracket around a decision change, all fields in one call a round.
+
+    A k-ary bisection: each round evaluates REFINE_POINTS points inside every bracket at once and
+    keeps the sub-interval where the decision changes. Returns the approved end of each bracket.
+    """
+    names = list(row.columns)
+    threshold = model.threshold
+    current = list(brackets)
+    ends = [lo for _, lo, _ in current]
+    for _ in range(REFINE_ROUNDS if current else 0):
+        grids = [np.linspace(lo, hi, REFINE_POINTS) for _, lo, hi in current]
+        cols = _repeat(row, REFINE_POINTS * len(current))
+        for k, ((name, _, _), grid) in enumerate(zip(current, grids, strict=True)):
+            cols[name][k * REFINE_POINTS:(k + 1) * REFINE_POINTS] = grid
+        probs = model.approval_probability(_frame(cols, names))
+        for k, ((name, lo, hi), grid) in enumerate(zip(current, grids, strict=True)):
+            p = probs[k * REFINE_POINTS:(k + 1) * REFINE_POINTS]
+            pairs = _crossings(grid, p, threshold)
+            if pairs:  # always, unless the model is not deterministic
+                i, j = pairs[0]
+                current[k] = (name, grid[i], grid[j])
+                ends[k] = grid[i] if p[i] >= threshold else grid[j]
+            else:
+                ends[k] = lo if p[0] >= threshold else hi
+    return [float(e) for e in ends]
+
+
+def _display_unit(f: Field) -> float:
+    span = float(f.train_max) - float(f.train_min)
+    unit = 10 ** math.floor(math.log10(span / 1000)) if span > 0 else 1
+    return max(unit, 1.0) if f.integer else unit
+
+
+def _round_towards_approval(f: Field, value: float, lower_is_approved: bool) -> float:
+    """Round for display so that the shown value is itself still approved."""
+    unit = _display_unit(f)
+    rounded = (math.floor if lower_is_approved else math.ceil)(value / unit) * unit
+    return float(rounded)
+
+
+def flip_sentence(f: Field, value: float | None, curve_probs: np.ndarray, threshold: float) -> str:
+    label = f.label.lower()
+    rng = f"{format_value(f, f.train_min)}–{format_value(f, f.train_max)}"
+    if value is None:
+        if np.all(curve_probs >= threshold):
+            return f"Approved at any {label} in the training range ({rng})"
+        if np.all(curve_probs < threshold):
+            return f"No {label} in the training range ({rng}) would get this applicant approved"
+        return f"The decision changes more than once as {label} varies"
+    shown = format_value(f, value)
+    if f.monotone < 0:
+        return f"Largest {label} approvable for this applicant: {shown}"
+    if f.monotone > 0:
+        return f"Approved from {with_article(label)} of {shown}"
+    return f"The decision changes at {with_article(label)} of {shown}"
+
+
+def _reason_text(f: Field, value: Any, reference: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return f"{f.label} was not given"
+    if not f.is_number:
+        return f"{f.label} '{value}' differs from the typical approved applicant's '{reference}'"
+    gap = float(value) - float(reference)
+    size = abs(gap) / (f.train_std or 1.0)
+    side = "above" if gap > 0 else "below"
+    how = "well " if size > 1 else ("slightly " if size < 0.25 else "")
+    return (f"{f.label} {format_value(f, value)} is {how}{side} the typical approved "
+            f"applicant's {format_value(f, reference)}")
+
+
+# --- the public explanations -----------------------------------------------------------------
+def decide(model, applicant: Any, curve_field: str | None = None) -> Decision:
+    """A full decision in two predict calls (plus a small refinement call for the flip points)."""
+    validation = _one_row(model, applicant)
+    row = validation.clean
+    schema = model.schema
+    names = schema.names
+    reference = model.card.get("reference", {})
+    flip_fields = [f for f in schema.fields
+                   if f.is_number and not f.protected and f.monotone and f.train_max > f.train_min]
+    curve_fields = [f.name for f in flip_fields]
+    if curve_field and curve_field not in curve_fields:
+        curve_fields.append(curve_field)
+    swap_fields = [f for f in schema.fields if f.name in reference]
+
+    n_swaps = len(swap_fields)
+    total = 1 + n_swaps + CURVE_POINTS * len(curve_fields)
+    cols = _repeat(row, total)
+    for k, f in enumerate(swap_fields):
+        cols[f.name][1 + k] = reference[f.name]
+    grids = {}
+    for k, name in enumerate(curve_fields):
+        grids[name] = curve_grid(schema[name])
+        start = 1 + n_swaps + k * CURVE_POINTS
+        cols[name][start:start + CURVE_POINTS] = grids[name]
+    probs = model.approval_probability(_frame(cols, names))
+    p = float(probs[0])
+    threshold = model.threshold
+    approved = p >= threshold
+
+    effects = {f.name: p - float(probs[1 + k]) for k, f in enumerate(swap_fields)}
+    values = row.iloc[0].to_dict()
+    reasons = []
+    for f in swap_fields:
+        effect = effects[f.name]
+        if f.protected or abs(effect) < MIN_EFFECT or (effect > 0) != approved:
+            continue
+        reasons.append(Reason(f.name, effect, "for" if effect > 0 else "against",
+                              _reason_text(f, values[f.name], reference[f.name])))
+    reasons.sort(key=lambda r: -abs(r.effect))
+    reasons = reasons[:MAX_REASONS]
+
+    curve_probs = {}
+    brackets = []
+    for k, name in enumerate(curve_fields):
+        start = 1 + n_swaps + k * CURVE_POINTS
+        curve_probs[name] = probs[start:start + CURVE_POINTS]
+        pairs = _crossings(grids[name], curve_probs[name], threshold)
+        if len(pairs) == 1:
+            i, j = pairs[0]
+            brackets.append((name, grids[name][i], grids[name][j]))
+    refined = dict(zip([b[0] for b in brackets], _refine(model, row, brackets), strict=True))
+
+    flips = {}
+    for f in flip_fields:
+        value = refined.get(f.name)
+        if value is not None:
+            value = _round_towards_approval(f, value, lower_is_approved=f.monotone < 0)
+        flips[f.name] = FlipPoint(f.name, value, flip_sentence(f, value, curve_probs[f.name], threshold))
+
+    curve = None
+    if curve_field:
+        flips_here = (refined[curve_field],) if curve_field in refined else ()
+        curve = Curve(curve_field, grids[curve_field], curve_probs[curve_field],
+                      values[curve_field], p, threshold, flips_here)
+    return Decision(
+        applicant={k: _plain(v) for k, v in values.items()},
+        probability=p, threshold=threshold, reasons=reasons,
+        out_of_range=validation.fields_flagged(validation.out_of_range, 0),
+        imputed=validation.fields_flagged(validation.imputed, 0),
+        flips=flips, curve=curve, model_name=model.name, model_version=model.version,
+        effects=effects,
+    )
+
+
+def sensitivity_curve(model, applicant: Any, field_name: str, points: int = CURVE_POINTS) -> Curve:
+    """Approval probability across one field's training range, all else fixed, in one call."""
+    row = _one_row(model, applicant).clean
+    f = model.schema[field_name]
+    if not f.is_number:
+        values = np.array(f.categories, dtype=object)
+    else:
+        values = np.linspace(float(f.train_min), float(f.train_max), points)
+    cols = _repeat(row, len(values) + 1)
+    cols[field_name][1:] = values
+    probs = model.approval_probability(_frame(cols, model.schema.names))
+    curve_probs = probs[1:]
+    flips: tuple[float, ...] = ()
+    if f.is_number:
+        pairs = _crossings(values, curve_probs, model.threshold)
+        brackets = [(field_name, values[i], values[j]) for i, j in pairs]
+        flips = tuple(_refine(model, row, brackets)) if brackets else ()
+    current = row[field_name].iloc[0]
+    return Curve(field_name, values, curve_probs, _plain(current), float(probs[0]),
+                 model.threshold, flips)
+
+
+def grid_2d(model, applicant: Any, x_field: str, y_field: str, points: int = 40) -> Grid:
+    """Approval probability over two numeric fields' training ranges, in one call."""
+    if x_field == y_field:
+        raise ValueError("choose two different fields")
+    row = _one_row(model, applicant).clean
+    fx, fy = model.schema[x_field], model.schema[y_field]
+    for f in (fx, fy):
+        if not f.is_number:
+            raise ValueError(f"{f.name} is not a number field")
+    xs = np.linspace(float(fx.train_min), float(fx.train_max), points)
+    ys = np.linspace(float(fy.train_min), float(fy.train_max), points)
+    gx, gy = np.meshgrid(xs, ys)
+    cols = _repeat(row, gx.size)
+    cols[x_field][:] = gx.ravel()
+    cols[y_field][:] = gy.ravel()
+    probs = model.approval_probability(_frame(cols, model.schema.names)).reshape(gx.shape)
+    return Grid(x_field, y_field, xs, ys, probs,
+                (_plain(row[x_field].iloc[0]), _plain(row[y_field].iloc[0])), model.threshold)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value

@@ -1,0 +1,353 @@
+"""The feature schema: the single source of truth for the form, validation, batch columns, API and charts.
+
+It is saved in the model card, so a model trained on another CSV brings its own schema and every
+consumer follows without code changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+Kind = Literal["number", "category"]
+
+
+class ValidationError(ValueError):
+    """Input that does not fit the schema; `errors` holds every problem found, not just the first."""
+
+    def __init__(self, errors: list[FieldError], message: str | None = None):
+        self.errors = errors
+        super().__init__(message or _summarize(errors))
+
+
+@dataclass(frozen=True)
+class FieldError:
+    row: Any
+    field: str
+    value: Any
+    why: str
+
+    def __str__(self) -> str:
+        where = f"row {self.row}, " if self.row is not None else ""
+        return f"{where}{self.field} = {self.value!r}: {self.why}"
+
+
+def _summarize(errors: list[FieldError], limit: int = 20) -> str:
+    lines = [str(e) for e in errors[:limit]]
+    if len(errors) > limit:
+        lines.append(f"... and {len(errors) - limit} more")
+    return f"{len(errors)} invalid value(s):\n  " + "\n  ".join(lines)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One input of the model, with everything a form, a validator or a chart needs to know."""
+
+    name: str
+    kind: Kind
+    label: str
+    unit: str = ""  # "$", "years", "points" or ""
+    help: str = ""
+    required: bool = False
+    train_min: float | None = None  # range seen in training: outside it is flagged, not refused
+    train_max: float | None = None
+    train_median: float | None = None
+    train_std: float | None = None
+    categories: tuple[str, ...] = ()
+    hard_min: float | None = None  # outside the hard bounds a value is refused
+    hard_max: float | None = None
+    max_minus: tuple[str, float] | None = None  # value may not exceed <other field> - <offset>
+    monotone: int = 0  # +1: approval never falls as it rises; -1: never rises; 0: free
+    protected: bool = False  # never a reason against an applicant, never a flip sentence
+    integer: bool = False
+    default: float | str | None = None
+
+    @property
+    def is_number(self) -> bool:
+        return self.kind == "number"
+
+    @property
+    def title(self) -> str:
+        """The label with its unit, as a form shows it."""
+        return f"{self.label} ({self.unit})" if self.unit else self.label
+
+    @property
+    def step(self) -> float:
+        if not self.is_number:
+            return 1.0
+        if self.integer:
+            span = (self.train_max or 0) - (self.train_min or 0)
+            return float(max(1, 10 ** int(np.floor(np.log10(span / 100))))) if span > 1000 else 1.0
+        span = (self.train_max or 1) - (self.train_min or 0)
+        return float(10 ** np.floor(np.log10(span / 100))) if span > 0 else 0.1
+
+
+# What LoanDesk knows about the built-in applicant fields; a user's CSV may reuse any of these names.
+KNOWN_FIELDS: dict[str, dict[str, Any]] = {
+    "age": dict(
+        label="Age", unit="years", required=True, hard_min=18, hard_max=120, monotone=+1,
+        protected=True, integer=True, default=35,
+        help="Applicant's age. By law (ECOA) it can never count against an applicant.",
+    ),
+    "income": dict(
+        label="Annual income", unit="$", required=True, hard_min=0, monotone=+1, integer=True,
+        default=62_000, help="Gross yearly income before tax.",
+    ),
+    "credit_score": dict(
+        label="Credit score", unit="points", required=True, hard_min=300, hard_max=850,
+        monotone=+1, integer=True, default=720, help="FICO-style score from 300 to 850.",
+    ),
+    "loan_amount": dict(
+        label="Loan amount", unit="$", required=True, hard_min=0, monotone=-1, integer=True,
+        default=18_000, help="The amount the applicant asks to borrow.",
+    ),
+    "employment_years": dict(
+        label="Years employed", unit="years", required=True, hard_min=0, monotone=+1,
+        max_minus=("age", 14), default=6,
+        help="Years in continuous employment; at most age minus 14.",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Schema:
+    fields: tuple[Field, ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+    def __getitem__(self, name: str) -> Field:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.names
+
+    @property
+    def numbers(self) -> list[str]:
+        return [f.name for f in self.fields if f.is_number]
+
+    @property
+    def categories(self) -> list[str]:
+        return [f.name for f in self.fields if not f.is_number]
+
+    def defaults(self) -> dict[str, Any]:
+        """An applicant to start from: the lesson's example customer, else training medians/modes."""
+        return {f.name: f.default for f in self.fields}
+
+    # --- serialization -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {"fields": [asdict(f) for f in self.fields]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Schema:
+        fields = []
+        for raw in data["fields"]:
+            raw = dict(raw)
+            raw["categories"] = tuple(raw.get("categories") or ())
+            if raw.get("max_minus") is not None:
+                raw["max_minus"] = tuple(raw["max_minus"])
+            fields.append(Field(**raw))
+        return cls(tuple(fields))
+
+    # --- inference from training data ----------------------------------------------------------
+    @classmethod
+    def infer(cls, frame: pd.DataFrame, monotone: dict[str, int] | None = None) -> Schema:
+        """Describe the features of a training frame; known names get their labels, bounds and rules."""
+        monotone = monotone or {}
+        fields = []
+        for name in frame.columns:
+            col = frame[name]
+            known = dict(KNOWN_FIELDS.get(name, {}))
+            if name in monotone:
+                known["monotone"] = monotone[name]
+            if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+                values = col.astype(float)
+                known.setdefault("label", name.replace("_", " ").capitalize())
+                integer = known.pop("integer", bool(np.all(np.mod(values.dropna(), 1) == 0)))
+                median = float(values.median())
+                known.setdefault("default", round(median) if integer else round(median, 2))
+                fields.append(Field(
+                    name=name, kind="number", integer=integer,
+                    train_min=float(values.min()), train_max=float(values.max()),
+                    train_median=median, train_std=float(values.std(ddof=0) or 1.0),
+                    **known,
+                ))
+            else:
+                values = col.dropna().astype(str)
+                cats = tuple(sorted(values.unique()))
+                mode = values.mode()
+                fields.append(Field(
+                    name=name, kind="category",
+                    label=known.get("label", name.replace("_", " ").capitalize()),
+                    help=known.get("help", ""), required=known.get("required", False),
+                    categories=cats, default=str(mode.iloc[0]) if len(mode) else None,
+                ))
+        return cls(tuple(fields))
+
+    def with_defaults(self, defaults: dict[str, Any]) -> Schema:
+        return Schema(tuple(
+            replace(f, default=defaults[f.name]) if f.name in defaults else f for f in self.fields
+        ))
+
+    # --- validation ----------------------------------------------------------------------------
+    def validate(self, data: Any) -> Validation:
+        """Check every value against the schema and return every problem at once.
+
+        Missing columns raise straight away (nothing can be scored); per-value problems are
+        collected so that a batch can score the good rows and report the bad ones.
+        """
+        frame = as_frame(data)
+        missing = [n for n in self.names if n not in frame.columns]
+        if missing:
+            raise ValidationError(
+                [FieldError(None, n, None, "column is missing") for n in missing],
+                "missing column(s): " + ", ".join(missing),
+            )
+        n = len(frame)
+        bad = np.zeros(n, dtype=bool)
+        errors: list[FieldError] = []
+        imputed: dict[str, np.ndarray] = {}
+        out_of_range: dict[str, np.ndarray] = {}
+        clean: dict[str, Any] = {}
+        index = frame.index
+
+        def flag(mask: np.ndarray, f: Field, raw: pd.Series, why: str | Any) -> None:
+            mask = mask & ~cell_bad[f.name]
+            if not mask.any():
+                return
+            cell_bad[f.name] |= mask
+            for pos in np.flatnonzero(mask):
+                reason = why(pos) if callable(why) else why
+                errors.append(FieldError(index[pos], f.name, _plain(raw.iloc[pos]), reason))
+
+        cell_bad = {f.name: np.zeros(n, dtype=bool) for f in self.fields}
+        for f in self.fields:
+            raw = frame[f.name]
+            blank = _blank(raw)
+            if f.is_number:
+                values = _to_number(raw)
+                not_number = ~blank & np.isnan(values)
+                flag(not_number, f, raw, "is not a number")
+                flag(np.isinf(values), f, raw, "is not a finite number")
+                values = np.where(np.isinf(values), np.nan, values)
+                ok = ~np.isnan(values)
+                if f.hard_min is not None:
+                    flag(ok & (values < f.hard_min), f, raw, _below(f))
+                if f.hard_max is not None:
+                    flag(ok & (values > f.hard_max), f, raw, f"must be at most {f.hard_max:g}")
+                if (f.hard_min is None or f.hard_min < 0) and (f.train_min or 0) >= 0:
+                    flag(ok & (values < 0), f, raw, "is negative; training never had negative values")
+                if f.max_minus is not None and f.max_minus[0] in frame.columns:
+                    other, offset = f.max_minus
+                    limit = _to_number(frame[other]) - offset
+                    flag(ok & (values > limit), f, raw,
+                         lambda pos, o=other, off=offset, lim=limit:
+                         f"must be at most {o} − {off:g} = {lim[pos]:g}")
+                in_range = ok & ~cell_bad[f.name]
+                lo = f.train_min if f.train_min is not None else -np.inf
+                hi = f.train_max if f.train_max is not None else np.inf
+                out_of_range[f.name] = in_range & ((values < lo) | (values > hi))
+                clean[f.name] = np.where(cell_bad[f.name], np.nan, values)
+            else:
+                text = raw.astype(object).where(~blank, None)
+                text = text.map(lambda v: v if v is None else str(v).strip())
+                known = set(f.categories)
+                unknown = ~blank & ~text.isin(known).to_numpy()
+                choices = ", ".join(f.categories[:8]) + (", …" if len(f.categories) > 8 else "")
+                flag(unknown, f, raw, f"is not a known category (one of: {choices})")
+                out_of_range[f.name] = np.zeros(n, dtype=bool)
+                clean[f.name] = text.where(~cell_bad[f.name], None).to_numpy(dtype=object)
+            if f.required:
+                flag(blank, f, raw, "is required")
+            imputed[f.name] = blank & ~cell_bad[f.name]
+            bad |= cell_bad[f.name]
+        errors.sort(key=lambda e: (_order(index, e.row), self.names.index(e.field)))
+        clean_frame = pd.DataFrame(clean, index=index, columns=self.names)
+        for name in self.categories:
+            clean_frame[name] = clean_frame[name].astype(object)
+        return Validation(clean_frame, errors, bad, imputed, out_of_range)
+
+
+def _order(index: pd.Index, label: Any) -> int:
+    loc = index.get_loc(label)
+    return loc if isinstance(loc, int) else 0
+
+
+def _below(f: Field) -> str:
+    if f.hard_min == 0:
+        return "must not be negative"
+    return f"must be at least {f.hard_min:g}"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _blank(raw: pd.Series) -> np.ndarray:
+    mask = raw.isna().to_numpy()
+    if raw.dtype == object or pd.api.types.is_string_dtype(raw):
+        mask |= raw.astype(str).str.strip().eq("").to_numpy() & ~mask
+    return mask
+
+
+def _to_number(raw: pd.Series) -> np.ndarray:
+    if pd.api.types.is_bool_dtype(raw):
+        return np.full(len(raw), np.nan)
+    if pd.api.types.is_numeric_dtype(raw):
+        return raw.to_numpy(dtype=float, na_value=np.nan)
+    text = raw.astype(str).str.strip().str.replace(r"^\$|,", "", regex=True)
+    return pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def as_frame(data: Any) -> pd.DataFrame:
+    """Accept a DataFrame, a dict (one applicant) or a list of dicts; columns are matched by name."""
+    if isinstance(data, pd.DataFrame):
+        return data
+    if isinstance(data, pd.Series):
+        return data.to_frame().T
+    if isinstance(data, dict):
+        return pd.DataFrame([data])
+    if isinstance(data, list | tuple) and all(isinstance(r, dict) for r in data):
+        return pd.DataFrame(list(data))
+    raise TypeError(
+        "expected a DataFrame, a dict or a list of dicts with named fields; "
+        f"got {type(data).__name__} (bare arrays are refused: columns must be matched by name)"
+    )
+
+
+@dataclass
+class Validation:
+    """The outcome of validating a frame: cleaned values plus every problem, per cell."""
+
+    clean: pd.DataFrame  # schema order; NaN/None in blank or invalid cells
+    errors: list[FieldError]
+    bad_rows: np.ndarray
+    imputed: dict[str, np.ndarray] = field(default_factory=dict)
+    out_of_range: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def raise_if_errors(self) -> None:
+        if self.errors:
+            raise ValidationError(self.errors)
+
+    def fields_flagged(self, masks: dict[str, np.ndarray], row: int) -> list[str]:
+        return [name for name, mask in masks.items() if mask[row]]
+
+    def row_messages(self) -> dict[Any, str]:
+        """Each bad row's problems as one human sentence, keyed by row label."""
+        out: dict[Any, list[str]] = {}
+        for e in self.errors:
+            out.setdefault(e.row, []).append(f"{e.field} = {e.value!r}: {e.why}")
+        return {row: "; ".join(msgs) for row, msgs in out.items()}

@@ -1,0 +1,248 @@
+"""Training: data in, a fitted pipeline plus everything its model card needs out."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, brier_score_loss, log_loss, roc_auc_score
+from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
+from sklearn.pipeline import Pipeline
+
+from .data import DataError
+from .pipeline import (
+    MODEL_KINDS,
+    MonotonicityError,
+    build_pipeline,
+    check_coefficient_signs,
+)
+from .schema import Schema
+
+DEFAULT_THRESHOLD = 0.5
+DRIFT_BINS = 10
+
+
+@dataclass
+class TrainedModel:
+    """A fitted pipeline and the facts about it that go into the model card."""
+
+    pipeline: Pipeline
+    schema: Schema
+    card: dict[str, Any]
+    holdout: pd.DataFrame  # hold-out features, `label` and `probability`
+
+
+def fingerprint(frame: pd.DataFrame) -> str:
+    """SHA-256 of the training data's content (column names, values and order)."""
+    h = hashlib.sha256()
+    h.update("\x1f".join(map(str, frame.columns)).encode())
+    h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+def parse_monotone(text: str | None) -> dict[str, int]:
+    """`income=+1,loan_amount=-1` → {"income": 1, "loan_amount": -1}."""
+    out: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in (text or "").split(","))):
+        name, sep, sign = part.partition("=")
+        if not sep or sign.strip() not in {"+1", "1", "-1", "0"}:
+            raise DataError(f"--monotone: {part!r} should look like name=+1, name=-1 or name=0")
+        out[name.strip()] = int(sign)
+    return out
+
+
+def train(
+    features: pd.DataFrame,
+    y: np.ndarray,
+    *,
+    target: str,
+    positive_label: str,
+    model: str = "auto",
+    seed: int = 42,
+    test_size: float = 0.2,
+    monotone: dict[str, int] | None = None,
+    source: str = "",
+) -> TrainedModel:
+    """Fit, calibrate and evaluate; `model="auto"` picks the kind by cross-validated AUC."""
+    if not 0.05 <= test_size <= 0.5:
+        raise DataError(f"--test-size must be between 0.05 and 0.5, not {test_size}")
+    unknown = set(monotone or {}) - set(features.columns)
+    if unknown:
+        raise DataError(f"--monotone names unknown column(s): {', '.join(sorted(unknown))}")
+    if len(features) < 50:
+        raise DataError(f"{len(features)} rows is too few to train and evaluate a model (need 50 or more)")
+    if min(np.bincount(y, minlength=2)) < 10:
+        raise DataError("each target value needs at least 10 rows to train and evaluate a model")
+    features = _normalize(features)
+    schema = Schema.infer(features, monotone)
+    for f in schema.fields:
+        if f.monotone and not f.is_number:
+            raise DataError(f"--monotone: {f.name} is a text column; directions apply to numbers only")
+    x_train, x_test, y_train, y_test = train_test_split(
+        features, y, test_size=test_size, random_state=seed, stratify=y,
+    )
+    cv_auc: dict[str, float] = {}
+    if model == "auto":
+        cv = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
+        for kind in MODEL_KINDS:
+            candidate = build_pipeline(schema, kind, seed, calibrate=False)
+            cv_auc[kind] = float(cross_val_score(candidate, x_train, y_train, cv=cv, scoring="roc_auc").mean())
+        ranked = sorted(cv_auc, key=cv_auc.get, reverse=True)
+    elif model in MODEL_KINDS:
+        ranked = [model]
+    else:
+        raise DataError(f"--model must be one of logistic, gbm, auto; not {model!r}")
+
+    pipeline, refused = None, []
+    for kind in ranked:
+        candidate = build_pipeline(schema, kind, seed).fit(x_train, y_train)
+        try:
+            check_coefficient_signs(candidate, schema)
+        except MonotonicityError as exc:
+            if model != "auto":
+                raise
+            refused.append(f"{kind}: {exc}")
+            continue
+        pipeline, chosen = candidate, kind
+        break
+    if pipeline is None:
+        raise MonotonicityError("; ".join(refused))
+
+    proba = pipeline.predict_proba(x_test)[:, 1]
+    metrics = evaluate(y_test, proba, DEFAULT_THRESHOLD)
+    metrics.update(n_train=len(x_train), n_test=len(x_test))
+    approved_train = x_train[y_train == 1] if (y_train == 1).any() else x_train
+    schema = schema.with_defaults(_example_defaults(schema))
+    holdout = x_test.reset_index(drop=True).copy()
+    holdout["label"] = y_test
+    holdout["probability"] = proba
+    card = {
+        "model_kind": chosen,
+        "target": target,
+        "positive_label": positive_label,
+        "threshold": DEFAULT_THRESHOLD,
+        "schema": schema.to_dict(),
+        "metrics": metrics,
+        "selection": {"cv_auc": cv_auc, "chosen": chosen, "refused": refused},
+        "data": {
+            "source": source,
+            "rows": len(features),
+            "fingerprint": fingerprint(pd.concat([features, pd.Series(y, name=target, index=features.index)], axis=1)),
+            "approval_rate": float(np.mean(y)),
+            "seed": seed,
+            "test_size": test_size,
+        },
+        "reference": typical_applicant(approved_train, schema),
+        "drift_bins": drift_bins(x_train, schema),
+        "pipeline_steps": describe_steps(pipeline),
+    }
+    return TrainedModel(pipeline, schema, card, holdout)
+
+
+def evaluate(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, float]:
+    """Hold-out metrics at a threshold; the Model page recomputes these from the stored hold-out."""
+    y = np.asarray(y)
+    pred = (proba >= threshold).astype(int)
+    approved = pred == 1
+    return {
+        "auc": float(roc_auc_score(y, proba)),
+        "brier": float(brier_score_loss(y, proba)),
+        "log_loss": float(log_loss(y, np.clip(proba, 1e-6, 1 - 1e-6))),
+        "accuracy": float(accuracy_score(y, pred)),
+        "approval_rate": float(approved.mean()),
+        "bad_rate_among_approved": float((y[approved] == 0).mean()) if approved.any() else 0.0,
+        "good_rejected_share": float((~approved[y == 1]).mean()) if (y == 1).any() else 0.0,
+    }
+
+
+def typical_applicant(frame: pd.DataFrame, schema: Schema) -> dict[str, Any]:
+    """The typical approved applicant: the reference the reasons compare against."""
+    out: dict[str, Any] = {}
+    for f in schema.fields:
+        col = frame[f.name].dropna()
+        if f.is_number:
+            out[f.name] = float(col.median()) if len(col) else f.train_median
+        else:
+            mode = col.astype(str).mode()
+            out[f.name] = str(mode.iloc[0]) if len(mode) else f.default
+    return out
+
+
+def drift_bins(frame: pd.DataFrame, schema: Schema) -> dict[str, dict[str, list]]:
+    """Training distribution per field (decile edges or category shares) for PSI later."""
+    out: dict[str, dict[str, list]] = {}
+    for f in schema.fields:
+        col = frame[f.name].dropna()
+        if f.is_number:
+            edges = np.unique(np.quantile(col.astype(float), np.linspace(0, 1, DRIFT_BINS + 1)))
+            inner = edges[1:-1]
+            counts = np.bincount(np.searchsorted(inner, col.astype(float), side="right"), minlength=len(inner) + 1)
+            out[f.name] = {"edges": [float(e) for e in inner], "shares": (counts / counts.sum()).tolist()}
+        else:
+            shares = col.astype(str).value_counts(normalize=True)
+            out[f.name] = {"categories": [str(c) for c in shares.index], "shares": shares.tolist()}
+    return out
+
+
+def describe_steps(pipeline: Pipeline) -> list[str]:
+    """The pipeline's steps in words, for the model card."""
+    pre = pipeline.named_steps["preprocess"]
+    steps = []
+    for name, transformer, columns in pre.transformers_:
+        if name == "remainder":
+            continue
+        inner = " → ".join(type(s).__name__ for _, s in transformer.steps)
+        steps.append(f"{name} [{', '.join(columns)}]: {inner}")
+    model = pipeline.named_steps["model"]
+    inner = getattr(model, "estimator", model)
+    calibrated = " with sigmoid calibration (5-fold)" if inner is not model else ""
+    steps.append(f"model: {type(inner).__name__}{calibrated}")
+    return steps
+
+
+def _normalize(features: pd.DataFrame) -> pd.DataFrame:
+    """Numbers as float, text as object, so training and serving see the same dtypes."""
+    out = features.copy()
+    for name in out.columns:
+        col = out[name]
+        if pd.api.types.is_bool_dtype(col):
+            out[name] = col.astype(str).astype(object)
+        elif pd.api.types.is_numeric_dtype(col):
+            out[name] = col.astype(float)
+        else:
+            out[name] = col.astype(object).where(col.notna(), None)
+    out.columns = [str(c) for c in out.columns]
+    return out
+
+
+def _example_defaults(schema: Schema) -> dict[str, Any]:
+    """Keep the lesson's example customer where it fits the data, else use training medians."""
+    out = {}
+    for f in schema.fields:
+        outside = f.is_number and f.default is not None and not f.train_min <= float(f.default) <= f.train_max
+        if outside:
+                out[f.name] = round(f.train_median) if f.integer else round(f.train_median, 2)
+    return out
+
+
+def train_builtin(seed: int = 42, rows: int = 5000, model: str = "auto", test_size: float = 0.2) -> TrainedModel:
+    """The built-in loan model on generated applicants (see model/data.py for the rule)."""
+    from .data import BUILTIN_TARGET, generate_applicants, split_target
+
+    frame = generate_applicants(rows, seed)
+    features, y, positive = split_target(frame, BUILTIN_TARGET, "1")
+    return train(features, y, target=BUILTIN_TARGET, positive_label=positive, model=model,
+                 seed=seed, test_size=test_size, source=f"built-in applicants ({rows:,} rows, seed {seed})")
+
+
+def ensure_model(registry):
+    """The active model in `registry`, training and saving the built-in one first if there is none."""
+    from .artifact import active_version, load_model, save_version
+
+    if active_version(registry) is None:
+        trained = train_builtin()
+        save_version(registry, trained.pipeline, trained.card, trained.holdout)
+    return load_model(registry)
