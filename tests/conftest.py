@@ -1,0 +1,69 @@
+"""Shared fixtures: one trained built-in model per session, private copies for tests that change it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from model.artifact import load_model, save_version
+from model.training import train_builtin
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = ROOT / "streamlit_app.py"
+OUTPUT = ROOT / "test-output"
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+EXAMPLE = {"age": 35, "income": 62_000, "credit_score": 720, "loan_amount": 18_000, "employment_years": 6}
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory) -> Path:
+    """A model folder holding the built-in model, trained once per test session. Do not modify."""
+    registry = tmp_path_factory.mktemp("artifacts") / "loan_approval_model"
+    result = train_builtin()
+    save_version(registry, result.pipeline, result.card, result.holdout)
+    return registry
+
+
+@pytest.fixture(scope="session")
+def model(trained):
+    return load_model(trained)
+
+
+@pytest.fixture
+def registry(trained, tmp_path) -> Path:
+    """A private copy of the trained model folder, for tests that add or activate versions."""
+    target = tmp_path / "loan_approval_model"
+    shutil.copytree(trained, target)
+    return target
+
+
+@pytest.fixture
+def app_env(registry, tmp_path, monkeypatch) -> Path:
+    """Point the app at a private model copy and a private SQLite log, with fresh Streamlit caches."""
+    import streamlit as st
+
+    monkeypatch.setenv("LOANDESK_MODEL_DIR", str(registry))
+    monkeypatch.setenv("LOANDESK_DB_URL", f"sqlite:///{tmp_path / 'decisions.db'}")
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield registry
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+@pytest.fixture
+def app(app_env):
+    """An AppTest of the whole app (st.navigation), not yet run."""
+    from streamlit.testing.v1 import AppTest
+
+    return AppTest.from_file(str(APP), default_timeout=120)
+
+
+@pytest.fixture
+def output_dir() -> Path:
+    OUTPUT.mkdir(exist_ok=True)
+    return OUTPUT

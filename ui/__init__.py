@@ -1,0 +1,1 @@
+"""What the Streamlit pages share: the cached model and log, the sidebar, forms and figures."""

@@ -1,0 +1,98 @@
+"""Plotly figures for a decision: the probability bar, the sensitivity curve and the 2-D map."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from model.explain import Curve, Grid
+from model.formatting import format_value, percent
+from model.schema import Field
+
+APPROVE = "#2e7d32"
+REJECT = "#c62828"
+INK = "#1b2733"
+LINE = "#1f4e79"
+
+
+def _axis_format(f: Field) -> dict:
+    if f.unit == "$":
+        return {"tickprefix": "$", "tickformat": ",.0f"}
+    return {"ticksuffix": f" {f.unit}" if f.unit and f.unit != "points" else ""}
+
+
+def probability_bar(probability: float, threshold: float) -> go.Figure:
+    """The calibrated probability against the threshold, on one bar."""
+    approved = probability >= threshold
+    fig = go.Figure(go.Bar(
+        x=[probability], y=[""], orientation="h", marker_color=APPROVE if approved else REJECT,
+        hovertemplate="Approval probability %{x:.1%}<extra></extra>",
+    ))
+    fig.add_vline(x=threshold, line_width=3, line_color=INK,
+                  annotation_text=f"threshold {percent(threshold)}", annotation_position="top")
+    fig.update_layout(
+        height=110, margin=dict(l=10, r=10, t=30, b=10), showlegend=False,
+        xaxis=dict(range=[0, 1], tickformat=".0%", fixedrange=True), yaxis=dict(fixedrange=True),
+        plot_bgcolor="#eef1f5",
+    )
+    return fig
+
+
+def sensitivity_figure(curve: Curve, f: Field) -> go.Figure:
+    """Approval probability as one field varies, regions shaded, applicant and flip point marked."""
+    fig = go.Figure()
+    fig.add_hrect(y0=curve.threshold, y1=1, fillcolor=APPROVE, opacity=0.08, line_width=0,
+                  annotation_text="Approve", annotation_position="top left")
+    fig.add_hrect(y0=0, y1=curve.threshold, fillcolor=REJECT, opacity=0.08, line_width=0,
+                  annotation_text="Reject", annotation_position="bottom left")
+    fig.add_trace(go.Scatter(
+        x=curve.values, y=curve.probabilities, mode="lines", name="Approval probability",
+        line=dict(color=LINE, width=3, shape="hv"),
+        hovertemplate=f"{f.label} %{{x:,.0f}}<br>Approval probability %{{y:.1%}}<extra></extra>",
+    ))
+    fig.add_hline(y=curve.threshold, line_dash="dash", line_color=INK,
+                  annotation_text=f"threshold {percent(curve.threshold)}", annotation_position="top right")
+    if curve.current is not None:
+        fig.add_trace(go.Scatter(
+            x=[curve.current], y=[curve.current_probability], mode="markers", name="This applicant",
+            marker=dict(size=14, color=INK, symbol="diamond", line=dict(color="white", width=2)),
+            hovertemplate=f"This applicant: {format_value(f, curve.current)}<br>%{{y:.1%}}<extra></extra>",
+        ))
+    for flip in curve.flips:
+        fig.add_vline(x=flip, line_dash="dot", line_color=APPROVE)
+        fig.add_annotation(x=flip, y=curve.threshold, text=f"flips at {format_value(f, flip)}",
+                           showarrow=True, arrowhead=2, ax=40, ay=-40, bgcolor="white")
+    fig.update_layout(
+        height=380, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.2),
+        xaxis=dict(title=f.title, **_axis_format(f)),
+        yaxis=dict(title="Approval probability", range=[0, 1], tickformat=".0%"),
+        plot_bgcolor="white", hovermode="x unified",
+    )
+    return fig
+
+
+def heatmap_figure(grid: Grid, fx: Field, fy: Field) -> go.Figure:
+    """Approval probability over two fields, the threshold contour drawn, the applicant marked."""
+    fig = go.Figure(go.Heatmap(
+        x=grid.xs, y=grid.ys, z=grid.probabilities, zmin=0, zmax=1, zmid=grid.threshold,
+        colorscale=[[0, REJECT], [0.5, "#f7f7f7"], [1, APPROVE]],
+        colorbar=dict(title="Approval", tickformat=".0%"),
+        hovertemplate=f"{fx.label} %{{x:,.0f}}<br>{fy.label} %{{y:,.0f}}<br>%{{z:.1%}}<extra></extra>",
+    ))
+    fig.add_trace(go.Contour(
+        x=grid.xs, y=grid.ys, z=grid.probabilities, showscale=False, hoverinfo="skip",
+        contours=dict(start=grid.threshold, end=grid.threshold, size=1, coloring="none"),
+        line=dict(color=INK, width=2, dash="dash"), name="threshold",
+    ))
+    x, y = grid.current
+    if x is not None and y is not None and np.isfinite([x, y]).all():
+        fig.add_trace(go.Scatter(
+            x=[x], y=[y], mode="markers+text", text=["This applicant"], textposition="top center",
+            marker=dict(size=14, color=INK, symbol="diamond", line=dict(color="white", width=2)),
+            showlegend=False, hoverinfo="skip",
+        ))
+    fig.update_layout(
+        height=420, margin=dict(l=10, r=10, t=30, b=10),
+        xaxis=dict(title=fx.title, **_axis_format(fx)), yaxis=dict(title=fy.title, **_axis_format(fy)),
+    )
+    return fig

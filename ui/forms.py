@@ -1,0 +1,51 @@
+"""Form widgets generated from the model's schema, so another model gets its own fields."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from model.formatting import format_value
+from model.schema import Field, Schema
+
+NOT_GIVEN = "(not given)"
+
+
+def field_help(f: Field) -> str:
+    parts = [f.help] if f.help else []
+    if f.is_number and f.train_min is not None:
+        parts.append(f"Seen in training: {format_value(f, f.train_min)} to {format_value(f, f.train_max)}.")
+    if not f.required:
+        parts.append("Optional: leave empty and the model fills in a typical value.")
+    return " ".join(parts)
+
+
+def field_widget(f: Field, value: Any, key: str) -> Any:
+    """One input for one field: numbers → number input, categories → select box."""
+    if not f.is_number:
+        options = list(f.categories) + ([] if f.required else [NOT_GIVEN])
+        index = options.index(value) if value in options else 0
+        choice = st.selectbox(f.title, options, index=index, key=key, help=field_help(f))
+        return None if choice == NOT_GIVEN else choice
+    integer = f.integer and float(f.step).is_integer()
+    cast = int if integer else float
+    kwargs: dict[str, Any] = {"step": cast(f.step)}
+    if f.hard_min is not None:
+        kwargs["min_value"] = cast(f.hard_min)
+    if f.hard_max is not None:
+        kwargs["max_value"] = cast(f.hard_max)
+    if integer:
+        kwargs["format"] = "%d"
+    start = None if value is None else cast(value)
+    return st.number_input(f.title, value=start, key=key, help=field_help(f), **kwargs)
+
+
+def applicant_form(schema: Schema, key: str, values: dict[str, Any] | None = None,
+                   submit_label: str = "Decide") -> dict[str, Any] | None:
+    """The applicant's fields in an st.form; returns the entered values when submitted."""
+    values = values or schema.defaults()
+    with st.form(key):
+        entered = {f.name: field_widget(f, values.get(f.name), f"{key}.{f.name}") for f in schema.fields}
+        submitted = st.form_submit_button(submit_label, type="primary", use_container_width=True)
+    return entered if submitted else None

@@ -1,0 +1,58 @@
+"""The model and the decision log, loaded once per process and shared by every session.
+
+The model is cached by its version folder and pipeline checksum, so retraining or activating another
+version is picked up on the next rerun without a restart; a cached model is never mutated.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from model.artifact import ModelIntegrityError, default_model_dir, load_model, read_card, resolve_version_dir
+from model.decision_log import DecisionLog, default_url
+from model.predictor import LoanModel
+from model.training import ensure_model
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _load(folder: str, sha256: str) -> LoanModel:
+    return load_model(folder)
+
+
+def registry() -> Path:
+    return default_model_dir()
+
+
+def current_model(version: str | None = None) -> LoanModel:
+    """The active model (or one version), training the built-in model on a first start."""
+    path = registry()
+    try:
+        try:
+            folder = resolve_version_dir(path, version)
+        except ModelIntegrityError:
+            if version is not None or (path / "versions").is_dir():
+                raise
+            with st.spinner("First start: training the built-in loan model (a few seconds)…"):
+                ensure_model(path)
+            folder = resolve_version_dir(path)
+        return _load(str(folder), read_card(folder)["pipeline_sha256"])
+    except ModelIntegrityError as exc:
+        st.error(f"The model cannot be used: {exc}")
+        st.stop()
+
+
+@st.cache_resource(show_spinner=False)
+def _log(url: str) -> DecisionLog:
+    return DecisionLog(url)
+
+
+def decision_log() -> DecisionLog:
+    """The shared decision log (LOANDESK_DB_URL, else data/decisions.db)."""
+    return _log(default_url())
+
+
+def officer() -> str | None:
+    """The officer's name from the sidebar, kept for the session."""
+    return (st.session_state.get("officer") or "").strip() or None

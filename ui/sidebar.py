@@ -1,0 +1,33 @@
+"""The sidebar every page shares: which model is live, and who is deciding."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import streamlit as st
+
+from model.formatting import percent
+from model.predictor import LoanModel
+
+
+def trained_when(card: dict) -> str:
+    created = card.get("created_at", "")
+    try:
+        return datetime.fromisoformat(created.replace("Z", "+00:00")).strftime("%d %b %Y, %H:%M UTC")
+    except ValueError:
+        return created or "unknown"
+
+
+def model_sidebar(model: LoanModel) -> None:
+    with st.sidebar:
+        st.subheader("Model in use")
+        auc = model.card.get("metrics", {}).get("auc")
+        st.markdown(
+            f"**{model.name}**  \n"
+            f"Version `{model.version}` · `{model.sha256[:8]}`  \n"
+            f"Trained {trained_when(model.card)}  \n"
+            f"Hold-out AUC {auc:.3f} · threshold {percent(model.threshold)}"
+            if auc is not None else f"**{model.name}** `{model.sha256[:8]}`"
+        )
+        st.text_input("Officer name", key="officer", placeholder="Your name, for the decision log",
+                      help="Recorded with every decision you make in this session.")
