@@ -14,21 +14,12 @@ import numpy as np
 import pandas as pd
 
 from .formatting import decision_label, format_value, with_article
+from .reasons import MAX_REASONS, MIN_EFFECT, Reason, reason_text
 from .schema import Field
 
-MAX_REASONS = 4  # more principal reasons than this stop being useful to an applicant
-MIN_EFFECT = 0.005  # a field that moves the probability less than half a point is no reason
 CURVE_POINTS = 200
 REFINE_POINTS = 32
 REFINE_ROUNDS = 2
-
-
-@dataclass(frozen=True)
-class Reason:
-    field: str
-    effect: float  # probability change from this value vs the typical approved applicant's
-    direction: str  # "against" or "for"
-    text: str
 
 
 @dataclass(frozen=True)
@@ -182,19 +173,6 @@ def flip_sentence(f: Field, value: float | None, curve_probs: np.ndarray, thresh
     return f"The decision changes at {with_article(label)} of {shown}"
 
 
-def _reason_text(f: Field, value: Any, reference: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return f"{f.label} was not given"
-    if not f.is_number:
-        return f"{f.label} '{value}' differs from the typical approved applicant's '{reference}'"
-    gap = float(value) - float(reference)
-    size = abs(gap) / (f.train_std or 1.0)
-    side = "above" if gap > 0 else "below"
-    how = "well " if size > 1 else ("slightly " if size < 0.25 else "")
-    return (f"{f.label} {format_value(f, value)} is {how}{side} the typical approved "
-            f"applicant's {format_value(f, reference)}")
-
-
 # --- the public explanations -----------------------------------------------------------------
 def decide(model, applicant: Any, curve_field: str | None = None) -> Decision:
     """A full decision in two predict calls (plus a small refinement call for the flip points)."""
@@ -233,7 +211,7 @@ def decide(model, applicant: Any, curve_field: str | None = None) -> Decision:
         if f.protected or abs(effect) < MIN_EFFECT or (effect > 0) != approved:
             continue
         reasons.append(Reason(f.name, effect, "for" if effect > 0 else "against",
-                              _reason_text(f, values[f.name], reference[f.name])))
+                              reason_text(f, values[f.name], reference[f.name])))
     reasons.sort(key=lambda r: -abs(r.effect))
     reasons = reasons[:MAX_REASONS]
 
@@ -318,3 +296,4 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None
     return value
+
