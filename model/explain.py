@@ -19,7 +19,7 @@ from .schema import Field
 
 CURVE_POINTS = 200
 REFINE_POINTS = 32
-REFINE_ROUNDS = 2
+REFINE_ROUNDS = 1
 
 
 @dataclass(frozen=True)
@@ -79,20 +79,10 @@ class Decision:
 
 
 # --- building blocks -------------------------------------------------------------------------
-def _repeat(row: pd.DataFrame, n: int) -> dict[str, np.ndarray]:
-    """Column arrays holding `row` n times, ready to be overwritten in slices."""
-    out = {}
-    for name in row.columns:
-        value = row[name].iloc[0]
-        if row[name].dtype == object:
-            out[name] = np.full(n, value, dtype=object)
-        else:
-            out[name] = np.full(n, value, dtype=float)
-    return out
-
-
-def _frame(columns: dict[str, np.ndarray], names: list[str]) -> pd.DataFrame:
-    return pd.DataFrame(columns, columns=names, copy=False)
+def _repeat(row: dict[str, Any], n: int) -> dict[str, np.ndarray]:
+    """Column arrays holding one applicant n times, ready to be overwritten in slices."""
+    return {name: np.full(n, value, dtype=float if isinstance(value, float) else object)
+            for name, value in row.items()}
 
 
 def curve_grid(f: Field, points: int = CURVE_POINTS) -> np.ndarray:
@@ -101,11 +91,16 @@ def curve_grid(f: Field, points: int = CURVE_POINTS) -> np.ndarray:
     return np.linspace(lo, hi, points)
 
 
+def _row(validation) -> dict[str, Any]:
+    """The single validated applicant as {field: value}: floats for numbers, objects for categories."""
+    return {name: (float(col[0]) if col.dtype.kind == "f" else col[0]) for name, col in validation.columns.items()}
+
+
 def _one_row(model, applicant: Any):
     validation = model.validate(applicant)
     validation.raise_if_errors()
-    if len(validation.clean) != 1:
-        raise ValueError(f"expected one applicant, got {len(validation.clean)} rows")
+    if len(validation.index) != 1:
+        raise ValueError(f"expected one applicant, got {len(validation.index)} rows")
     return validation
 
 
@@ -121,7 +116,6 @@ def _refine(model, row: pd.DataFrame, brackets: list[tuple[str, float, float]]) 
     A k-ary bisection: each round evaluates REFINE_POINTS points inside every bracket at once and
     keeps the sub-interval where the decision changes. Returns the approved end of each bracket.
     """
-    names = list(row.columns)
     threshold = model.threshold
     current = list(brackets)
     ends = [lo for _, lo, _ in current]
@@ -130,7 +124,7 @@ def _refine(model, row: pd.DataFrame, brackets: list[tuple[str, float, float]]) 
         cols = _repeat(row, REFINE_POINTS * len(current))
         for k, ((name, _, _), grid) in enumerate(zip(current, grids, strict=True)):
             cols[name][k * REFINE_POINTS:(k + 1) * REFINE_POINTS] = grid
-        probs = model.approval_probability(_frame(cols, names))
+        probs = model.score_columns(cols)
         for k, ((name, lo, hi), grid) in enumerate(zip(current, grids, strict=True)):
             p = probs[k * REFINE_POINTS:(k + 1) * REFINE_POINTS]
             pairs = _crossings(grid, p, threshold)
@@ -177,9 +171,8 @@ def flip_sentence(f: Field, value: float | None, curve_probs: np.ndarray, thresh
 def decide(model, applicant: Any, curve_field: str | None = None) -> Decision:
     """A full decision in two predict calls (plus a small refinement call for the flip points)."""
     validation = _one_row(model, applicant)
-    row = validation.clean
+    row = _row(validation)
     schema = model.schema
-    names = schema.names
     reference = model.card.get("reference", {})
     flip_fields = [f for f in schema.fields
                    if f.is_number and not f.protected and f.monotone and f.train_max > f.train_min]
@@ -198,13 +191,13 @@ def decide(model, applicant: Any, curve_field: str | None = None) -> Decision:
         grids[name] = curve_grid(schema[name])
         start = 1 + n_swaps + k * CURVE_POINTS
         cols[name][start:start + CURVE_POINTS] = grids[name]
-    probs = model.approval_probability(_frame(cols, names))
+    probs = model.score_columns(cols)
     p = float(probs[0])
     threshold = model.threshold
     approved = p >= threshold
 
     effects = {f.name: p - float(probs[1 + k]) for k, f in enumerate(swap_fields)}
-    values = row.iloc[0].to_dict()
+    values = row
     reasons = []
     for f in swap_fields:
         effect = effects[f.name]
@@ -250,7 +243,7 @@ def decide(model, applicant: Any, curve_field: str | None = None) -> Decision:
 
 def sensitivity_curve(model, applicant: Any, field_name: str, points: int = CURVE_POINTS) -> Curve:
     """Approval probability across one field's training range, all else fixed, in one call."""
-    row = _one_row(model, applicant).clean
+    row = _row(_one_row(model, applicant))
     f = model.schema[field_name]
     if not f.is_number:
         values = np.array(f.categories, dtype=object)
@@ -258,14 +251,14 @@ def sensitivity_curve(model, applicant: Any, field_name: str, points: int = CURV
         values = np.linspace(float(f.train_min), float(f.train_max), points)
     cols = _repeat(row, len(values) + 1)
     cols[field_name][1:] = values
-    probs = model.approval_probability(_frame(cols, model.schema.names))
+    probs = model.score_columns(cols)
     curve_probs = probs[1:]
     flips: tuple[float, ...] = ()
     if f.is_number:
         pairs = _crossings(values, curve_probs, model.threshold)
         brackets = [(field_name, values[i], values[j]) for i, j in pairs]
         flips = tuple(_refine(model, row, brackets)) if brackets else ()
-    current = row[field_name].iloc[0]
+    current = row[field_name]
     return Curve(field_name, values, curve_probs, _plain(current), float(probs[0]),
                  model.threshold, flips)
 
@@ -274,7 +267,7 @@ def grid_2d(model, applicant: Any, x_field: str, y_field: str, points: int = 40)
     """Approval probability over two numeric fields' training ranges, in one call."""
     if x_field == y_field:
         raise ValueError("choose two different fields")
-    row = _one_row(model, applicant).clean
+    row = _row(_one_row(model, applicant))
     fx, fy = model.schema[x_field], model.schema[y_field]
     for f in (fx, fy):
         if not f.is_number:
@@ -285,9 +278,9 @@ def grid_2d(model, applicant: Any, x_field: str, y_field: str, points: int = 40)
     cols = _repeat(row, gx.size)
     cols[x_field][:] = gx.ravel()
     cols[y_field][:] = gy.ravel()
-    probs = model.approval_probability(_frame(cols, model.schema.names)).reshape(gx.shape)
+    probs = model.score_columns(cols).reshape(gx.shape)
     return Grid(x_field, y_field, xs, ys, probs,
-                (_plain(row[x_field].iloc[0]), _plain(row[y_field].iloc[0])), model.threshold)
+                (_plain(row[x_field]), _plain(row[y_field])), model.threshold)
 
 
 def _plain(value: Any) -> Any:

@@ -7,6 +7,7 @@ consumer follows without code changes.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -203,29 +204,28 @@ class Schema:
         Missing columns raise straight away (nothing can be scored); per-value problems are
         collected so that a batch can score the good rows and report the bad ones.
         """
-        frame = as_frame(data)
-        missing = [n for n in self.names if n not in frame.columns]
+        frame, index = _columns(data)
+        missing = [n for n in self.names if n not in frame]
         if missing:
             raise ValidationError(
                 [FieldError(None, n, None, "column is missing") for n in missing],
                 "missing column(s): " + ", ".join(missing),
             )
-        n = len(frame)
+        n = len(index)
         bad = np.zeros(n, dtype=bool)
         errors: list[FieldError] = []
         imputed: dict[str, np.ndarray] = {}
         out_of_range: dict[str, np.ndarray] = {}
         clean: dict[str, Any] = {}
-        index = frame.index
 
-        def flag(mask: np.ndarray, f: Field, raw: pd.Series, why: str | Any) -> None:
+        def flag(mask: np.ndarray, f: Field, raw: np.ndarray, why: str | Any) -> None:
             mask = mask & ~cell_bad[f.name]
             if not mask.any():
                 return
             cell_bad[f.name] |= mask
             for pos in np.flatnonzero(mask):
                 reason = why(pos) if callable(why) else why
-                errors.append(FieldError(index[pos], f.name, _plain(raw.iloc[pos]), reason))
+                errors.append(FieldError(index[pos], f.name, _plain(raw[pos]), reason))
 
         cell_bad = {f.name: np.zeros(n, dtype=bool) for f in self.fields}
         for f in self.fields:
@@ -244,7 +244,7 @@ class Schema:
                     flag(ok & (values > f.hard_max), f, raw, f"must be at most {f.hard_max:g}")
                 if (f.hard_min is None or f.hard_min < 0) and (f.train_min or 0) >= 0:
                     flag(ok & (values < 0), f, raw, "is negative; training never had negative values")
-                if f.max_minus is not None and f.max_minus[0] in frame.columns:
+                if f.max_minus is not None and f.max_minus[0] in frame:
                     other, offset = f.max_minus
                     limit = _to_number(frame[other]) - offset
                     flag(ok & (values > limit), f, raw,
@@ -256,23 +256,20 @@ class Schema:
                 out_of_range[f.name] = in_range & ((values < lo) | (values > hi))
                 clean[f.name] = np.where(cell_bad[f.name], np.nan, values)
             else:
-                text = raw.astype(object).where(~blank, None)
-                text = text.map(lambda v: v if v is None else str(v).strip())
-                known = set(f.categories)
-                unknown = ~blank & ~text.isin(known).to_numpy()
+                text = np.array([None if b else str(v).strip() for v, b in zip(raw, blank, strict=True)],
+                                dtype=object)
+                unknown = ~blank & ~np.isin(text, np.array(f.categories, dtype=object))
                 choices = ", ".join(f.categories[:8]) + (", …" if len(f.categories) > 8 else "")
                 flag(unknown, f, raw, f"is not a known category (one of: {choices})")
                 out_of_range[f.name] = np.zeros(n, dtype=bool)
-                clean[f.name] = text.where(~cell_bad[f.name], None).to_numpy(dtype=object)
+                text[cell_bad[f.name]] = None
+                clean[f.name] = text
             if f.required:
                 flag(blank, f, raw, "is required")
             imputed[f.name] = blank & ~cell_bad[f.name]
             bad |= cell_bad[f.name]
         errors.sort(key=lambda e: (_order(index, e.row), self.names.index(e.field)))
-        clean_frame = pd.DataFrame(clean, index=index, columns=self.names)
-        for name in self.categories:
-            clean_frame[name] = clean_frame[name].astype(object)
-        return Validation(clean_frame, errors, bad, imputed, out_of_range)
+        return Validation(clean, index, errors, bad, imputed, out_of_range)
 
 
 def _order(index: pd.Index, label: Any) -> int:
@@ -292,20 +289,44 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _blank(raw: pd.Series) -> np.ndarray:
-    mask = raw.isna().to_numpy()
-    if raw.dtype == object or pd.api.types.is_string_dtype(raw):
-        mask |= raw.astype(str).str.strip().eq("").to_numpy() & ~mask
+def _blank(raw: np.ndarray) -> np.ndarray:
+    if raw.dtype.kind in "iub":
+        return np.zeros(len(raw), dtype=bool)
+    if raw.dtype.kind == "f":
+        return np.isnan(raw)
+    mask = pd.isna(raw)
+    strings = np.array([isinstance(v, str) for v in raw], dtype=bool)
+    if strings.any():
+        mask[strings] = [not v.strip() for v in raw[strings]]
     return mask
 
 
-def _to_number(raw: pd.Series) -> np.ndarray:
-    if pd.api.types.is_bool_dtype(raw):
+def _to_number(raw: np.ndarray) -> np.ndarray:
+    if raw.dtype.kind == "b":
         return np.full(len(raw), np.nan)
-    if pd.api.types.is_numeric_dtype(raw):
-        return raw.to_numpy(dtype=float, na_value=np.nan)
-    text = raw.astype(str).str.strip().str.replace(r"^\$|,", "", regex=True)
-    return pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    if raw.dtype.kind in "iuf":
+        return raw.astype(float)
+    cleaned = [v.strip().removeprefix("$").replace(",", "") if isinstance(v, str) else v for v in raw]
+    if any(isinstance(v, bool | np.bool_) for v in cleaned):
+        cleaned = [np.nan if isinstance(v, bool | np.bool_) else v for v in cleaned]
+    return pd.to_numeric(pd.Series(cleaned, dtype=object), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def _columns(data: Any) -> tuple[dict[str, np.ndarray], pd.Index]:
+    """Column arrays by name and the row labels; a single dict skips building a DataFrame."""
+    if isinstance(data, dict) and not any(isinstance(v, list | tuple | np.ndarray | pd.Series) for v in data.values()):
+        return {str(k): _array([v]) for k, v in data.items()}, pd.RangeIndex(1)
+    frame = as_frame(data)
+    return {str(k): frame[k].to_numpy() for k in frame.columns}, frame.index
+
+
+def _array(values: list) -> np.ndarray:
+    value = values[0]
+    if isinstance(value, bool | np.bool_):
+        return np.array(values, dtype=bool)
+    if isinstance(value, int | float | np.integer | np.floating):
+        return np.array(values, dtype=float)
+    return np.array(values, dtype=object)
 
 
 def as_frame(data: Any) -> pd.DataFrame:
@@ -326,13 +347,19 @@ def as_frame(data: Any) -> pd.DataFrame:
 
 @dataclass
 class Validation:
-    """The outcome of validating a frame: cleaned values plus every problem, per cell."""
+    """The outcome of validating rows: cleaned values plus every problem, per cell."""
 
-    clean: pd.DataFrame  # schema order; NaN/None in blank or invalid cells
+    columns: dict[str, np.ndarray]  # schema order; NaN/None in blank or invalid cells
+    index: pd.Index
     errors: list[FieldError]
     bad_rows: np.ndarray
     imputed: dict[str, np.ndarray] = field(default_factory=dict)
     out_of_range: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @cached_property
+    def clean(self) -> pd.DataFrame:
+        """The cleaned values as a frame in schema order (numbers float, categories object)."""
+        return pd.DataFrame(self.columns, index=self.index, copy=False)
 
     @property
     def ok(self) -> bool:
