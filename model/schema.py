@@ -106,7 +106,7 @@ KNOWN_FIELDS: dict[str, dict[str, Any]] = {
         default=18_000, help="The amount the applicant asks to borrow.",
     ),
     "employment_years": dict(
-        label="Years employed", unit="years", required=True, hard_min=0, monotone=+1,
+        label="Employment length", unit="years", required=True, hard_min=0, monotone=+1,
         max_minus=("age", 14), default=6,
         help="Years in continuous employment; at most age minus 14.",
     ),
