@@ -72,21 +72,31 @@ def read_training_csv(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file")
-    if path.stat().st_size == 0:
+    if not path.is_file():
+        raise DataError(f"{path}: not a file")
+    text = path.read_bytes().decode("utf-8-sig", errors="replace")
+    if not text.strip():
         raise DataError(f"{path}: the file is empty")
-    raw = path.read_bytes()
-    if b"\x00" in raw[:4096]:
+    if _looks_binary(text[:4096]):
         raise DataError(f"{path}: this is not a CSV file (it looks binary)")
-    text = raw.decode("utf-8-sig", errors="replace")
     sep = sniff_delimiter(text)
     try:
         frame = pd.read_csv(io.StringIO(text), sep=sep, skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise DataError(f"{path}: could not be read as CSV ({exc})") from exc
+        # pandas' messages can span lines; the CLI prints one line per error.
+        raise DataError(f"{path}: could not be read as CSV ({' '.join(str(exc).split())})") from exc
     frame.columns = [str(c).strip() for c in frame.columns]
     if frame.empty:
         raise DataError(f"{path}: the file has a header but no rows")
     return frame
+
+
+def _looks_binary(head: str) -> bool:
+    """NUL bytes, or more than 5% undecodable or control characters: a spreadsheet, image or archive."""
+    if "\x00" in head:
+        return True
+    odd = sum(ch == "\ufffd" or (ch < " " and ch not in "\t\n\r") for ch in head)
+    return odd > 0.05 * len(head)
 
 
 def sniff_delimiter(text: str) -> str:
