@@ -85,10 +85,41 @@ def _repeat(row: dict[str, Any], n: int) -> dict[str, np.ndarray]:
             for name, value in row.items()}
 
 
-def curve_grid(f: Field, points: int = CURVE_POINTS) -> np.ndarray:
-    """The values a sensitivity curve visits: its training range, evenly spaced."""
+def value_range(schema, f: Field, row: dict[str, Any]) -> tuple[float, float]:
+    """Where a field may go for this applicant: the training range, within the hard bounds and the
+    cross-field rules (employment length can never exceed age − 14, so neither end may break it)."""
     lo, hi = float(f.train_min), float(f.train_max)
-    return np.linspace(lo, hi, points)
+    if f.hard_min is not None:
+        lo = max(lo, float(f.hard_min))
+    if f.hard_max is not None:
+        hi = min(hi, float(f.hard_max))
+    if f.max_minus is not None and _finite(row.get(f.max_minus[0])):
+        hi = min(hi, float(row[f.max_minus[0]]) - f.max_minus[1])
+    for g in schema.fields:
+        if g.max_minus is not None and g.max_minus[0] == f.name and _finite(row.get(g.name)):
+            lo = max(lo, float(row[g.name]) + g.max_minus[1])
+    return lo, max(lo, hi)
+
+
+def view_range(schema, f: Field, row: dict[str, Any]) -> tuple[float, float]:
+    """Where a chart should look: the middle 98% of training values, widened to show this applicant."""
+    lo, hi = value_range(schema, f, row)
+    view_lo = f.train_p01 if f.train_p01 is not None else lo
+    view_hi = f.train_p99 if f.train_p99 is not None else hi
+    current = row.get(f.name)
+    if _finite(current):
+        view_lo, view_hi = min(view_lo, current), max(view_hi, current)
+    view_lo, view_hi = max(lo, view_lo), min(hi, view_hi)
+    return (view_lo, view_hi) if view_hi > view_lo else (lo, hi)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def curve_grid(schema, f: Field, row: dict[str, Any], points: int = CURVE_POINTS) -> np.ndarray:
+    """The values a sensitivity curve visits for this applicant, evenly spaced."""
+    return np.linspace(*value_range(schema, f, row), points)
 
 
 def _row(validation) -> dict[str, Any]:
@@ -150,14 +181,14 @@ def _round_towards_approval(f: Field, value: float, lower_is_approved: bool) -> 
     return float(rounded)
 
 
-def flip_sentence(f: Field, value: float | None, curve_probs: np.ndarray, threshold: float) -> str:
+def flip_sentence(f: Field, value: float | None, grid: np.ndarray, curve_probs: np.ndarray, threshold: float) -> str:
     label = f.label.lower()
-    rng = f"{format_value(f, f.train_min)}–{format_value(f, f.train_max)}"
+    rng = f"{format_value(f, grid[0])} to {format_value(f, grid[-1])}"
     if value is None:
         if np.all(curve_probs >= threshold):
-            return f"Approved at any {label} in the training range ({rng})"
+            return f"Approved at any {label} from {rng}"
         if np.all(curve_probs < threshold):
-            return f"No {label} in the training range ({rng}) would get this applicant approved"
+            return f"No {label} from {rng} would get this applicant approved"
         return f"The decision changes more than once as {label} varies"
     shown = format_value(f, value)
     if f.monotone < 0:
@@ -188,7 +219,7 @@ def decide(model, applicant: Any, curve_field: str | None = None) -> Decision:
         cols[f.name][1 + k] = reference[f.name]
     grids = {}
     for k, name in enumerate(curve_fields):
-        grids[name] = curve_grid(schema[name])
+        grids[name] = curve_grid(schema, schema[name], row)
         start = 1 + n_swaps + k * CURVE_POINTS
         cols[name][start:start + CURVE_POINTS] = grids[name]
     probs = model.score_columns(cols)
@@ -224,11 +255,13 @@ def decide(model, applicant: Any, curve_field: str | None = None) -> Decision:
         value = refined.get(f.name)
         if value is not None:
             value = _round_towards_approval(f, value, lower_is_approved=f.monotone < 0)
-        flips[f.name] = FlipPoint(f.name, value, flip_sentence(f, value, curve_probs[f.name], threshold))
+        flips[f.name] = FlipPoint(f.name, value, flip_sentence(f, value, grids[f.name], curve_probs[f.name], threshold))
 
     curve = None
     if curve_field:
-        flips_here = (refined[curve_field],) if curve_field in refined else ()
+        shown = flips.get(curve_field)
+        flips_here = ((shown.value,) if shown is not None and shown.value is not None
+                      else (refined[curve_field],) if curve_field in refined else ())
         curve = Curve(curve_field, grids[curve_field], curve_probs[curve_field],
                       values[curve_field], p, threshold, flips_here)
     return Decision(
@@ -245,10 +278,7 @@ def sensitivity_curve(model, applicant: Any, field_name: str, points: int = CURV
     """Approval probability across one field's training range, all else fixed, in one call."""
     row = _row(_one_row(model, applicant))
     f = model.schema[field_name]
-    if not f.is_number:
-        values = np.array(f.categories, dtype=object)
-    else:
-        values = np.linspace(float(f.train_min), float(f.train_max), points)
+    values = curve_grid(model.schema, f, row, points) if f.is_number else np.array(f.categories, dtype=object)
     cols = _repeat(row, len(values) + 1)
     cols[field_name][1:] = values
     probs = model.score_columns(cols)
@@ -272,8 +302,8 @@ def grid_2d(model, applicant: Any, x_field: str, y_field: str, points: int = 40)
     for f in (fx, fy):
         if not f.is_number:
             raise ValueError(f"{f.name} is not a number field")
-    xs = np.linspace(float(fx.train_min), float(fx.train_max), points)
-    ys = np.linspace(float(fy.train_min), float(fy.train_max), points)
+    xs = np.linspace(*view_range(model.schema, fx, row), points)
+    ys = np.linspace(*view_range(model.schema, fy, row), points)
     gx, gy = np.meshgrid(xs, ys)
     cols = _repeat(row, gx.size)
     cols[x_field][:] = gx.ravel()

@@ -57,6 +57,8 @@ class Field:
     train_max: float | None = None
     train_median: float | None = None
     train_std: float | None = None
+    train_p01: float | None = None  # the 1st and 99th percentiles: where charts look by default
+    train_p99: float | None = None
     categories: tuple[str, ...] = ()
     hard_min: float | None = None  # outside the hard bounds a value is refused
     hard_max: float | None = None
@@ -178,6 +180,7 @@ class Schema:
                     name=name, kind="number", integer=integer,
                     train_min=float(values.min()), train_max=float(values.max()),
                     train_median=median, train_std=float(values.std(ddof=0) or 1.0),
+                    train_p01=float(values.quantile(0.01)), train_p99=float(values.quantile(0.99)),
                     **known,
                 ))
             else:

@@ -125,8 +125,9 @@ def test_each_decision_goes_on_record_with_the_officer(app, app_env):
 def test_sidebar_names_the_model_in_use(app, app_env):
     at = app.run()
     model = load_model(app_env)
-    sidebar = " ".join(m.value for m in at.sidebar.markdown)
-    assert model.version in sidebar and model.sha256[:8] in sidebar
+    sidebar = at.sidebar.markdown[0]
+    assert model.sha256[:8] in sidebar.value and model.name in sidebar.value
+    assert model.version in sidebar.help
 
 
 def test_a_model_trained_on_another_csv_gets_its_own_form(app, app_env, tmp_path):

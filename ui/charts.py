@@ -32,7 +32,7 @@ def probability_bar(probability: float, threshold: float) -> go.Figure:
                   annotation_text=f"threshold {percent(threshold)}", annotation_position="top")
     fig.update_layout(
         height=110, margin=dict(l=10, r=10, t=30, b=10), showlegend=False,
-        xaxis=dict(range=[0, 1], tickformat=".0%", fixedrange=True), yaxis=dict(fixedrange=True),
+        xaxis=dict(range=[0, 1.001], tickformat=".0%", dtick=0.2, fixedrange=True), yaxis=dict(fixedrange=True),
         plot_bgcolor="#eef1f5",
     )
     return fig
@@ -47,7 +47,7 @@ def sensitivity_figure(curve: Curve, f: Field) -> go.Figure:
                   annotation_text="Reject", annotation_position="bottom left")
     fig.add_trace(go.Scatter(
         x=curve.values, y=curve.probabilities, mode="lines", name="Approval probability",
-        line=dict(color=LINE, width=3, shape="hv"),
+        line=dict(color=LINE, width=3),
         hovertemplate=f"{f.label} %{{x:,.0f}}<br>Approval probability %{{y:.1%}}<extra></extra>",
     ))
     fig.add_hline(y=curve.threshold, line_dash="dash", line_color=INK,
@@ -64,11 +64,21 @@ def sensitivity_figure(curve: Curve, f: Field) -> go.Figure:
                            showarrow=True, arrowhead=2, ax=40, ay=-40, bgcolor="white")
     fig.update_layout(
         height=380, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.2),
-        xaxis=dict(title=f.title, **_axis_format(f)),
+        xaxis=dict(title=f.title, range=_view(curve, f), **_axis_format(f)),
         yaxis=dict(title="Approval probability", range=[0, 1], tickformat=".0%"),
         plot_bgcolor="white", hovermode="x unified",
     )
     return fig
+
+
+def _view(curve: Curve, f: Field) -> list[float]:
+    """Zoom on the middle 98% of training values, widened to show the applicant and the flip point."""
+    lo = f.train_p01 if f.train_p01 is not None else curve.values[0]
+    hi = f.train_p99 if f.train_p99 is not None else curve.values[-1]
+    shown = [v for v in (curve.current, *curve.flips) if v is not None]
+    lo, hi = min([lo, *shown]), max([hi, *shown])
+    pad = 0.03 * (hi - lo)
+    return [max(curve.values[0], lo - pad), min(curve.values[-1], hi + pad)]
 
 
 def heatmap_figure(grid: Grid, fx: Field, fy: Field) -> go.Figure:
@@ -76,20 +86,20 @@ def heatmap_figure(grid: Grid, fx: Field, fy: Field) -> go.Figure:
     fig = go.Figure(go.Heatmap(
         x=grid.xs, y=grid.ys, z=grid.probabilities, zmin=0, zmax=1, zmid=grid.threshold,
         colorscale=[[0, REJECT], [0.5, "#f7f7f7"], [1, APPROVE]],
-        colorbar=dict(title="Approval", tickformat=".0%"),
+        colorbar=dict(title="Approval<br>probability", tickformat=".0%"),
         hovertemplate=f"{fx.label} %{{x:,.0f}}<br>{fy.label} %{{y:,.0f}}<br>%{{z:.1%}}<extra></extra>",
     ))
     fig.add_trace(go.Contour(
         x=grid.xs, y=grid.ys, z=grid.probabilities, showscale=False, hoverinfo="skip",
         contours=dict(start=grid.threshold, end=grid.threshold, size=1, coloring="none"),
-        line=dict(color=INK, width=2, dash="dash"), name="threshold",
+        line=dict(color=INK, width=2, dash="dash"), name="threshold", showlegend=False,
     ))
     x, y = grid.current
     if x is not None and y is not None and np.isfinite([x, y]).all():
         fig.add_trace(go.Scatter(
             x=[x], y=[y], mode="markers+text", text=["This applicant"], textposition="top center",
+            textfont=dict(color=INK, size=13), showlegend=False, hoverinfo="skip",
             marker=dict(size=14, color=INK, symbol="diamond", line=dict(color="white", width=2)),
-            showlegend=False, hoverinfo="skip",
         ))
     fig.update_layout(
         height=420, margin=dict(l=10, r=10, t=30, b=10),

@@ -22,12 +22,12 @@ def model_sidebar(model: LoanModel) -> None:
     with st.sidebar:
         st.subheader("Model in use")
         auc = model.card.get("metrics", {}).get("auc")
-        st.markdown(
-            f"**{model.name}**  \n"
-            f"Version `{model.version}` · `{model.sha256[:8]}`  \n"
-            f"Trained {trained_when(model.card)}  \n"
-            f"Hold-out AUC {auc:.3f} · threshold {percent(model.threshold)}"
-            if auc is not None else f"**{model.name}** `{model.sha256[:8]}`"
-        )
+        lines = [
+            f"**{model.name}**",
+            f"Version `{model.sha256[:8]}`, trained {trained_when(model.card)}",
+            f"Hold-out AUC {auc:.3f} · threshold {percent(model.threshold)}" if auc is not None
+            else f"Threshold {percent(model.threshold)}",
+        ]
+        st.markdown("  \n".join(lines), help=f"Version id: {model.version}")
         st.text_input("Officer name", key="officer", placeholder="Your name, for the decision log",
                       help="Recorded with every decision you make in this session.")

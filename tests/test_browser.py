@@ -1,0 +1,84 @@
+"""The real app in a real browser: `streamlit run` on localhost, driven by headless Chromium."""
+
+from __future__ import annotations
+
+import pytest
+
+from model.artifact import load_model
+
+from .conftest import EXAMPLE, IN_CI, ROOT
+from .e2e import StreamlitServer, chromium, chromium_path, wait_for_app
+
+pytestmark = pytest.mark.browser
+
+if chromium_path() is None:
+    if IN_CI:
+        raise RuntimeError("CI=true but no chromium is installed: .ci/run must apt-get install chromium")
+    pytest.skip("no chromium installed (apt-get install chromium); the browser tests run in CI",
+                allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def server(trained, tmp_path_factory):
+    import shutil
+
+    folder = tmp_path_factory.mktemp("browser")
+    registry = folder / "loan_approval_model"
+    shutil.copytree(trained, registry)
+    env = {"LOANDESK_MODEL_DIR": str(registry), "LOANDESK_DB_URL": f"sqlite:///{folder / 'decisions.db'}"}
+    with StreamlitServer(ROOT / "streamlit_app.py", env) as running:
+        running.registry = registry
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as b:
+        yield b
+
+
+def _decision(page) -> str:
+    return page.locator(".loandesk-decision").inner_text(timeout=60_000).strip()
+
+
+def test_an_officer_fills_the_form_and_sees_the_decision_and_chart(server, browser, output_dir):
+    model = load_model(server.registry)
+    applicant = {**EXAMPLE, "income": 31_000, "credit_score": 610}
+    expected = "Approved" if model.predict(applicant)[0] else "Rejected"
+
+    page = browser.new_page(viewport={"width": 1400, "height": 2300})
+    page.goto(server.url)
+    wait_for_app(page)
+    page.get_by_text("Decide on an application").wait_for()
+    page.get_by_role("spinbutton", name="Annual income ($)").fill(str(applicant["income"]))
+    page.get_by_role("spinbutton", name="Credit score (points)").fill(str(applicant["credit_score"]))
+    page.get_by_role("button", name="Decide").click()
+
+    assert _decision(page) == expected
+    page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot").nth(2).wait_for(timeout=60_000)
+    assert page.locator("[data-testid='stPlotlyChart']").count() == 3
+    curve_x = page.evaluate("() => document.querySelectorAll('.js-plotly-plot')[1].layout.xaxis.title.text")
+    assert curve_x == "Annual income ($)"
+    marked = page.evaluate("() => document.querySelectorAll('.js-plotly-plot')[1].data[1].x[0]")
+    assert marked == applicant["income"]
+    body = page.locator("[data-testid='stApp']").inner_text()
+    assert "Traceback" not in body
+    assert "Principal reasons" in body or "What supports approval" in body
+    page.screenshot(path=str(output_dir / "browser-decide.png"), full_page=True)
+    page.close()
+
+
+def test_invalid_input_is_explained_not_crashed(server, browser, output_dir):
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(server.url)
+    wait_for_app(page)
+    page.get_by_role("spinbutton", name="Age (years)").fill("30")
+    page.get_by_role("spinbutton", name="Employment length (years)").fill("25")
+    page.get_by_role("button", name="Decide").click()
+    page.get_by_text("Please correct the highlighted field").wait_for(timeout=60_000)
+    body = page.locator("[data-testid='stApp']").inner_text()
+    assert "Employment length" in body and "age − 14" in body
+    assert "Traceback" not in body
+    assert page.locator(".loandesk-decision").count() == 0
+    page.screenshot(path=str(output_dir / "browser-invalid.png"), full_page=True)
+    page.close()
