@@ -1,6 +1,206 @@
-"""Model: being built."""
+"""Model: how good the active version is, where its threshold should be, and which version is live."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
 
 import streamlit as st
 
+from model import evaluation
+from model.artifact import ModelIntegrityError, activate_version, copy_with_threshold
+from model.formatting import percent
+from model.predictor import LoanModel
+from ui import model_charts as charts
+from ui.resources import current_model, registry
+from ui.sidebar import trained_when
+
+
+@st.cache_data(show_spinner="Scoring the hold-out…", max_entries=32)
+def version_report(_model: LoanModel, folder: str, sha256: str) -> evaluation.Report:
+    """One version's hold-out evaluation; versions never change, so their folder and checksum are the key."""
+    return evaluation.report(_model)
+
+
+@st.cache_data(show_spinner="Measuring how each input moves the score…", max_entries=32)
+def version_effects(_model: LoanModel, folder: str, sha256: str) -> evaluation.FeatureEffects:
+    return evaluation.feature_effects(_model)
+
+
+def report_of(model: LoanModel) -> evaluation.Report:
+    return version_report(model, str(model.path), model.sha256)
+
+
+def points(change: float) -> str | None:
+    """A change in a rate, in percentage points, for st.metric's delta (None when there is none)."""
+    return None if abs(change) < 5e-4 else f"{100 * change:+.1f} points"
+
+
+def act(change: Callable[[], str]) -> None:
+    """Change the versions (`change` returns the confirmation), then rerun so that the sidebar and every
+    page pick up the active version from the loader, which is keyed by checksum."""
+    try:
+        st.session_state["model.notice"] = change()
+    except (ModelIntegrityError, OSError, ValueError) as exc:
+        st.error(f"Nothing was changed: {exc}")
+        return
+    st.rerun()
+
+
+def use_threshold(model: LoanModel, threshold: float) -> str:
+    version = copy_with_threshold(registry(), model.version, threshold, activate=True)
+    return (f"Threshold {percent(threshold)} saved as version {version}, now active. "
+            f"Version {model.version} is kept unchanged: make it active again below at any time.")
+
+
+def make_active(model: LoanModel, version: str) -> str:
+    activate_version(registry(), version)
+    return f"Version {version} is now active; the previous one, {model.version}, is kept."
+
+
+def model_card(model: LoanModel) -> None:
+    card = model.card
+    data, metrics = card.get("data", {}), card.get("metrics", {})
+    st.caption(f"Version `{model.version}` is active · trained {trained_when(card)} · "
+               f"pipeline SHA-256 `{model.sha256[:12]}`")
+    left, middle, right = st.columns(3)
+    with left.container(border=True):
+        st.markdown("**Data**")
+        fingerprint = data.get("fingerprint", "")
+        lines = [
+            f"- Source: {data.get('source') or 'unknown'}",
+            f"- Rows: {data['rows']:,}" if "rows" in data else "- Rows: unknown",
+            f"- Fingerprint: `{fingerprint[:12]}`" if fingerprint else "- Fingerprint: unknown",
+            f"- Target: `{card['target']}`, approved when it is `{card.get('positive_label', '1')}`",
+        ]
+        if "approval_rate" in data:
+            lines.append(f"- Approval rate in the data: {percent(data['approval_rate'])}")
+        if "n_test" in metrics:
+            lines.append(f"- Hold-out: {metrics['n_test']:,} rows kept out of training")
+        st.markdown("\n".join(lines))
+    with middle.container(border=True):
+        st.markdown(f"**Pipeline** · {evaluation.kind_label(card.get('model_kind', '?'))}")
+        st.markdown("\n".join(f"- {step}" for step in card.get("pipeline_steps", [])))
+        cv_auc = card.get("selection", {}).get("cv_auc") or {}
+        if cv_auc:
+            st.markdown("Chosen by 5-fold cross-validated AUC: " + ", ".join(
+                f"{evaluation.kind_label(k).lower()} {v:.3f}" for k, v in cv_auc.items()))
+        line = f"Threshold: **{percent(model.threshold)}**"
+        if card.get("parent"):
+            line += f" (set on the Model page; same pipeline as version `{card['parent']}`)"
+        st.markdown(line)
+    with right.container(border=True):
+        st.markdown("**Libraries**")
+        st.markdown("\n".join(f"- {name} {version}" for name, version in card.get("libraries", {}).items()))
+        st.markdown(f"Trained {trained_when(card)}")
+
+
+def performance(model: LoanModel, report: evaluation.Report) -> None:
+    st.header("Hold-out performance")
+    st.caption(f"Recomputed from the {report.rows:,} hold-out applicants stored with this version; "
+               "a good loan is one approved in the data.")
+    m = report.metrics
+    cols = st.columns(4)
+    cols[0].metric("AUC", f"{m['auc']:.3f}", help="Chance that a random good loan scores above a random bad one.")
+    cols[1].metric("Brier score", f"{m['brier']:.3f}", help="Mean squared error of the approval probability "
+                   "(0 is perfect; lower is better).")
+    cols[2].metric(f"Accuracy at {percent(model.threshold)}", percent(m["accuracy"]))
+    cols[3].metric("Log loss", f"{m['log_loss']:.3f}", help="Lower is better.")
+    _, conf = report.at(model.threshold)
+    at_threshold = {model.version: (conf.false_positive_rate, conf.true_positive_rate)}
+    left, right = st.columns(2)
+    left.plotly_chart(charts.roc_figure({model.version: report.roc}, at_threshold), key="model.roc")
+    right.plotly_chart(charts.precision_recall_figure(report.precision_recall, (conf.true_positive_rate,
+                                                                              conf.precision)), key="model.pr")
+    left, right = st.columns(2)
+    left.plotly_chart(charts.reliability_figure(report.reliability), key="model.reliability")
+    effects = version_effects(model, str(model.path), model.sha256)
+    with right:
+        st.plotly_chart(charts.effects_figure(effects), key="model.effects")
+        st.caption(effects.description)
+
+
+def threshold_explorer(model: LoanModel, report: evaluation.Report) -> None:
+    st.header("Threshold explorer")
+    st.caption("Move the threshold to see what it would do on the hold-out. Nothing changes until you press "
+               "**Use this threshold**.")
+    in_use = round(model.threshold * 200) / 2  # the slider's half-point steps
+    chosen = st.slider("Threshold", min_value=1.0, max_value=99.0, value=min(max(in_use, 1.0), 99.0), step=0.5,
+                       format="%.1f%%", key=f"model.threshold.{model.version}",
+                       help="The model approves when the approval probability is at least the threshold.") / 100
+    rates, conf = report.at(chosen)
+    cols = st.columns(3)
+    for col, key, colour in zip(cols, charts.RATE_LABELS, ("off", "inverse", "inverse"), strict=True):
+        col.metric(charts.RATE_LABELS[key], percent(rates[key]), points(rates[key] - report.metrics[key]),
+                   delta_color=colour, border=True)
+    left, right = st.columns([3, 2])
+    left.plotly_chart(charts.threshold_figure(report.thresholds, chosen, model.threshold), key="model.thresholds")
+    right.plotly_chart(charts.confusion_figure(conf), key="model.confusion")
+    unchanged = abs(chosen - model.threshold) < 0.0025
+    if st.button("Use this threshold", type="primary", disabled=unchanged, key="model.use_threshold",
+                 help=f"Saves a new version with a threshold of {percent(chosen)} and makes it active; "
+                      f"version {model.version} stays as it is."):
+        act(lambda: use_threshold(model, chosen))
+
+
+def versions(model: LoanModel) -> list[str]:
+    st.header("Versions")
+    frame = evaluation.versions_frame(registry())
+    st.dataframe(frame, hide_index=True, column_config={
+        "version": st.column_config.TextColumn("Version"),
+        "trained": st.column_config.DatetimeColumn("Trained (UTC)", format="D MMM YYYY, HH:mm", timezone="UTC"),
+        "kind": st.column_config.TextColumn("Kind"),
+        "auc": st.column_config.NumberColumn("Hold-out AUC", format="%.3f"),
+        "threshold": st.column_config.NumberColumn("Threshold", format="percent"),
+        "active": st.column_config.CheckboxColumn("Active"),
+        "parent": st.column_config.TextColumn("Threshold set from", help="Made on the Model page from this "
+                                              "version's pipeline, with another threshold"),
+    })
+    ids = frame["version"].tolist()
+    left, right = st.columns([3, 1], vertical_alignment="bottom")
+    chosen = left.selectbox("Version", ids, index=ids.index(model.version) if model.version in ids else 0,
+                            key="model.pick", format_func=lambda v: f"{v} (active)" if v == model.version else v)
+    if right.button("Make this version active", disabled=chosen == model.version, key="model.activate",
+                    help="Rolls back (or forward): the app and score.py use the active version.",
+                    width="stretch"):
+        act(lambda: make_active(model, chosen))
+    return ids
+
+
+def compare(model: LoanModel, ids: list[str]) -> None:
+    st.header("Compare two versions")
+    if len(ids) < 2:
+        st.info("There is only one version so far. Train another (for example `python train.py --model gbm`) "
+                "or save a threshold above to compare them.")
+        return
+    others = [v for v in ids if v != model.version]
+    left, right = st.columns(2)
+    first = left.selectbox("Version", ids, index=ids.index(model.version) if model.version in ids else 0,
+                           key="model.compare.first")
+    second = right.selectbox("Against", ids, index=ids.index(others[0]), key="model.compare.second")
+    if first == second:
+        st.info("Choose two different versions.")
+        return
+    reports = [report_of(current_model(version=v)) for v in (first, second)]
+    if not evaluation.same_holdout(reports):
+        st.info("These versions were scored on different hold-out applicants (other data or another seed), so "
+                "small differences between them may be chance.")
+    left, right = st.columns([2, 3])
+    left.table(evaluation.comparison_table(reports))
+    right.plotly_chart(charts.roc_figure({r.version: r.roc for r in reports}), key="model.compare.roc")
+
+
+model = current_model()
 st.title("Model")
-st.info("This page is being built.")
+if notice := st.session_state.pop("model.notice", None):
+    st.success(notice, icon=":material/check_circle:")
+model_card(model)
+try:
+    report = report_of(model)
+except (ModelIntegrityError, OSError, KeyError, ValueError) as exc:
+    st.error(f"The hold-out stored with version {model.version} cannot be read ({exc}), so its performance "
+             "cannot be shown. Make another version active below, or retrain.")
+else:
+    performance(model, report)
+    threshold_explorer(model, report)
+ids = versions(model)
+compare(model, ids)
