@@ -9,13 +9,14 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from .schema import Schema
 
@@ -53,6 +54,7 @@ def build_pipeline(schema: Schema, kind: ModelKind, seed: int = 42, calibrate: b
         ]), numbers))
     if categories:
         transformers.append(("categories", Pipeline([
+            ("blanks", FunctionTransformer(blanks_to_nan, feature_names_out="one-to-one")),
             ("impute", SimpleImputer(strategy="most_frequent")),
             ("encode", encode),
         ]), categories))
@@ -62,6 +64,12 @@ def build_pipeline(schema: Schema, kind: ModelKind, seed: int = 42, calibrate: b
         if calibrate else estimator
     )
     return Pipeline([("preprocess", preprocess), ("model", model)])
+
+
+def blanks_to_nan(x):
+    """None and NaN both mean a gap; SimpleImputer sees only NaN, and None would become a category."""
+    values = np.asarray(x, dtype=object)
+    return np.where(pd.isna(values), np.nan, values)
 
 
 def base_estimator(pipeline: Pipeline):

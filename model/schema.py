@@ -250,7 +250,8 @@ class Schema:
                 if f.max_minus is not None and f.max_minus[0] in frame:
                     other, offset = f.max_minus
                     limit = _to_number(frame[other]) - offset
-                    flag(ok & (values > limit), f, raw,
+                    other_ok = ~cell_bad.get(other, np.zeros(n, dtype=bool))  # no limit from a refused value
+                    flag(ok & other_ok & (values > limit), f, raw,
                          lambda pos, o=other, off=offset, lim=limit:
                          f"must be at most {o} − {off:g} = {lim[pos]:g}")
                 in_range = ok & ~cell_bad[f.name]

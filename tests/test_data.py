@@ -23,7 +23,8 @@ def user_applicants(n: int = 400, seed: int = 0) -> pd.DataFrame:
     """A user's own data: no built-in field names, a text column and gaps, a yes/no target.
 
     `balance` can be negative in training; `pay`, `score` and `savings` never are. `region` and
-    `savings` have gaps. The label falls with `debts` and rises with the rest.
+    `savings` have gaps; "north" is the most common region. The label falls with `debts` and rises
+    with the rest.
     """
     rng = np.random.default_rng(seed)
     frame = pd.DataFrame({
@@ -31,7 +32,7 @@ def user_applicants(n: int = 400, seed: int = 0) -> pd.DataFrame:
         "score": rng.integers(400, 850, n).astype(float),
         "balance": np.round(rng.normal(500, 1500, n)),
         "debts": np.round(rng.gamma(2.0, 4000, n), -1),
-        "region": rng.choice(["north", "south", "east"], n),
+        "region": rng.choice(["north", "south", "east"], n, p=[0.5, 0.3, 0.2]),
         "savings": np.round(rng.gamma(2.0, 5000, n)),
     })
     logit = (
