@@ -11,12 +11,14 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import (
     JSON,
@@ -36,13 +38,21 @@ from sqlalchemy import (
     insert,
     select,
 )
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
+
+from .formatting import decision_label
 
 log = logging.getLogger("loandesk.decision_log")
 
 SCHEMA_VERSION = 1
 DEFAULT_DB_PATH = Path(__file__).resolve().parent.parent / "data" / "decisions.db"
-SOURCES = ("form", "batch page", "command", "api", "learn")
+SOURCES = ("form", "batch page", "command", "api", "learn", "simulation")
+# How long a write waits for another writer before it gives up and warns: long enough for any bulk
+# insert to finish, short enough that an officer is never kept waiting for long.
+BUSY_SECONDS = 10
+CONNECT_SECONDS = 5
+SCHEMA_ATTEMPTS = 4
 
 metadata = MetaData()
 decisions = Table(
@@ -69,9 +79,17 @@ meta = Table(
 )
 
 
+class DecisionLogError(RuntimeError):
+    """The decision log cannot be read; the message says why, for a person."""
+
+
 @dataclass
 class LogEntry:
-    """One decision as it goes on record."""
+    """One decision as it goes on record.
+
+    `reasons` is `; `-separated text; `out_of_range` the comma-separated names of the fields outside
+    the training range; `simulated` marks demo rows that no applicant stands behind.
+    """
 
     model_name: str
     model_version: str
@@ -88,9 +106,17 @@ class LogEntry:
     decided_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def row(self) -> dict[str, Any]:
+        """Plain Python values only: numpy scalars are refused by some database drivers."""
         out = self.__dict__.copy()
         out["inputs"] = _json_safe(self.inputs)
         out["officer"] = (self.officer or "").strip() or None
+        out["probability"] = float(self.probability)
+        out["threshold"] = float(self.threshold)
+        out["decision"] = int(self.decision)
+        out["simulated"] = bool(self.simulated)
+        out["reasons"] = self.reasons or ""
+        out["out_of_range"] = self.out_of_range or ""
+        out["decided_at"] = _utc(self.decided_at)
         return out
 
 
@@ -115,6 +141,47 @@ def entry_for(model, decision, *, source: str, officer: str | None = None, simul
     )
 
 
+def entries_for_rows(
+    model,
+    clean: pd.DataFrame,
+    probabilities: np.ndarray,
+    *,
+    source: str,
+    reasons: Sequence[str] | None = None,
+    out_of_range: dict[str, np.ndarray] | None = None,
+    officer: str | None = None,
+    simulated: bool = False,
+) -> list[LogEntry]:
+    """Log entries for many validated rows scored at once (a batch), all stamped with one time.
+
+    `out_of_range` is `Validation.out_of_range` (a mask per field); `reasons` one text per row,
+    as `model.reasons.batch_reasons` gives them.
+    """
+    n = len(clean)
+    probabilities = np.asarray(probabilities, dtype=float)
+    flagged = _flagged_names(out_of_range or {}, n)
+    reasons = list(reasons) if reasons is not None else [""] * n
+    records = clean.astype(object).where(clean.notna(), None).to_dict("records")
+    now = datetime.now(UTC)
+    return [
+        LogEntry(
+            model_name=model.name, model_version=model.version, model_sha256=model.sha256,
+            source=source, officer=officer, simulated=simulated, inputs=inputs,
+            probability=float(p), threshold=model.threshold, decision=int(p >= model.threshold),
+            reasons=str(r or ""), out_of_range=o, decided_at=now,
+        )
+        for inputs, p, r, o in zip(records, probabilities, reasons, flagged, strict=True)
+    ]
+
+
+def _flagged_names(masks: dict[str, np.ndarray], n: int) -> list[str]:
+    out = [""] * n
+    for name, mask in masks.items():
+        for i in np.flatnonzero(np.asarray(mask, dtype=bool)):
+            out[i] = f"{out[i]}, {name}" if out[i] else name
+    return out
+
+
 def default_url() -> str:
     """LOANDESK_DB_URL, else a SQLite file in the data folder beside the app."""
     url = os.environ.get("LOANDESK_DB_URL")
@@ -131,26 +198,45 @@ class DecisionLog:
         self._engine: Engine | None = None
         self._ready = False
 
+    def __repr__(self) -> str:
+        return f"DecisionLog({make_url(self.url).render_as_string(hide_password=True)!r})"
+
     @property
     def engine(self) -> Engine:
         if self._engine is None:
             self._engine = _make_engine(self.url)
         return self._engine
 
+    def _writer(self) -> Engine:
+        """The engine with the option that makes SQLite take its write lock when a transaction begins."""
+        return self.engine.execution_options(loandesk_write=True)
+
     def ensure_schema(self) -> None:
-        """Create the tables on first use and record the schema version (for later migrations)."""
+        """Create the tables on first use and record the schema version (for later migrations).
+
+        Two processes starting on a new database may both try to create it; the loser's error is
+        retried, and by then the tables are there.
+        """
         if self._ready:
             return
-        if self.url.startswith("sqlite:///"):
-            Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        metadata.create_all(self.engine)
-        with self.engine.begin() as conn:
-            found = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
-            if found is None:
-                conn.execute(insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
-            elif int(found) > SCHEMA_VERSION:
-                raise RuntimeError(f"the decision log has schema version {found}; this LoanDesk "
-                                   f"knows version {SCHEMA_VERSION}: upgrade LoanDesk")
+        url = make_url(self.url)
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        for attempt in range(SCHEMA_ATTEMPTS):
+            try:
+                with self._writer().begin() as conn:
+                    metadata.create_all(conn)
+                    found = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
+                    if found is None:
+                        conn.execute(insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
+                break
+            except SQLAlchemyError:
+                if attempt == SCHEMA_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        if found is not None and int(found) > SCHEMA_VERSION:
+            raise RuntimeError(f"the decision log has schema version {found}; this LoanDesk "
+                               f"knows version {SCHEMA_VERSION}: upgrade LoanDesk")
         self._ready = True
 
     def schema_version(self) -> int:
@@ -165,31 +251,66 @@ class DecisionLog:
             return LogResult(0)
         try:
             self.ensure_schema()
-            with self.engine.begin() as conn:
+            with self._writer().begin() as conn:
                 conn.execute(insert(decisions), rows)
         except (SQLAlchemyError, OSError, RuntimeError) as exc:
-            log.error("decision log write failed (%d decision(s) not recorded): %s", len(rows), exc)
-            return LogResult(0, f"This decision could not be written to the decision log "
-                                f"({_short(exc)}). It stands, but is not on record: tell your "
-                                f"administrator.")
+            log.error("decision log write failed (%d decision(s) not recorded) at %r: %s",
+                      len(rows), self, _short(exc))
+            what = "This decision" if len(rows) == 1 else f"These {len(rows):,} decisions"
+            return LogResult(0, f"{what} could not be written to the decision log ({_short(exc)}). "
+                                f"{'It stands' if len(rows) == 1 else 'They stand'}, but "
+                                f"{'is' if len(rows) == 1 else 'are'} not on record: tell your administrator.")
         return LogResult(len(rows))
 
-    def read(self, *, start: datetime | None = None, end: datetime | None = None,
-             versions: Sequence[str] | None = None, limit: int | None = None) -> pd.DataFrame:
-        """Decisions, newest first, with one column per input field."""
-        self.ensure_schema()
+    def read(self, *, start: datetime | date | None = None, end: datetime | date | None = None,
+             versions: Sequence[str] | None = None, limit: int | None = None,
+             simulated: bool | None = None) -> pd.DataFrame:
+        """Decisions from `start` (inclusive) to `end` (exclusive), newest first.
+
+        Naive datetimes and dates are taken as UTC. `simulated=False` leaves out the demo rows,
+        `True` keeps only them. Raises DecisionLogError when the log cannot be read.
+        """
         q = select(decisions).order_by(decisions.c.decided_at.desc(), decisions.c.id.desc())
         if start is not None:
-            q = q.where(decisions.c.decided_at >= start)
+            q = q.where(decisions.c.decided_at >= _utc(start))
         if end is not None:
-            q = q.where(decisions.c.decided_at < end)
-        if versions:
+            q = q.where(decisions.c.decided_at < _utc(end))
+        if versions is not None:
             q = q.where(decisions.c.model_version.in_(list(versions)))
+        if simulated is not None:
+            q = q.where(decisions.c.simulated.is_(bool(simulated)))
         if limit:
             q = q.limit(limit)
-        with self.engine.connect() as conn:
-            frame = pd.DataFrame(conn.execute(q).mappings().all(), columns=[c.name for c in decisions.c])
+        try:
+            self.ensure_schema()
+            with self.engine.connect() as conn:
+                rows = conn.execute(q).mappings().all()
+        except (SQLAlchemyError, OSError, RuntimeError) as exc:
+            log.error("decision log read failed at %r: %s", self, _short(exc))
+            raise DecisionLogError(f"The decision log cannot be read ({_short(exc)}).") from exc
+        frame = pd.DataFrame(rows, columns=[c.name for c in decisions.c])
         frame["decided_at"] = pd.to_datetime(frame["decided_at"], utc=True)
+        frame["simulated"] = frame["simulated"].astype(bool)
+        return frame
+
+    def summary(self) -> pd.DataFrame:
+        """Per model version on record: its name, decision count, first and last decision (UTC)."""
+        q = (select(decisions.c.model_version, decisions.c.model_name,
+                    func.count().label("decisions"),
+                    func.min(decisions.c.decided_at).label("first"),
+                    func.max(decisions.c.decided_at).label("last"))
+             .group_by(decisions.c.model_version, decisions.c.model_name)
+             .order_by(func.max(decisions.c.decided_at).desc()))
+        try:
+            self.ensure_schema()
+            with self.engine.connect() as conn:
+                rows = conn.execute(q).mappings().all()
+        except (SQLAlchemyError, OSError, RuntimeError) as exc:
+            log.error("decision log read failed at %r: %s", self, _short(exc))
+            raise DecisionLogError(f"The decision log cannot be read ({_short(exc)}).") from exc
+        frame = pd.DataFrame(rows, columns=["model_version", "model_name", "decisions", "first", "last"])
+        for col in ("first", "last"):
+            frame[col] = pd.to_datetime(frame[col], utc=True)
         return frame
 
     def count(self) -> int:
@@ -209,20 +330,50 @@ def inputs_frame(log_frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(list(log_frame["inputs"]), index=log_frame.index)
 
 
+def export_frame(log_frame: pd.DataFrame) -> pd.DataFrame:
+    """The log as one flat table for a CSV: one column per input, the decision in words."""
+    inputs = inputs_frame(log_frame)
+    out = log_frame.drop(columns=["inputs"]).copy()
+    out["decided_at"] = out["decided_at"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    out["decision"] = [decision_label(bool(d)) for d in out["decision"]]
+    clash = [c for c in inputs.columns if c in out.columns]
+    inputs = inputs.rename(columns={c: f"input_{c}" for c in clash})
+    front = ["id", "decided_at", "model_name", "model_version", "model_sha256", "source", "officer", "simulated"]
+    back = ["probability", "threshold", "decision", "reasons", "out_of_range"]
+    return pd.concat([out[front], inputs, out[back]], axis=1)
+
+
 def _make_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30})
+    if make_url(url).get_backend_name() == "sqlite":
+        engine = create_engine(url, connect_args={"timeout": BUSY_SECONDS})
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):
+        def _sqlite_connect(dbapi_conn, _record):
+            dbapi_conn.isolation_level = None  # SQLAlchemy's "begin" event below starts transactions
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA synchronous=FULL")  # a committed decision survives a power cut
             cur.close()
 
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):
+            # A writer takes the write lock up front and waits its turn; a deferred transaction
+            # that has to upgrade a read lock would fail at once with "database is locked".
+            immediate = conn.get_execution_options().get("loandesk_write")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    args = {"connect_timeout": CONNECT_SECONDS} if make_url(url).get_backend_name() == "postgresql" else {}
+    return create_engine(url, pool_pre_ping=True, connect_args=args)
+
+
+def _utc(moment: datetime | date) -> datetime:
+    """A UTC datetime; naive ones (and plain dates, at midnight) are taken to be UTC already."""
+    if not isinstance(moment, datetime):
+        moment = datetime(moment.year, moment.month, moment.day)
+    if isinstance(moment, pd.Timestamp):
+        moment = moment.to_pydatetime()
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _json_safe(value: Any) -> Any:
@@ -230,6 +381,10 @@ def _json_safe(value: Any) -> Any:
         return {str(k): _json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_json_safe(v) for v in value]
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, datetime | date):
+        return value.isoformat()
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if hasattr(value, "item"):

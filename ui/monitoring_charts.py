@@ -1,0 +1,120 @@
+"""Plotly figures for the Monitoring page: activity, probabilities, drift and fairness."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from model.formatting import percent
+from model.monitoring import FOUR_FIFTHS, PSI_ACT, PSI_WATCH, FieldDrift
+
+from .charts import APPROVE, INK, LINE, REJECT
+
+WATCH = "#e0a100"
+TRAINING = "#9aa5b1"
+BANDS = {"stable": APPROVE, "watch": WATCH, "act": REJECT, "no data": TRAINING}
+
+
+def _layout(fig: go.Figure, height: int = 320, **kwargs) -> go.Figure:
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=50 if "title" in kwargs else 30, b=10),
+                      plot_bgcolor="white", legend=dict(orientation="h", y=1.12, x=1, xanchor="right"), **kwargs)
+    fig.update_xaxes(gridcolor="#eef1f5")
+    fig.update_yaxes(gridcolor="#eef1f5")
+    return fig
+
+
+def _title(text: str) -> dict:
+    return dict(text=text, x=0, font=dict(size=14))
+
+
+def daily_counts_figure(daily: pd.DataFrame) -> go.Figure:
+    """Decisions per day, approved and rejected stacked."""
+    fig = go.Figure([
+        go.Bar(x=daily["day"], y=daily["approved"], name="Approved", marker_color=APPROVE,
+               hovertemplate="%{x|%d %b %Y}: %{y:,} approved<extra></extra>"),
+        go.Bar(x=daily["day"], y=daily["rejected"], name="Rejected", marker_color=REJECT,
+               hovertemplate="%{x|%d %b %Y}: %{y:,} rejected<extra></extra>"),
+    ])
+    return _layout(fig, barmode="stack", legend_traceorder="normal", title=_title("Decisions per day"),
+                   xaxis=dict(title="Day (UTC)", tickformat="%d %b"),
+                   yaxis=dict(title="Decisions", tickformat=","))
+
+
+def approval_rate_figure(daily: pd.DataFrame, holdout_rate: float | None) -> go.Figure:
+    """Daily approval rate, against the rate the model gave its hold-out at training time."""
+    fig = go.Figure(go.Scatter(
+        x=daily["day"], y=daily["approval_rate"], mode="lines+markers", name="Approval rate",
+        line=dict(color=LINE, width=3), customdata=daily["decisions"],
+        hovertemplate="%{x|%d %b %Y}: %{y:.1%} of %{customdata:,} decisions<extra></extra>",
+    ))
+    if holdout_rate is not None:
+        fig.add_hline(y=holdout_rate, line_dash="dash", line_color=INK,
+                      annotation_text=f"hold-out {percent(holdout_rate)}", annotation_position="bottom right")
+    return _layout(fig, title=_title("Approval rate per day"), xaxis=dict(title="Day (UTC)", tickformat="%d %b"),
+                   yaxis=dict(title="Approval rate", range=[0, 1], tickformat=".0%"))
+
+
+def probability_figure(recent: np.ndarray, holdout: np.ndarray, threshold: float) -> go.Figure:
+    """Approval probabilities of recent decisions against the hold-out's, as shares of each."""
+    bins = dict(start=0, end=1, size=0.05)
+    fig = go.Figure([
+        go.Histogram(x=holdout, xbins=bins, histnorm="percent", name="Hold-out (training time)",
+                     marker_color=TRAINING, opacity=0.75,
+                     hovertemplate="%{x}: %{y:.1f}% of the hold-out<extra></extra>"),
+        go.Histogram(x=recent, xbins=bins, histnorm="percent", name="Recent decisions",
+                     marker_color=LINE, opacity=0.75,
+                     hovertemplate="%{x}: %{y:.1f}% of recent decisions<extra></extra>"),
+    ])
+    fig.add_vline(x=threshold, line_width=2, line_color=INK,
+                  annotation_text=f"threshold {percent(threshold)}", annotation_position="top")
+    return _layout(fig, barmode="overlay", xaxis=dict(title="Approval probability", range=[0, 1], tickformat=".0%"),
+                   yaxis=dict(title="Share of decisions", ticksuffix="%"))
+
+
+def psi_figure(table: pd.DataFrame) -> go.Figure:
+    """PSI per input, coloured by band, with the 0.1 and 0.25 lines."""
+    shown = table.dropna(subset=["psi"]).iloc[::-1]
+    fig = go.Figure(go.Bar(
+        x=shown["psi"], y=shown["label"], orientation="h",
+        marker_color=[BANDS[b] for b in shown["band"]], customdata=shown["band"],
+        text=[f"{v:.3f}" for v in shown["psi"]], textposition="outside", cliponaxis=False,
+        hovertemplate="%{y}: PSI %{x:.3f} (%{customdata})<extra></extra>",
+    ))
+    for x, name in ((PSI_WATCH, "watch"), (PSI_ACT, "act")):
+        fig.add_vline(x=x, line_dash="dash", line_color=INK, annotation_text=name, annotation_position="top")
+    top = max(PSI_ACT * 1.3, float(shown["psi"].max()) * 1.2 if len(shown) else 0)
+    return _layout(fig, height=60 + 45 * max(len(shown), 1), showlegend=False,
+                   xaxis=dict(title="Population Stability Index", range=[0, top]))
+
+
+def distribution_figure(d: FieldDrift, title: str, axis: str) -> go.Figure:
+    """One input's training and recent shares, bin by bin."""
+    fig = go.Figure([
+        go.Bar(x=d.bins, y=d.expected, name="Training", marker_color=TRAINING,
+               hovertemplate="%{x}: %{y:.1%} of training<extra></extra>"),
+        go.Bar(x=d.bins, y=d.actual, name="Recent", marker_color=BANDS.get(d.band, LINE),
+               hovertemplate="%{x}: %{y:.1%} of recent decisions<extra></extra>"),
+    ])
+    return _layout(fig, height=320, barmode="group", title=_title(title),
+                   xaxis=dict(title=axis, tickangle=-30), yaxis=dict(title="Share", tickformat=".0%"))
+
+
+def age_band_figure(bands: pd.DataFrame) -> go.Figure:
+    """Approval rate per age band, bands under four fifths of the highest in red."""
+    rates = bands["approval_rate"]
+    colors = [REJECT if flagged else APPROVE for flagged in bands["flagged"]]
+    text = [f"{percent(r)} · ratio {q:.2f}" if pd.notna(r) else "no decisions"
+            for r, q in zip(rates, bands["ratio_to_highest"], strict=True)]
+    fig = go.Figure(go.Bar(
+        x=bands["band"], y=rates.fillna(0), marker_color=colors, text=text, textposition="outside",
+        customdata=bands["decisions"], cliponaxis=False,
+        hovertemplate="Age %{x}: %{y:.1%} approved of %{customdata:,}<extra></extra>",
+    ))
+    best = rates.max()
+    if pd.notna(best) and best > 0:
+        fig.add_hline(y=FOUR_FIFTHS * best, line_dash="dash", line_color=INK,
+                      annotation_text=f"four fifths of the highest ({percent(FOUR_FIFTHS * best)})",
+                      annotation_position="top left")
+    return _layout(fig, showlegend=False, xaxis=dict(title="Age band (years)"),
+                   yaxis=dict(title="Approval rate", range=[0, 1.1], tickformat=".0%"))
