@@ -21,54 +21,69 @@ def _axis_format(f: Field) -> dict:
     return {"ticksuffix": f" {f.unit}" if f.unit and f.unit != "points" else ""}
 
 
+def _hline(y: float, **line) -> dict:
+    return dict(type="line", xref="paper", x0=0, x1=1, yref="y", y0=y, y1=y, line=line)
+
+
+def _vline(x: float, **line) -> dict:
+    return dict(type="line", yref="paper", y0=0, y1=1, xref="x", x0=x, x1=x, line=line)
+
+
+def _band(y0: float, y1: float, color: str) -> dict:
+    return dict(type="rect", xref="paper", x0=0, x1=1, yref="y", y0=y0, y1=y1, fillcolor=color,
+                opacity=0.08, line_width=0, layer="below")
+
+
 def probability_bar(probability: float, threshold: float) -> go.Figure:
     """The calibrated probability against the threshold, on one bar."""
+    # Figures are built in one go (shapes as layout dicts): plotly's add_* helpers validate on
+    # every call and cost more than the model itself.
     approved = probability >= threshold
-    fig = go.Figure(go.Bar(
-        x=[probability], y=[""], orientation="h", marker_color=APPROVE if approved else REJECT,
-        hovertemplate="Approval probability %{x:.1%}<extra></extra>",
-    ))
-    fig.add_vline(x=threshold, line_width=3, line_color=INK,
-                  annotation_text=f"threshold {percent(threshold)}", annotation_position="top")
-    fig.update_layout(
-        height=110, margin=dict(l=10, r=10, t=30, b=10), showlegend=False,
-        xaxis=dict(range=[0, 1.001], tickformat=".0%", dtick=0.2, fixedrange=True), yaxis=dict(fixedrange=True),
-        plot_bgcolor="#eef1f5",
+    return go.Figure(
+        data=[go.Bar(x=[probability], y=[""], orientation="h", marker_color=APPROVE if approved else REJECT,
+                     hovertemplate="Approval probability %{x:.1%}<extra></extra>")],
+        layout=dict(
+            height=110, margin=dict(l=10, r=10, t=30, b=10), showlegend=False, plot_bgcolor="#eef1f5",
+            xaxis=dict(range=[0, 1.001], tickformat=".0%", dtick=0.2, fixedrange=True),
+            yaxis=dict(fixedrange=True),
+            shapes=[_vline(threshold, color=INK, width=3)],
+            annotations=[dict(x=threshold, y=1, xref="x", yref="paper", yanchor="bottom", showarrow=False,
+                              text=f"threshold {percent(threshold)}")],
+        ),
     )
-    return fig
 
 
 def sensitivity_figure(curve: Curve, f: Field) -> go.Figure:
     """Approval probability as one field varies, regions shaded, applicant and flip point marked."""
-    fig = go.Figure()
-    fig.add_hrect(y0=curve.threshold, y1=1, fillcolor=APPROVE, opacity=0.08, line_width=0,
-                  annotation_text="Approve", annotation_position="top left")
-    fig.add_hrect(y0=0, y1=curve.threshold, fillcolor=REJECT, opacity=0.08, line_width=0,
-                  annotation_text="Reject", annotation_position="bottom left")
-    fig.add_trace(go.Scatter(
+    data = [go.Scatter(
         x=curve.values, y=curve.probabilities, mode="lines", name="Approval probability",
         line=dict(color=LINE, width=3),
         hovertemplate=f"{f.label} %{{x:,.0f}}<br>Approval probability %{{y:.1%}}<extra></extra>",
-    ))
-    fig.add_hline(y=curve.threshold, line_dash="dash", line_color=INK,
-                  annotation_text=f"threshold {percent(curve.threshold)}", annotation_position="top right")
+    )]
     if curve.current is not None:
-        fig.add_trace(go.Scatter(
+        data.append(go.Scatter(
             x=[curve.current], y=[curve.current_probability], mode="markers", name="This applicant",
             marker=dict(size=14, color=INK, symbol="diamond", line=dict(color="white", width=2)),
             hovertemplate=f"This applicant: {format_value(f, curve.current)}<br>%{{y:.1%}}<extra></extra>",
         ))
+    shapes = [_band(curve.threshold, 1, APPROVE), _band(0, curve.threshold, REJECT),
+              _hline(curve.threshold, color=INK, dash="dash")]
+    annotations = [
+        dict(text="Approve", x=0, y=1, xref="paper", yref="y", xanchor="left", yanchor="top", showarrow=False),
+        dict(text="Reject", x=0, y=0, xref="paper", yref="y", xanchor="left", yanchor="bottom", showarrow=False),
+        dict(text=f"threshold {percent(curve.threshold)}", x=1, y=curve.threshold, xref="paper", yref="y",
+             xanchor="right", yanchor="bottom", showarrow=False),
+    ]
     for flip in curve.flips:
-        fig.add_vline(x=flip, line_dash="dot", line_color=APPROVE)
-        fig.add_annotation(x=flip, y=curve.threshold, text=f"flips at {format_value(f, flip)}",
-                           showarrow=True, arrowhead=2, ax=40, ay=-40, bgcolor="white")
-    fig.update_layout(
+        shapes.append(_vline(flip, color=APPROVE, dash="dot"))
+        annotations.append(dict(x=flip, y=curve.threshold, text=f"flips at {format_value(f, flip)}",
+                                showarrow=True, arrowhead=2, ax=40, ay=-40, bgcolor="white"))
+    return go.Figure(data=data, layout=dict(
         height=380, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.2),
         xaxis=dict(title=f.title, range=_view(curve, f), **_axis_format(f)),
         yaxis=dict(title="Approval probability", range=[0, 1], tickformat=".0%"),
-        plot_bgcolor="white", hovermode="x unified",
-    )
-    return fig
+        plot_bgcolor="white", hovermode="x unified", shapes=shapes, annotations=annotations,
+    ))
 
 
 def _view(curve: Curve, f: Field) -> list[float]:
@@ -83,26 +98,27 @@ def _view(curve: Curve, f: Field) -> list[float]:
 
 def heatmap_figure(grid: Grid, fx: Field, fy: Field) -> go.Figure:
     """Approval probability over two fields, the threshold contour drawn, the applicant marked."""
-    fig = go.Figure(go.Heatmap(
-        x=grid.xs, y=grid.ys, z=grid.probabilities, zmin=0, zmax=1, zmid=grid.threshold,
-        colorscale=[[0, REJECT], [0.5, "#f7f7f7"], [1, APPROVE]],
-        colorbar=dict(title="Approval<br>probability", tickformat=".0%"),
-        hovertemplate=f"{fx.label} %{{x:,.0f}}<br>{fy.label} %{{y:,.0f}}<br>%{{z:.1%}}<extra></extra>",
-    ))
-    fig.add_trace(go.Contour(
-        x=grid.xs, y=grid.ys, z=grid.probabilities, showscale=False, hoverinfo="skip",
-        contours=dict(start=grid.threshold, end=grid.threshold, size=1, coloring="none"),
-        line=dict(color=INK, width=2, dash="dash"), name="threshold", showlegend=False,
-    ))
+    data = [
+        go.Heatmap(
+            x=grid.xs, y=grid.ys, z=grid.probabilities, zmin=0, zmax=1, zmid=grid.threshold,
+            colorscale=[[0, REJECT], [0.5, "#f7f7f7"], [1, APPROVE]],
+            colorbar=dict(title="Approval<br>probability", tickformat=".0%"),
+            hovertemplate=f"{fx.label} %{{x:,.0f}}<br>{fy.label} %{{y:,.0f}}<br>%{{z:.1%}}<extra></extra>",
+        ),
+        go.Contour(
+            x=grid.xs, y=grid.ys, z=grid.probabilities, showscale=False, hoverinfo="skip",
+            contours=dict(start=grid.threshold, end=grid.threshold, size=1, coloring="none"),
+            line=dict(color=INK, width=2, dash="dash"), name="threshold", showlegend=False,
+        ),
+    ]
     x, y = grid.current
     if x is not None and y is not None and np.isfinite([x, y]).all():
-        fig.add_trace(go.Scatter(
+        data.append(go.Scatter(
             x=[x], y=[y], mode="markers+text", text=["This applicant"], textposition="top center",
             textfont=dict(color=INK, size=13), showlegend=False, hoverinfo="skip",
             marker=dict(size=14, color=INK, symbol="diamond", line=dict(color="white", width=2)),
         ))
-    fig.update_layout(
+    return go.Figure(data=data, layout=dict(
         height=420, margin=dict(l=10, r=10, t=30, b=10),
         xaxis=dict(title=fx.title, **_axis_format(fx)), yaxis=dict(title=fy.title, **_axis_format(fy)),
-    )
-    return fig
+    ))

@@ -13,7 +13,6 @@ import streamlit as st
 from model.artifact import ModelIntegrityError, default_model_dir, load_model, read_card, resolve_version_dir
 from model.decision_log import DecisionLog, default_url
 from model.predictor import LoanModel
-from model.training import ensure_model
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -34,6 +33,8 @@ def current_model(version: str | None = None) -> LoanModel:
         except ModelIntegrityError:
             if version is not None or (path / "versions").is_dir():
                 raise
+            from model.training import ensure_model  # training code is only needed on a first start
+
             with st.spinner("First start: training the built-in loan model (a few seconds)…"):
                 ensure_model(path)
             folder = resolve_version_dir(path)
