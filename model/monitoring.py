@@ -211,7 +211,7 @@ def simulated_sample(model, n: int = SIMULATED_SAMPLE_SIZE, seed: int = 0) -> pd
     for name, (how, amount) in shifts.items():
         f = model.schema[name]
         moved = sample[name] * amount if how == "scale" else sample[name] + amount
-        moved = moved.clip(lower=f.hard_min, upper=f.hard_max)
+        moved = moved.clip(lower=_lowest(f), upper=f.hard_max)
         sample[name] = moved.round() if f.integer else moved
     beyond = [f for f in model.schema.fields if f.is_number and f.max_minus is None and f.train_std
               and (f.hard_max is None or f.hard_max > f.train_max)]
@@ -222,6 +222,12 @@ def simulated_sample(model, n: int = SIMULATED_SAMPLE_SIZE, seed: int = 0) -> pd
             value = min(f.train_max + 0.5 * f.train_std, f.hard_max if f.hard_max is not None else np.inf)
             sample.loc[row, f.name] = np.ceil(value) if f.integer else value
     return sample
+
+
+def _lowest(f: Field) -> float | None:
+    """The smallest value validation accepts: the hard minimum, and never below 0 if training never was."""
+    floors = [v for v in (f.hard_min, 0.0 if (f.train_min or 0) >= 0 else None) if v is not None]
+    return max(floors) if floors else None
 
 
 def log_simulated_sample(model, log: DecisionLog, n: int = SIMULATED_SAMPLE_SIZE, seed: int = 0,
