@@ -20,9 +20,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from model.artifact import load_model, save_version  # noqa: E402
-from model.data import generate_applicants  # noqa: E402
-from model.training import train_builtin  # noqa: E402
+from model.artifact import load_model, save_version
+from model.data import generate_applicants
+from model.training import train_builtin
 
 
 def percentiles(seconds: list[float]) -> tuple[float, float]:
