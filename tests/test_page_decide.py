@@ -160,3 +160,24 @@ def _db_url() -> str:
 @pytest.fixture(autouse=True)
 def _quiet_streamlit_warnings(caplog):
     caplog.set_level("ERROR", logger="streamlit")
+
+
+def test_first_start_trains_the_built_in_model(app, tmp_path, monkeypatch):
+    empty = tmp_path / "fresh" / "loan_approval_model"
+    monkeypatch.setenv("LOANDESK_MODEL_DIR", str(empty))
+    at = app.run()
+    assert not at.exception
+    model = load_model(empty)
+    assert model.card["data"]["source"].startswith("built-in applicants")
+    assert model.sha256[:8] in at.sidebar.markdown[0].value
+    assert {ni.label for ni in at.number_input} >= set(LABELS.values())
+
+
+def test_a_tampered_model_is_refused_on_the_page_without_a_traceback(app, app_env):
+    model = load_model(app_env)
+    with open(model.path / "pipeline.joblib", "r+b") as fh:
+        fh.seek(100)
+        fh.write(b"\x00\x01\x02")
+    at = app.run()
+    assert not at.exception
+    assert any("cannot be used" in e.value and "does not match its model card" in e.value for e in at.error)
