@@ -32,6 +32,8 @@ import sklearn
 from sklearn.exceptions import InconsistentVersionWarning
 from sklearn.pipeline import Pipeline
 
+from .schema import Schema
+
 CARD_FORMAT = 1
 PIPELINE_FILE = "pipeline.joblib"
 CARD_FILE = "model_card.json"
@@ -39,7 +41,8 @@ HOLDOUT_FILE = "holdout.parquet"
 ACTIVE_FILE = "ACTIVE"
 VERSIONS_DIR = "versions"
 DEFAULT_MODEL_DIR = Path("artifacts") / "loan_approval_model"
-REQUIRED_CARD_KEYS = ("card_format", "name", "version", "schema", "threshold", "files", "libraries", "target")
+REQUIRED_CARD_KEYS = ("card_format", "name", "version", "schema", "threshold", "files", "pipeline_sha256",
+                      "libraries", "target")
 
 
 class ModelIntegrityError(RuntimeError):
@@ -216,7 +219,31 @@ def read_card(folder: Path) -> dict[str, Any]:
     expected = card["files"].get(PIPELINE_FILE) if isinstance(card["files"], dict) else None
     if not isinstance(expected, str) or len(expected) != 64:
         raise ModelIntegrityError(f"{card_path}: the model card has no SHA-256 for {PIPELINE_FILE}")
+    _check_card_values(card_path, card)
     return card
+
+
+def _check_card_values(card_path: Path, card: dict[str, Any]) -> None:
+    """What the loaded model reads from the card must make sense, or nothing is unpickled."""
+    def bad(what: str) -> ModelIntegrityError:
+        return ModelIntegrityError(f"{card_path}: the model card is malformed ({what})")
+
+    for name, digest in card["files"].items():
+        if Path(name).name != name or name in ("", ".", ".."):
+            raise bad(f"file name {name!r} is not a plain name in the version folder")
+        if not isinstance(digest, str) or len(digest) != 64:
+            raise bad(f"no SHA-256 for {name}")
+    if card.get("pipeline_sha256") != card["files"][PIPELINE_FILE]:
+        raise bad(f"pipeline_sha256 differs from the SHA-256 listed for {PIPELINE_FILE}")
+    if not isinstance(card["libraries"], dict):
+        raise bad("libraries is not an object")
+    threshold = card["threshold"]
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold < 1:
+        raise bad(f"threshold {threshold!r} is not a number between 0 and 1")
+    try:
+        Schema.from_dict(card["schema"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise bad(f"schema: {exc}") from exc
 
 
 def verify(folder: Path, card: dict[str, Any], *, allow_version_mismatch: bool = False) -> None:
