@@ -25,7 +25,8 @@ from model.training import train_builtin  # noqa: E402
 from tests.e2e import StreamlitServer, chromium, wait_for_app  # noqa: E402
 
 # The sensitivity curve is the second plotly chart on both pages; its marker trace holds the income.
-MARKED = "() => { const p = document.querySelectorAll('.js-plotly-plot')[1]; return p && p.data && p.data[1] && p.data[1].x[0]; }"
+MARKED = ("() => { const p = document.querySelectorAll('.js-plotly-plot')[1];"
+          " return p && p.data && p.data[1] && p.data[1].x[0]; }")
 
 
 def measure(browser, app: Path, env: dict[str, str], changes: int) -> tuple[float, list[float]]:
