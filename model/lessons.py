@@ -19,7 +19,7 @@ from sklearn.preprocessing import StandardScaler
 
 from .artifact import ModelIntegrityError, load_holdout
 from .explain import Curve, sensitivity_curve
-from .formatting import decision_label, format_value, percent
+from .formatting import decision_label, format_value, percent, with_article
 from .pipeline import model_kind
 from .schema import Field
 
@@ -294,9 +294,7 @@ def changed_order(model, applicant: Any | None = None, holdout: Any = _LOAD) -> 
 
 def with_value(f: Field, value: Any) -> str:
     """'an annual income of $18,000'."""
-    label = f.label.lower()
-    article = "an" if label[:1] in "aeiou" else "a"
-    return f"{article} {label} of {format_value(f, value)}"
+    return f"{with_article(f.label.lower())} of {format_value(f, value)}"
 
 
 @dataclass(frozen=True)
