@@ -26,8 +26,14 @@ def version_effects(_model: LoanModel, folder: str, sha256: str) -> evaluation.F
     return evaluation.feature_effects(_model)
 
 
-def report_of(model: LoanModel) -> evaluation.Report:
-    return version_report(model, str(model.path), model.sha256)
+def report_of(model: LoanModel) -> evaluation.Report | None:
+    """The version's report, or None after saying why its hold-out cannot be used."""
+    try:
+        return version_report(model, str(model.path), model.sha256)
+    except (ModelIntegrityError, OSError, KeyError, ValueError) as exc:
+        st.error(f"The hold-out stored with version {model.version} cannot be read ({exc}), so its performance "
+                 "cannot be shown. Make another version active under Versions, or retrain.")
+        return None
 
 
 def points(change: float) -> str | None:
@@ -181,6 +187,8 @@ def compare(model: LoanModel, ids: list[str]) -> None:
         st.info("Choose two different versions.")
         return
     reports = [report_of(current_model(version=v)) for v in (first, second)]
+    if None in reports:
+        return
     if not evaluation.same_holdout(reports):
         st.info("These versions were scored on different hold-out applicants (other data or another seed), so "
                 "small differences between them may be chance.")
@@ -194,12 +202,8 @@ st.title("Model")
 if notice := st.session_state.pop("model.notice", None):
     st.success(notice, icon=":material/check_circle:")
 model_card(model)
-try:
-    report = report_of(model)
-except (ModelIntegrityError, OSError, KeyError, ValueError) as exc:
-    st.error(f"The hold-out stored with version {model.version} cannot be read ({exc}), so its performance "
-             "cannot be shown. Make another version active below, or retrain.")
-else:
+report = report_of(model)
+if report is not None:
     performance(model, report)
     threshold_explorer(model, report)
 ids = versions(model)
