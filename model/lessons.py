@@ -168,6 +168,14 @@ def _holdout_effect(model, wrong_probs: np.ndarray, right_probs: np.ndarray) -> 
                 wrong_approval_rate=float(np.mean(wrong)), right_approval_rate=float(np.mean(right)))
 
 
+def _scaling_effect(model, holdout: pd.DataFrame | None, wrong_numbers) -> dict[str, Any]:
+    """The hold-out effect of giving the classifier `wrong_numbers(unscaled values)` instead of the fitted scaling."""
+    if holdout is None:
+        return {}
+    wrong = _classifier_proba(model.pipeline, _with_numbers(model, holdout, wrong_numbers(_unscaled(model, holdout))))
+    return _holdout_effect(model, wrong, model.approval_probability(holdout))
+
+
 def _all_numbers(model) -> bool:
     return not model.schema.categories
 
@@ -218,11 +226,7 @@ def unscaled_inputs(model, applicant: Any | None = None, holdout: Any = _LOAD) -
     if _all_numbers(model):
         code = (f'classifier = pipeline.named_steps["model"]  # the fitted model without its preprocessing\n'
                 f"wrong = classifier.predict_proba([{_code_row(list(raw[0]))}])[0, 1]")
-    effect = {}
-    holdout = _holdout(model, holdout)
-    if holdout is not None:
-        wrong_all = _classifier_proba(model.pipeline, _with_numbers(model, holdout, _unscaled(model, holdout)))
-        effect = _holdout_effect(model, wrong_all, model.approval_probability(holdout))
+    effect = _scaling_effect(model, _holdout(model, holdout), lambda raw: raw)
     return Mistake(
         key="preprocessing", title="Different preprocessing at serving time",
         wrong_way="The serving code calls the fitted classifier directly with the raw values: no imputing, "
@@ -367,12 +371,7 @@ def model_only(model, applicant: Any | None = None, holdout: Any = _LOAD) -> Mis
         code = ("classifier = pipeline.named_steps[\"model\"]  # the only thing that was saved\n"
                 "scaler = StandardScaler().fit(today)  # a new scaler, fitted on today's applications\n"
                 "wrong = classifier.predict_proba(scaler.transform(today))[0, 1]  # the example customer is row 0")
-    effect = {}
-    holdout = _holdout(model, holdout)
-    if holdout is not None:
-        wrong_all = _classifier_proba(
-            model.pipeline, _with_numbers(model, holdout, _batch_scaled(_unscaled(model, holdout), BATCH_SIZE)))
-        effect = _holdout_effect(model, wrong_all, model.approval_probability(holdout))
+    effect = _scaling_effect(model, holdout, lambda raw: _batch_scaled(raw, BATCH_SIZE))
     return Mistake(
         key="model_only", title="Saving only the model, not the pipeline",
         wrong_way=f"Only the classifier was saved, so the serving code fits a new StandardScaler on today's "
@@ -416,12 +415,7 @@ def manual_transform(model, applicant: Any | None = None, holdout: Any = _LOAD) 
                 f"std = np.array({_code_row(list(std))})\n"
                 f"x = np.array([{_code_row(list(raw[0]))}])\n"
                 f"wrong = pipeline.named_steps[\"model\"].predict_proba((x - mean) / std)[0, 1]")
-    effect = {}
-    holdout = _holdout(model, holdout)
-    if holdout is not None:
-        wrong_all = _classifier_proba(model.pipeline,
-                                      _with_numbers(model, holdout, (_unscaled(model, holdout) - mean) / std))
-        effect = _holdout_effect(model, wrong_all, model.approval_probability(holdout))
+    effect = _scaling_effect(model, _holdout(model, holdout), lambda raw: (raw - mean) / std)
     return Mistake(
         key="manual_transform", title="Manual data transformations",
         wrong_way="The serving code re-implements scaling by hand, (x − mean) / std, with the constants typed "
