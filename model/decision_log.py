@@ -12,7 +12,8 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -24,6 +25,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Column,
+    Connection,
     DateTime,
     Engine,
     Float,
@@ -268,7 +270,8 @@ class DecisionLog:
         """Decisions from `start` (inclusive) to `end` (exclusive), newest first.
 
         Naive datetimes and dates are taken as UTC. `simulated=False` leaves out the demo rows,
-        `True` keeps only them. Raises DecisionLogError when the log cannot be read.
+        `True` keeps only them. Raises DecisionLogError when the log cannot be read (so do
+        `summary` and `count`).
         """
         q = select(decisions).order_by(decisions.c.decided_at.desc(), decisions.c.id.desc())
         if start is not None:
@@ -281,13 +284,8 @@ class DecisionLog:
             q = q.where(decisions.c.simulated.is_(bool(simulated)))
         if limit:
             q = q.limit(limit)
-        try:
-            self.ensure_schema()
-            with self.engine.connect() as conn:
-                rows = conn.execute(q).mappings().all()
-        except (SQLAlchemyError, OSError, RuntimeError) as exc:
-            log.error("decision log read failed at %r: %s", self, _short(exc))
-            raise DecisionLogError(f"The decision log cannot be read ({_short(exc)}).") from exc
+        with self._reading() as conn:
+            rows = conn.execute(q).mappings().all()
         frame = pd.DataFrame(rows, columns=[c.name for c in decisions.c])
         frame["decided_at"] = pd.to_datetime(frame["decided_at"], utc=True)
         frame["simulated"] = frame["simulated"].astype(bool)
@@ -301,22 +299,27 @@ class DecisionLog:
                     func.max(decisions.c.decided_at).label("last"))
              .group_by(decisions.c.model_version, decisions.c.model_name)
              .order_by(func.max(decisions.c.decided_at).desc()))
-        try:
-            self.ensure_schema()
-            with self.engine.connect() as conn:
-                rows = conn.execute(q).mappings().all()
-        except (SQLAlchemyError, OSError, RuntimeError) as exc:
-            log.error("decision log read failed at %r: %s", self, _short(exc))
-            raise DecisionLogError(f"The decision log cannot be read ({_short(exc)}).") from exc
+        with self._reading() as conn:
+            rows = conn.execute(q).mappings().all()
         frame = pd.DataFrame(rows, columns=["model_version", "model_name", "decisions", "first", "last"])
         for col in ("first", "last"):
             frame[col] = pd.to_datetime(frame[col], utc=True)
         return frame
 
     def count(self) -> int:
-        self.ensure_schema()
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return int(conn.execute(select(func.count()).select_from(decisions)).scalar())
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        """A connection for reading; any failure becomes one DecisionLogError, logged once."""
+        try:
+            self.ensure_schema()
+            with self.engine.connect() as conn:
+                yield conn
+        except (SQLAlchemyError, OSError, RuntimeError) as exc:
+            log.error("decision log read failed at %r: %s", self, _short(exc))
+            raise DecisionLogError(f"The decision log cannot be read ({_short(exc)}).") from exc
 
     def dispose(self) -> None:
         if self._engine is not None:

@@ -1,5 +1,6 @@
 """Monitoring: what the deployed model decided, and whether the applicants still look like its training data."""
 
+import time
 from datetime import timedelta
 
 import streamlit as st
@@ -19,14 +20,13 @@ st.caption("Every decision on record, and whether the model is still seeing the 
            "was trained on. Days are UTC days.")
 
 with st.container(border=True):
-    left, right = st.columns([3, 1], vertical_alignment="center")
-    left.markdown(
+    st.markdown(
         f"**Demo: simulate drift.** Score {mon.SIMULATED_SAMPLE_SIZE} made-up applicants with lower incomes "
-        "and credit scores than in training, and put them on record marked **simulated**, to see the drift "
-        "alerts below light up. Simulated decisions can be left out with the toggle below."
+        "and credit scores than in training and put them on record marked **simulated**, to see the drift "
+        "alerts light up. The *Include simulated* toggle leaves them out again."
     )
-    if right.button("Score a simulated sample", icon=":material/science:", use_container_width=True):
-        result = mon.log_simulated_sample(model, log, seed=log.count(), officer=officer())
+    if st.button("Score a simulated sample", icon=":material/science:"):
+        result = mon.log_simulated_sample(model, log, seed=time.time_ns() % 2**32, officer=officer())
         if result.ok:
             st.success(f"{result.written:,} simulated decisions scored and put on record, marked simulated.")
         else:
@@ -115,9 +115,11 @@ else:
     acting = table.loc[table["band"] == "act", "label"].tolist()
     watching = table.loc[table["band"] == "watch", "label"].tolist()
     if acting:
-        st.error(f"Act: {', '.join(acting)} no longer look like the training data.", icon=":material/warning:")
+        st.error(f"Act: {', '.join(acting)} no longer {'looks' if len(acting) == 1 else 'look'} like the "
+                 "training data.", icon=":material/warning:")
     if watching:
-        st.warning(f"Watch: {', '.join(watching)} are moving away from the training data.")
+        st.warning(f"Watch: {', '.join(watching)} {'is' if len(watching) == 1 else 'are'} moving away from the "
+                   "training data.")
     if not acting and not watching:
         st.success("Every input is stable against the training data.")
     st.plotly_chart(charts.psi_figure(table), key="mon.psi")

@@ -1,0 +1,168 @@
+"""The Monitoring page, driven through Streamlit's AppTest on a log seeded through DecisionLog."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from model.artifact import load_model
+from model.data import generate_applicants
+from model.decision_log import DecisionLog, entries_for_rows
+from model.formatting import percent
+
+PAGE = "pages/monitoring.py"
+DAYS = 6
+
+
+def _log() -> DecisionLog:
+    return DecisionLog(os.environ["LOANDESK_DB_URL"])
+
+
+@pytest.fixture
+def seeded(app_env) -> pd.DataFrame:
+    """A week of real-looking decisions by the app's model, one day's batch under another version."""
+    model = load_model(app_env)
+    log = _log()
+    start = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=DAYS)
+    for day in range(DAYS):
+        applicants = generate_applicants(40 + 10 * day, seed=200 + day)[model.features]
+        validation = model.validate(applicants)
+        probabilities = model.approval_probability(validation.clean)
+        entries = entries_for_rows(model, validation.clean, probabilities, source="batch page",
+                                   out_of_range=validation.out_of_range, officer="Ada")
+        for k, e in enumerate(entries):
+            e.decided_at = start + timedelta(days=day, minutes=k)
+            if day == 0:
+                e.model_version = "20260101-000000-00000000"
+        assert log.record(entries).ok
+    frame = log.read()
+    log.dispose()
+    return frame
+
+
+def _open(app):
+    at = app.run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _metric(at, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def _texts(at) -> str:
+    return " ".join([m.value for m in at.markdown] + [e.value for kind in (at.info, at.warning, at.error,
+                                                                           at.success, at.caption)
+                                                      for e in kind])
+
+
+def test_an_empty_log_says_so_and_offers_the_simulation(app):
+    at = _open(app)
+    assert any("No decisions on record yet" in i.value for i in at.info)
+    assert not at.get("plotly_chart")
+    at.button(key=next(b.key for b in at.button if b.label == "Score a simulated sample")).click().run()
+    assert not at.exception, at.exception
+    frame = _log().read()
+    assert len(frame) > 0 and frame["simulated"].all()
+    assert any(f"{len(frame):,} simulated decisions scored" in s.value for s in at.success)
+    assert any("simulated" in w.value and f"{len(frame):,}" in w.value for w in at.warning)
+    assert _metric(at, "Simulated") == f"{len(frame):,}"
+    drift_alert = " ".join(e.value for e in at.error)
+    assert "Annual income" in drift_alert and "Credit score" in drift_alert
+
+
+def test_the_page_on_a_seeded_log(app, seeded):
+    at = _open(app)
+    assert _metric(at, "Decisions") == f"{len(seeded):,}"
+    assert _metric(at, "Approval rate") == percent(seeded["decision"].mean())
+    assert _metric(at, "Simulated") == "0"
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2 + 1 + 1 + 5 + 1  # daily ×2, probabilities, PSI, one per input, fairness
+    assert at.get("download_button")
+
+    # Age bands, computed here independently from the seeded inputs.
+    total, approved = Counter(), Counter()
+    for inputs, decision in zip(seeded["inputs"], seeded["decision"], strict=True):
+        age = inputs["age"]
+        band = "18–24" if age < 25 else "25–39" if age < 40 else "40–61" if age < 62 else "62+"
+        total[band] += 1
+        approved[band] += decision
+    best = max(approved[b] / total[b] for b in total)
+    table = next(df.value for df in at.dataframe if "band" in df.value.columns).set_index("band")
+    for band in ("18–24", "25–39", "40–61", "62+"):
+        assert table.loc[band, "decisions"] == total[band]
+        assert table.loc[band, "approval_rate"] == percent(approved[band] / total[band])
+        assert table.loc[band, "ratio_to_highest"] == f"{approved[band] / total[band] / best:.2f}"
+        flagged = approved[band] / total[band] / best < 0.8
+        assert (table.loc[band, "flagged"] != "") == flagged
+
+    # Out-of-range counts from the logged flags.
+    oor = next(df.value for df in at.dataframe if "range" in df.value.columns).set_index("label")
+    flagged = Counter(n for o in seeded["out_of_range"] for n in o.split(", ") if n)
+    assert oor.loc["Annual income", "count"] == flagged["income"]
+
+    # The log table shows the newest decisions, written for people.
+    log_table = at.dataframe[-1].value
+    assert len(log_table) == min(len(seeded), 500)
+    assert log_table["Annual income"].str.startswith("$").all()
+    assert set(log_table["Decision"]) <= {"Approved", "Rejected"}
+
+
+def test_filters_by_date_and_version_and_simulated(app, seeded, app_env):
+    from model.monitoring import log_simulated_sample
+
+    at = _open(app)
+    old = "20260101-000000-00000000"
+    at.multiselect[0].set_value([old]).run()
+    assert not at.exception, at.exception
+    assert _metric(at, "Decisions") == f"{(seeded['model_version'] == old).sum():,}"
+
+    at.multiselect[0].set_value([]).run()
+    days = sorted(seeded["decided_at"].dt.date.unique())
+    at.date_input[0].set_value((days[2], days[3])).run()
+    assert not at.exception, at.exception
+    in_range = seeded["decided_at"].dt.date.between(days[2], days[3]).sum()
+    assert _metric(at, "Decisions") == f"{in_range:,}"
+
+    log = _log()
+    simulated = log_simulated_sample(load_model(app_env), log, n=120).written
+    log.dispose()
+    at = _open(app)
+    assert _metric(at, "Decisions") == f"{len(seeded) + simulated:,}"
+    assert _metric(at, "Simulated") == f"{simulated:,}"
+    at.toggle[0].set_value(False).run()
+    assert _metric(at, "Decisions") == f"{len(seeded):,}"
+    assert _metric(at, "Simulated") == "0"
+
+
+def test_a_model_without_age_says_fairness_is_not_applicable(app, app_env):
+    from model.artifact import save_version
+    from model.training import train
+
+    frame = generate_applicants(600, seed=9)
+    features = frame.drop(columns=["age", "approved"])
+    trained = train(features, frame["approved"].to_numpy(), target="approved", positive_label="1", model="logistic")
+    save_version(app_env, trained.pipeline, trained.card, trained.holdout)
+    model = load_model(app_env)
+    clean = model.validate(features.head(80)).clean
+    log = _log()
+    assert log.record(entries_for_rows(model, clean, model.approval_probability(clean), source="form")).ok
+    log.dispose()
+    at = _open(app)
+    assert any("Not applicable" in i.value and "age" in i.value for i in at.info)
+    assert _metric(at, "Decisions") == "80"
+
+
+def test_a_log_that_cannot_be_read_is_a_clear_error(app, tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("LOANDESK_DB_URL", f"sqlite:///{blocker / 'decisions.db'}")
+    at = _open(app)
+    assert any("decision log cannot be read" in e.value for e in at.error)
+    assert not at.get("plotly_chart")
+
