@@ -164,6 +164,11 @@ def out_of_range_counts(model, log: pd.DataFrame) -> pd.DataFrame:
     })
 
 
+def out_of_range_share(log: pd.DataFrame) -> float:
+    """The share of decisions with at least one input outside the training range."""
+    return float((log["out_of_range"].fillna("") != "").mean()) if len(log) else 0.0
+
+
 # --- fairness ------------------------------------------------------------------------------------
 def fairness_applicable(model) -> bool:
     return "age" in model.schema

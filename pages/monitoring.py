@@ -76,14 +76,13 @@ holdout = load_holdout(reference)
 holdout_rate = float((holdout["probability"] >= reference.threshold).mean())
 
 approved = frame["decision"].astype(int)
-any_out = (frame["out_of_range"].fillna("") != "").mean()
 k1, k2, k3, k4 = st.columns(4)
 k1.metric("Decisions", f"{len(frame):,}")
 k2.metric("Approval rate", percent(approved.mean()),
           delta=f"{100 * (approved.mean() - holdout_rate):+.1f} points vs hold-out",
           delta_color="off")
 k3.metric("Simulated", f"{simulated:,}")
-k4.metric("With an input out of range", percent(any_out))
+k4.metric("With an input out of range", percent(mon.out_of_range_share(frame)))
 
 # --- activity ------------------------------------------------------------------------------------------
 st.header("Decisions over time")

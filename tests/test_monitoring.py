@@ -136,6 +136,7 @@ def test_out_of_range_counts_and_shares_per_field(model):
         assert counts.loc[name, "count"] == n
         assert counts.loc[name, "share"] == pytest.approx(n / len(flagged))
     assert counts.loc["income", "range"].startswith("$")
+    assert mon.out_of_range_share(_log([{"out_of_range": o} for o in flagged])) == pytest.approx(4 / 6)
 
 
 # --- fairness ------------------------------------------------------------------------------------

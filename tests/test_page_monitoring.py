@@ -81,6 +81,7 @@ def test_the_page_on_a_seeded_log(app, seeded):
     assert _metric(at, "Decisions") == f"{len(seeded):,}"
     assert _metric(at, "Approval rate") == percent(seeded["decision"].mean())
     assert _metric(at, "Simulated") == "0"
+    assert _metric(at, "With an input out of range") == percent((seeded["out_of_range"] != "").mean())
     charts = at.get("plotly_chart")
     assert len(charts) == 2 + 1 + 1 + 5 + 1  # daily ×2, probabilities, PSI, one per input, fairness
     assert at.get("download_button")
