@@ -22,8 +22,13 @@ def version_report(_model: LoanModel, folder: str, sha256: str) -> evaluation.Re
 
 
 @st.cache_data(show_spinner="Measuring how each input moves the score…", max_entries=32)
-def version_effects(_model: LoanModel, folder: str, sha256: str) -> evaluation.FeatureEffects:
+def version_effects(_model: LoanModel, lineage: str) -> evaluation.FeatureEffects:
     return evaluation.feature_effects(_model)
+
+
+def effects_of(model: LoanModel) -> evaluation.FeatureEffects:
+    """A threshold copy has its parent's pipeline and hold-out, so it shares the parent's (cached) effects."""
+    return version_effects(model, str(model.path.parent / (model.card.get("parent") or model.version)))
 
 
 def report_of(model: LoanModel) -> evaluation.Report | None:
@@ -119,7 +124,7 @@ def performance(model: LoanModel, report: evaluation.Report) -> None:
                                                                               conf.precision)), key="model.pr")
     left, right = st.columns(2)
     left.plotly_chart(charts.reliability_figure(report.reliability), key="model.reliability")
-    effects = version_effects(model, str(model.path), model.sha256)
+    effects = effects_of(model)
     with right:
         st.plotly_chart(charts.effects_figure(effects), key="model.effects")
         st.caption(effects.description)
@@ -164,7 +169,8 @@ def versions(model: LoanModel) -> list[str]:
     ids = frame["version"].tolist()
     left, right = st.columns([3, 1], vertical_alignment="bottom")
     chosen = left.selectbox("Version", ids, index=ids.index(model.version) if model.version in ids else 0,
-                            key="model.pick", format_func=lambda v: f"{v} (active)" if v == model.version else v)
+                            key=f"model.pick.{model.version}",
+                            format_func=lambda v: f"{v} (active)" if v == model.version else v)
     if right.button("Make this version active", disabled=chosen == model.version, key="model.activate",
                     help="Rolls back (or forward): the app and score.py use the active version.",
                     width="stretch"):
@@ -181,8 +187,8 @@ def compare(model: LoanModel, ids: list[str]) -> None:
     others = [v for v in ids if v != model.version]
     left, right = st.columns(2)
     first = left.selectbox("Version", ids, index=ids.index(model.version) if model.version in ids else 0,
-                           key="model.compare.first")
-    second = right.selectbox("Against", ids, index=ids.index(others[0]), key="model.compare.second")
+                           key=f"model.compare.first.{model.version}")
+    second = right.selectbox("Against", ids, index=ids.index(others[0]), key=f"model.compare.second.{model.version}")
     if first == second:
         st.info("Choose two different versions.")
         return

@@ -68,6 +68,11 @@ def _slider(at):
     return next(s for s in at.slider if s.key.startswith("model.threshold."))
 
 
+def _selectbox(at, prefix: str):
+    """Version pickers are keyed by the active version, so they start from it again after a change."""
+    return next(s for s in at.selectbox if s.key.startswith(prefix + "."))
+
+
 def test_the_page_shows_the_model_card_and_every_chart(app, app_env):
     at = _open(app)
     model = load_model(app_env)
@@ -139,6 +144,7 @@ def test_use_this_threshold_saves_a_new_active_version_and_keeps_the_old_one(app
     assert _slider(at).value == 62.5
     assert at.button(key="model.use_threshold").disabled
     assert new in " ".join(c.value for c in at.caption)
+    assert _selectbox(at, "model.pick").value == new
 
     # ...and decisions are now made at the new threshold.
     at.switch_page("pages/decide.py").run()
@@ -151,15 +157,17 @@ def test_make_this_version_active_rolls_back(app, app_env):
     older = active_version(app_env)
     newer = _second_version(app_env, activate=True)
     at = _open(app)
-    assert at.selectbox(key="model.pick").value == newer
+    assert _selectbox(at, "model.pick").value == newer
     assert at.button(key="model.activate").disabled
 
-    at.selectbox(key="model.pick").select(older).run()
+    _selectbox(at, "model.pick").select(older).run()
     at.button(key="model.activate").click().run()
     assert not at.exception
     assert active_version(app_env) == older
     assert any(older in s.value and "now active" in s.value for s in at.success)
     assert older in " ".join(c.value for c in at.caption)
+    assert _selectbox(at, "model.pick").value == older
+    assert at.button(key="model.activate").disabled
     holdout = load_holdout(load_model(app_env))
     auc = roc_auc_score(holdout["label"], holdout["probability"])
     assert _metrics(at)["AUC"][0] == f"{auc:.3f}"
@@ -182,7 +190,7 @@ def test_two_versions_side_by_side(app, app_env):
     assert any(n.startswith(first) for n in names) and any(n.startswith(second) for n in names)
     assert any("different hold-out applicants" in i.value for i in at.info)
 
-    at.selectbox(key="model.compare.second").select(first).run()
+    _selectbox(at, "model.compare.second").select(first).run()
     assert any("Choose two different versions" in i.value for i in at.info)
     assert "model.compare.roc" not in _specs(at)
 
@@ -196,7 +204,7 @@ def test_a_damaged_holdout_is_reported_and_rollback_still_works(app, app_env):
     assert not at.exception
     assert any("cannot be read" in e.value and newer in e.value for e in at.error)
     assert "model.roc" not in _specs(at)
-    at.selectbox(key="model.pick").select(older).run()
+    _selectbox(at, "model.pick").select(older).run()
     at.button(key="model.activate").click().run()
     assert not at.exception
     assert active_version(app_env) == older

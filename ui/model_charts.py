@@ -52,8 +52,8 @@ def roc_figure(curves: dict[str, Roc], marks: dict[str, tuple[float, float]] | N
             ))
     title = f"ROC curve · AUC {next(iter(curves.values())).auc:.3f}" if len(curves) == 1 else "ROC curves"
     return _layout(fig, title,
-                   xaxis=dict(title="Bad loans approved (false positive rate)", range=[0, 1], tickformat=".0%"),
-                   yaxis=dict(title="Good loans approved (true positive rate)", range=[0, 1.02], tickformat=".0%"))
+                   xaxis=dict(title="Bad loans approved (false positive rate)", range=[-0.01, 1.01], tickformat=".0%"),
+                   yaxis=dict(title="Good loans approved (true positive rate)", range=[-0.01, 1.02], tickformat=".0%"))
 
 
 def precision_recall_figure(pr: PrecisionRecall, mark: tuple[float, float] | None = None) -> go.Figure:
@@ -73,8 +73,8 @@ def precision_recall_figure(pr: PrecisionRecall, mark: tuple[float, float] | Non
             hovertemplate="At the threshold: recall %{x:.1%}, precision %{y:.1%}<extra></extra>",
         ))
     return _layout(fig, f"Precision and recall · average precision {pr.average_precision:.3f}",
-                   xaxis=dict(title="Recall: good loans approved", range=[0, 1], tickformat=".0%"),
-                   yaxis=dict(title="Precision: good loans among the approved", range=[0, 1.02], tickformat=".0%"))
+                   xaxis=dict(title="Recall: good loans approved", range=[-0.01, 1.01], tickformat=".0%"),
+                   yaxis=dict(title="Precision: good loans among the approved", range=[-0.01, 1.02], tickformat=".0%"))
 
 
 def reliability_figure(rel: Reliability) -> go.Figure:
@@ -88,8 +88,8 @@ def reliability_figure(rel: Reliability) -> go.Figure:
         hovertemplate="Predicted %{x:.1%}<br>Good loans %{y:.1%}<br>%{customdata:,} applicants<extra></extra>",
     ))
     return _layout(fig, f"Reliability · Brier score {rel.brier:.3f}",
-                   xaxis=dict(title="Predicted approval probability", range=[0, 1], tickformat=".0%"),
-                   yaxis=dict(title="Observed share of good loans", range=[0, 1.02], tickformat=".0%"))
+                   xaxis=dict(title="Predicted approval probability", range=[-0.01, 1.01], tickformat=".0%"),
+                   yaxis=dict(title="Observed share of good loans", range=[-0.01, 1.02], tickformat=".0%"))
 
 
 def confusion_figure(conf: Confusion) -> go.Figure:
@@ -140,5 +140,5 @@ def threshold_figure(table: pd.DataFrame, chosen: float, current: float) -> go.F
                   annotation_text=f"chosen: {percent(chosen)}", annotation_position="top right")
     return _layout(fig, "Rates on the hold-out as the threshold moves", height=380, hovermode="x unified",
                    xaxis=dict(title="Threshold (approve when the approval probability is at least this)",
-                              range=[0, 1], tickformat=".0%", hoverformat=".1%"),
-                   yaxis=dict(title="Share", range=[0, 1.02], tickformat=".0%"))
+                              range=[-0.01, 1.01], tickformat=".0%", hoverformat=".1%"),
+                   yaxis=dict(title="Share", range=[-0.01, 1.02], tickformat=".0%"))
