@@ -48,7 +48,7 @@ def parse_monotone(text: str | None) -> dict[str, int]:
     out: dict[str, int] = {}
     for part in filter(None, (p.strip() for p in (text or "").split(","))):
         name, sep, sign = part.partition("=")
-        if not sep or sign.strip() not in {"+1", "1", "-1", "0"}:
+        if not sep or not name.strip() or sign.strip() not in {"+1", "1", "-1", "0"}:
             raise DataError(f"--monotone: {part!r} should look like name=+1, name=-1 or name=0")
         out[name.strip()] = int(sign)
     return out
@@ -78,9 +78,9 @@ def train(
         raise DataError("each target value needs at least 10 rows to train and evaluate a model")
     features = _normalize(features)
     schema = Schema.infer(features, monotone)
-    for f in schema.fields:
-        if f.monotone and not f.is_number:
-            raise DataError(f"--monotone: {f.name} is a text column; directions apply to numbers only")
+    for name, sign in (monotone or {}).items():
+        if sign and not schema[name].is_number:
+            raise DataError(f"--monotone: {name} is a text column; directions apply to numbers only")
     x_train, x_test, y_train, y_test = train_test_split(
         features, y, test_size=test_size, random_state=seed, stratify=y,
     )
