@@ -102,7 +102,6 @@ def model_card(model: LoanModel) -> None:
     with right.container(border=True):
         st.markdown("**Libraries**")
         st.markdown("\n".join(f"- {name} {version}" for name, version in card.get("libraries", {}).items()))
-        st.markdown(f"Trained {trained_when(card)}")
 
 
 def performance(model: LoanModel, report: evaluation.Report) -> None:
