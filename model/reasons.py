@@ -7,11 +7,14 @@ is how much the approval probability moves when that field alone takes the typic
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import sklearn
+from sklearn.compose import ColumnTransformer
 
 from .formatting import format_value
 from .schema import Field
@@ -74,38 +77,44 @@ def _reason_codes(f: Field, values: np.ndarray, reference: Any) -> np.ndarray:
 
 def batch_reasons(model, clean: pd.DataFrame, probabilities: np.ndarray) -> np.ndarray:
     """The principal reasons for many validated rows at once, `;`-separated, by the same rule as
-    `decide` (each field swapped for the typical approved applicant's value) in one predict call.
+    `decide` (each field swapped for the typical approved applicant's value).
 
     The row's own values are left out of the text: they stand beside it in the output.
+    """
+    codes, texts = batch_reason_codes(model, clean, probabilities)
+    return texts[codes]
+
+
+def batch_reason_codes(model, clean: pd.DataFrame, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`batch_reasons` as codes into a short table of distinct texts: `texts[codes]` is the text.
+
+    Rows share a handful of combinations, so a writer can dictionary-encode them instead of
+    copying a million strings.
     """
     reference = model.card.get("reference", {})
     fields = [f for f in model.schema.fields if f.name in reference and not f.protected]
     n = len(clean)
     if n == 0 or not fields:
-        return np.full(n, "", dtype=object)
-    names = model.schema.names
-    stacked = {name: np.tile(clean[name].to_numpy(), len(fields)) for name in names}
-    for k, f in enumerate(fields):
-        stacked[f.name][k * n:(k + 1) * n] = reference[f.name]
-    swapped = model.approval_probability(pd.DataFrame(stacked, columns=names, copy=False)).reshape(len(fields), n)
-    effects = probabilities[None, :] - swapped
-    approved = probabilities >= model.threshold
-    relevant = np.where(approved, effects > MIN_EFFECT, effects < -MIN_EFFECT)
-    strength = np.where(relevant, np.abs(effects), -1.0)
-    order = np.argsort(-strength, axis=0, kind="stable")[:MAX_REASONS]
-    # Encode each row's reasons as one integer (field, phrase) per rank, so that the text is built
-    # once per distinct combination rather than once per row.
+        return np.zeros(n, dtype=np.intp), np.array([""], dtype=object)
+    # A reason supports the decision: it raised the probability of an approved row (effect > 0)
+    # or lowered that of a rejected one. Its strength is the size of the effect; -1: no reason.
+    strength = probabilities[None, :] - _swapped_probabilities(model, clean, fields, reference)
+    np.negative(strength, out=strength, where=probabilities < model.threshold)
+    strength[strength <= MIN_EFFECT] = -1.0
+    # Each row's reasons as one integer: a digit (field, phrase) per rank, strongest first, so the
+    # text is built once per distinct combination rather than once per row.
     tables = [_reason_table(f, reference[f.name]) for f in fields]
     width = max(len(t) for t in tables)
-    codes = np.stack([_reason_codes(f, clean[f.name].to_numpy(), reference[f.name]) for f in fields])
-    cols = np.arange(n)
-    key = np.zeros(n, dtype=np.int64)
     base = len(fields) * width + 1
-    for rank in range(min(MAX_REASONS, len(fields))):
-        pick = order[rank]
-        digit = np.where(strength[pick, cols] > 0, 1 + pick * width + codes[pick, cols], 0)
-        key = key * base + digit
-    unique, inverse = np.unique(key, return_inverse=True)
+    ranks = min(MAX_REASONS, len(fields))
+    place = np.append(base ** np.arange(ranks - 1, -1, -1, dtype=np.int64), 0)  # rank ≥ ranks: left out
+    key = np.zeros(n, dtype=np.int64)
+    for k, f in enumerate(fields):
+        rank = np.minimum(_rank(strength, k), ranks)
+        rank[strength[k] < 0] = ranks
+        digit = 1 + k * width + _reason_codes(f, clean[f.name].to_numpy(), reference[f.name])
+        key += digit * place[rank]
+    inverse, unique = pd.factorize(key)
     texts = np.empty(len(unique), dtype=object)
     for i, combo in enumerate(unique):
         parts, combo = [], int(combo)
@@ -115,4 +124,110 @@ def batch_reasons(model, clean: pd.DataFrame, probabilities: np.ndarray) -> np.n
                 k, code = divmod(digit - 1, width)
                 parts.append(tables[k][code])
         texts[i] = "; ".join(reversed(parts))
-    return texts[inverse]
+    return inverse, texts
+
+
+def _rank(strength: np.ndarray, k: int) -> np.ndarray:
+    """Field k's place when each row's fields are sorted strongest first (ties: schema order)."""
+    rank = np.zeros(strength.shape[1], dtype=np.int64)
+    for j in range(len(strength)):
+        if j != k:
+            rank += (strength[j] > strength[k]) if j > k else (strength[j] >= strength[k])
+    return rank
+
+
+def _swapped_probabilities(model, clean: pd.DataFrame, fields: list[Field], reference: dict) -> np.ndarray:
+    """Approval probability with each field in turn set to the reference value: shape (fields, rows)."""
+    plan = _swap_plan(model, fields, reference)
+    if plan is not None and not plan.checked:
+        sample = clean.iloc[:SAMPLE_CHECK]
+        fast = plan(sample)
+        plan.checked = fast is not None and np.allclose(
+            fast, _swap_by_predict(model, sample, fields, reference), rtol=0, atol=1e-12)
+        if not plan.checked:  # this pipeline is not column-separable after all: never try again
+            _plans[model] = plan = None
+    out = plan(clean) if plan is not None else None
+    return out if out is not None else _swap_by_predict(model, clean, fields, reference)
+
+
+def _swap_by_predict(model, clean: pd.DataFrame, fields: list[Field], reference: dict) -> np.ndarray:
+    """The general way: one predict call over every row once per swapped field."""
+    n = len(clean)
+    stacked = {name: np.tile(clean[name].to_numpy(), len(fields)) for name in model.schema.names}
+    for k, f in enumerate(fields):
+        stacked[f.name][k * n:(k + 1) * n] = reference[f.name]
+    frame = pd.DataFrame(stacked, columns=model.schema.names, copy=False)
+    return model.approval_probability(frame).reshape(len(fields), n)
+
+
+SAMPLE_CHECK = 64  # rows on which the fast path is checked against the general one, once per model
+_plans: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+class _SwapPlan:
+    """Swapping one field for its reference value in the *transformed* rows, not the raw ones.
+
+    When every preprocessing step works column by column (impute, scale, encode), a field's
+    transformed columns depend on that field alone, so the swapped rows are the transformed rows
+    with those columns overwritten: the preprocessing runs once instead of once per field, and
+    only the final estimator sees the stacked rows. Checked against `_swap_by_predict` on the
+    first rows it sees before it is trusted.
+    """
+
+    def __init__(self, pre, estimator, columns: list[np.ndarray], values: list[np.ndarray]):
+        self.pre, self.estimator, self.columns, self.values = pre, estimator, columns, values
+        self.checked = False
+
+    def __call__(self, clean: pd.DataFrame) -> np.ndarray | None:
+        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+            z = self.pre.transform(clean)
+            if not isinstance(z, np.ndarray) or z.ndim != 2:
+                return None
+            n, k = len(z), len(self.columns)
+            stacked = np.empty((k * n, z.shape[1]), dtype=z.dtype)
+            for i, (cols, values) in enumerate(zip(self.columns, self.values, strict=True)):
+                part = stacked[i * n:(i + 1) * n]
+                part[:] = z
+                part[:, cols] = values
+            return self.estimator.predict_proba(stacked)[:, 1].reshape(k, n)
+
+
+def _swap_plan(model, fields: list[Field], reference: dict) -> _SwapPlan | None:
+    if model in _plans:
+        return _plans[model]
+    _plans[model] = plan = _make_swap_plan(model, fields, reference)
+    return plan
+
+
+def _make_swap_plan(model, fields: list[Field], reference: dict) -> _SwapPlan | None:
+    pipeline = model.pipeline
+    if len(pipeline) < 2 or not isinstance(pipeline[0], ColumnTransformer):
+        return None
+    pre, estimator = pipeline[:-1], pipeline[-1]
+    base = {f.name: reference.get(f.name, f.default) for f in model.schema.fields}
+    try:
+        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+            z_ref = pre.transform(_probe(model, base, None, []))
+            owner = np.full(z_ref.shape[1], -1)
+            moved = {}
+            for i, f in enumerate(model.schema.fields):
+                variants = list(f.categories) if not f.is_number else [f.train_min, f.train_max, f.train_median]
+                z = pre.transform(_probe(model, base, f.name, [*variants, None]))
+                cols = np.flatnonzero((z != z[:1]).any(axis=0))
+                if (owner[cols] >= 0).any():  # a column that moves with two fields: not separable
+                    return None
+                owner[cols] = i
+                moved[f.name] = cols
+    except (ValueError, TypeError, AttributeError, IndexError):
+        return None
+    columns = [moved[f.name] for f in fields]
+    return _SwapPlan(pre, estimator, columns, [z_ref[0, cols] for cols in columns])
+
+
+def _probe(model, base: dict, name: str | None, variants: list) -> pd.DataFrame:
+    """The reference applicant, once per variant of one field (or once, unchanged)."""
+    rows = [base] if name is None else [{**base, name: v} for v in variants]
+    frame = pd.DataFrame(rows, columns=model.schema.names)
+    for f in model.schema.fields:
+        frame[f.name] = frame[f.name].astype(float if f.is_number else object)
+    return frame
