@@ -20,6 +20,7 @@ import pytest
 import sklearn
 from sklearn.exceptions import InconsistentVersionWarning
 from sklearn.metrics import brier_score_loss, roc_auc_score
+from threadpoolctl import threadpool_limits
 
 import model.artifact as artifact
 from model import ModelIntegrityError, load_model
@@ -37,6 +38,13 @@ from model.training import ensure_model, fingerprint, train, train_builtin
 
 from .conftest import EXAMPLE, ROOT
 from .test_data import user_applicants
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_openmp_thread():
+    """Gradient boosting on a shared, busy machine: one OpenMP thread is many times faster than two."""
+    with threadpool_limits(1, user_api="openmp"):
+        yield
 
 
 def _version_dir(registry: Path) -> Path:

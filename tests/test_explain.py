@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from threadpoolctl import threadpool_limits
 
 from model.artifact import load_model, save_version
 from model.data import generate_applicants, split_target
@@ -16,6 +17,13 @@ from .conftest import EXAMPLE
 from .test_data import user_applicants
 
 FLIP_FIELDS = {"income": +1, "credit_score": +1, "loan_amount": -1}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_openmp_thread():
+    """Gradient boosting on a shared, busy machine: one OpenMP thread is many times faster than two."""
+    with threadpool_limits(1, user_api="openmp"):
+        yield
 
 
 def _approved(model, applicant: dict, **changes) -> bool:

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, brier_score_loss, roc_auc_score
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from model import DataError, MonotonicityError, ValidationError, load_model
 from model.artifact import active_version, list_versions, save_version
@@ -22,6 +23,13 @@ from .test_data import user_applicants
 
 RISING = ["income", "credit_score", "employment_years", "age"]
 FALLING = ["loan_amount"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_openmp_thread():
+    """Gradient boosting on a shared, busy machine: one OpenMP thread is many times faster than two."""
+    with threadpool_limits(1, user_api="openmp"):
+        yield
 
 
 def run_train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -164,6 +172,24 @@ def test_same_seed_same_model():
     np.testing.assert_array_equal(a.pipeline.predict_proba(grid), b.pipeline.predict_proba(grid))
     assert a.card["data"]["fingerprint"] == b.card["data"]["fingerprint"]
     assert a.card["metrics"] == b.card["metrics"]
+
+
+def test_small_data_trains_on_one_openmp_thread(monkeypatch):
+    """On a busy shared machine two OpenMP threads can stall a 5,000-row fit for minutes."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    seen = []
+    real_fit = HistGradientBoostingClassifier.fit
+
+    def fit(self, *args, **kwargs):
+        seen.extend(p["num_threads"] for p in threadpool_info() if p["user_api"] == "openmp")
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(HistGradientBoostingClassifier, "fit", fit)
+    with threadpool_limits(2, user_api="openmp"):
+        train_builtin(rows=600, model="gbm")
+        assert all(p["num_threads"] == 2 for p in threadpool_info() if p["user_api"] == "openmp")
+    assert seen and set(seen) == {1}
 
 
 @pytest.mark.parametrize("text, expected", [
