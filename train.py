@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                             seed=args.seed, test_size=args.test_size,
                             monotone=parse_monotone(args.monotone), source=str(args.data))
         version = save_version(args.out, trained.pipeline, trained.card, trained.holdout)
-    except (DataError, MonotonicityError, ModelIntegrityError, ValueError) as exc:
+    except (DataError, MonotonicityError, ModelIntegrityError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     report(trained.card, args.out, version)

@@ -80,6 +80,9 @@ def train(
         raise DataError(f"{len(features)} rows is too few to train and evaluate a model (need 50 or more)")
     if min(np.bincount(y, minlength=2)) < 10:
         raise DataError("each target value needs at least 10 rows to train and evaluate a model")
+    empty = [str(c) for c in features.columns if features[c].isna().all()]
+    if empty:
+        raise DataError(f"column(s) with no values at all: {', '.join(empty)}; fill them in or remove them")
     features = _normalize(features)
     schema = Schema.infer(features, monotone)
     for name, sign in (monotone or {}).items():

@@ -216,6 +216,7 @@ def test_parse_monotone_refuses_what_it_cannot_read(text):
     (lambda f: f, {"monotone": {"salary": 1}}, "unknown column"),
     (lambda f: f, {"monotone": {"region": 1}}, "text column"),
     (lambda f: f, {"model": "forest"}, "--model"),
+    (lambda f: f.assign(notes=None, extra=np.nan), {}, "no values at all: notes, extra"),
 ])
 def test_train_refuses_what_cannot_work(change, kwargs, problem):
     features, y, positive = split_target(change(user_applicants(200, seed=2)), "decision", "yes")
@@ -291,6 +292,17 @@ def test_train_py_errors_are_one_line_without_traceback(tmp_path, setup, args, p
     line = _one_line_error(run_train("--data", str(csv), *args, "--out", str(out), cwd=tmp_path))
     assert problem in line
     assert not out.exists() or not list_versions(out)
+
+
+def test_train_py_cannot_write_its_output_is_one_line_error(tmp_path):
+    csv = tmp_path / "data.csv"
+    user_applicants(120, seed=5).to_csv(csv, index=False)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    line = _one_line_error(run_train("--data", str(csv), "--target", "decision", "--positive-label", "yes",
+                                     "--model", "logistic", "--out", str(blocker), cwd=tmp_path))
+    assert str(blocker) in line
+    assert blocker.read_text() == "not a folder"
 
 
 def test_train_py_wrong_coefficient_sign_is_one_line_error(tmp_path):
