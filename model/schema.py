@@ -6,6 +6,7 @@ consumer follows without code changes.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from typing import Any, Literal
@@ -305,12 +306,22 @@ def _blank(raw: np.ndarray) -> np.ndarray:
     return mask
 
 
+_THOUSANDS = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?")
+
+
+def _number_text(text: str) -> str:
+    """'$62,000' → '62000'. A comma counts only as a thousands separator: '62.000,50' stays
+    unreadable rather than becoming 62.0005."""
+    text = text.strip().removeprefix("$").strip()
+    return text.replace(",", "") if _THOUSANDS.fullmatch(text) else text
+
+
 def _to_number(raw: np.ndarray) -> np.ndarray:
     if raw.dtype.kind == "b":
         return np.full(len(raw), np.nan)
     if raw.dtype.kind in "iuf":
         return raw.astype(float)
-    cleaned = [v.strip().removeprefix("$").replace(",", "") if isinstance(v, str) else v for v in raw]
+    cleaned = [_number_text(v) if isinstance(v, str) else v for v in raw]
     if any(isinstance(v, bool | np.bool_) for v in cleaned):
         cleaned = [np.nan if isinstance(v, bool | np.bool_) else v for v in cleaned]
     return pd.to_numeric(pd.Series(cleaned, dtype=object), errors="coerce").to_numpy(dtype=float, na_value=np.nan)

@@ -79,6 +79,19 @@ def test_text_in_a_number_field(model):
     assert [e.value for e in v.errors] == ["sixty thousand", "7OO"]
 
 
+@pytest.mark.parametrize("text, value", [("62000", 62_000), ("$62,000", 62_000), (" 62,000.50 ", 62_000.5),
+                                         ("1,062,000", 1_062_000), ("6.2e4", 62_000), ("$ 62000", 62_000)])
+def test_numbers_written_as_people_write_them(model, text, value):
+    v = model.validate({**EXAMPLE, "income": text})
+    assert v.ok and v.clean["income"].iloc[0] == value
+
+
+@pytest.mark.parametrize("text", ["62.000,50", "62,00", "6,2000", "62 000", "62000$", "(62000)", "sixty", "1,2,3"])
+def test_numbers_that_could_be_misread_are_refused_not_guessed(model, text):
+    v = model.validate({**EXAMPLE, "income": text})
+    assert _errors(v) == {(0, "income"): "is not a number"}
+
+
 def test_infinite_numbers_are_refused(model):
     v = model.validate({**EXAMPLE, "income": math.inf})
     assert _errors(v) == {(0, "income"): "is not a finite number"}
