@@ -2,7 +2,6 @@
 
 import streamlit as st
 
-from ui.resources import current_model
 from ui.sidebar import model_sidebar
 
 st.set_page_config(page_title="LoanDesk", page_icon=":material/account_balance:", layout="wide")
@@ -13,5 +12,5 @@ page = st.navigation([
     st.Page("pages/monitoring.py", title="Monitoring", icon=":material/monitor_heart:"),
     st.Page("pages/learn.py", title="Learn", icon=":material/school:"),
 ])
-model_sidebar(current_model())
+model_sidebar()
 page.run()

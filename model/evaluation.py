@@ -26,7 +26,7 @@ from sklearn.metrics import (
 from threadpoolctl import threadpool_limits
 
 from .artifact import list_versions, load_holdout
-from .formatting import percent
+from .formatting import percent, utc_time
 from .pipeline import feature_effects as coefficients
 from .predictor import LoanModel
 from .training import evaluate, fingerprint
@@ -269,7 +269,7 @@ def comparison_table(reports: list[Report]) -> pd.DataFrame:
     for r in reports:
         column = {
             "Kind": kind_label(r.model_kind),
-            "Trained": _when_text(r.created_at),
+            "Trained": utc_time(r.created_at),
             "Threshold": percent(r.threshold),
             "Hold-out rows": f"{r.rows:,}",
         }
@@ -282,11 +282,6 @@ def comparison_table(reports: list[Report]) -> pd.DataFrame:
 def same_holdout(reports: list[Report]) -> bool:
     """Whether the versions were scored on the same rows, so their numbers compare like for like."""
     return len({r.holdout_fingerprint for r in reports}) <= 1
-
-
-def _when_text(created_at: str) -> str:
-    when = _when(created_at)
-    return when.strftime("%d %b %Y, %H:%M UTC") if when else "unknown"
 
 
 def _when(created_at: str) -> datetime | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any
 
 from .schema import Field
@@ -39,3 +40,11 @@ def decision_label(approved: bool) -> str:
 def with_article(phrase: str) -> str:
     """'an annual income', 'a credit score'."""
     return ("an " if phrase[:1].lower() in "aeiou" else "a ") + phrase
+
+
+def utc_time(created_at: str | None) -> str:
+    """A model card's ISO time for people: '25 Nov 2026, 10:42 UTC'."""
+    try:
+        return datetime.fromisoformat((created_at or "").replace("Z", "+00:00")).strftime("%d %b %Y, %H:%M UTC")
+    except ValueError:
+        return created_at or "unknown"

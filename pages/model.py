@@ -7,12 +7,11 @@ from collections.abc import Callable
 import streamlit as st
 
 from model import evaluation
-from model.artifact import ModelIntegrityError, activate_version, copy_with_threshold
-from model.formatting import percent
+from model.artifact import ModelIntegrityError, activate_version, active_version, copy_with_threshold
+from model.formatting import percent, utc_time
 from model.predictor import LoanModel
 from ui import model_charts as charts
-from ui.resources import current_model, registry
-from ui.sidebar import trained_when
+from ui.resources import current_model, load_current, registry
 
 
 @st.cache_data(show_spinner="Scoring the hold-out…", max_entries=32)
@@ -63,15 +62,15 @@ def use_threshold(model: LoanModel, threshold: float) -> str:
             f"Version {model.version} is kept unchanged: make it active again below at any time.")
 
 
-def make_active(model: LoanModel, version: str) -> str:
+def make_active(previous: str | None, version: str) -> str:
     activate_version(registry(), version)
-    return f"Version {version} is now active; the previous one, {model.version}, is kept."
+    return f"Version {version} is now active; the previous one, {previous}, is kept."
 
 
 def model_card(model: LoanModel) -> None:
     card = model.card
     data, metrics = card.get("data", {}), card.get("metrics", {})
-    st.caption(f"Version `{model.version}` is active · trained {trained_when(card)} · "
+    st.caption(f"Version `{model.version}` is active · trained {utc_time(card.get('created_at'))} · "
                f"pipeline SHA-256 `{model.sha256[:12]}`")
     left, middle, right = st.columns(3)
     with left.container(border=True):
@@ -152,7 +151,7 @@ def threshold_explorer(model: LoanModel, report: evaluation.Report) -> None:
         act(lambda: use_threshold(model, chosen))
 
 
-def versions(model: LoanModel) -> list[str]:
+def versions(active: str | None) -> list[str]:
     st.header("Versions")
     frame = evaluation.versions_frame(registry())
     st.dataframe(frame, hide_index=True, column_config={
@@ -167,13 +166,13 @@ def versions(model: LoanModel) -> list[str]:
     })
     ids = frame["version"].tolist()
     left, right = st.columns([3, 1], vertical_alignment="bottom")
-    chosen = left.selectbox("Version", ids, index=ids.index(model.version) if model.version in ids else 0,
-                            key=f"model.pick.{model.version}",
-                            format_func=lambda v: f"{v} (active)" if v == model.version else v)
-    if right.button("Make this version active", disabled=chosen == model.version, key="model.activate",
+    chosen = left.selectbox("Version", ids, index=ids.index(active) if active in ids else 0,
+                            key=f"model.pick.{active}",
+                            format_func=lambda v: f"{v} (active)" if v == active else v)
+    if right.button("Make this version active", disabled=chosen == active, key="model.activate",
                     help="Rolls back (or forward): the app and score.py use the active version.",
                     width="stretch"):
-        act(lambda: make_active(model, chosen))
+        act(lambda: make_active(active, chosen))
     return ids
 
 
@@ -202,14 +201,20 @@ def compare(model: LoanModel, ids: list[str]) -> None:
     right.plotly_chart(charts.roc_figure({r.version: r.roc for r in reports}), key="model.compare.roc")
 
 
-model = current_model()
 st.title("Model")
 if notice := st.session_state.pop("model.notice", None):
     st.success(notice, icon=":material/check_circle:")
+try:
+    model = load_current()
+except ModelIntegrityError as exc:
+    # A broken active version must not lock out the one place that can roll it back.
+    st.error(f"The active version cannot be used: {exc}")
+    versions(active_version(registry()))
+    st.stop()
 model_card(model)
 report = report_of(model)
 if report is not None:
     performance(model, report)
     threshold_explorer(model, report)
-ids = versions(model)
+ids = versions(model.version)
 compare(model, ids)

@@ -215,3 +215,21 @@ def test_a_damaged_holdout_is_reported_and_rollback_still_works(app, app_env):
 def _quiet_streamlit_warnings(caplog):
     caplog.set_level("ERROR", logger="streamlit")
 
+
+
+def test_a_broken_active_version_can_still_be_rolled_back(app, app_env):
+    """The sidebar and the Model page survive an active version that fails verification."""
+    from model.artifact import active_version, list_versions, save_version
+    from model.training import train_builtin
+
+    good = list_versions(app_env)[0].version
+    other = train_builtin(seed=5, rows=1200)
+    broken = save_version(app_env, other.pipeline, other.card, other.holdout)
+    (app_env / "versions" / broken / "pipeline.joblib").write_bytes(b"tampered")
+    at = app.switch_page("pages/model.py").run()
+    assert not at.exception
+    assert any("cannot be used" in e.value for e in at.error)
+    at.selectbox(key=f"model.pick.{broken}").select(good).run()
+    at.button(key="model.activate").click().run()
+    assert not at.exception
+    assert active_version(app_env) == good

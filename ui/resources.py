@@ -24,21 +24,29 @@ def registry() -> Path:
     return default_model_dir()
 
 
-def current_model(version: str | None = None) -> LoanModel:
-    """The active model (or one version), training the built-in model on a first start."""
+def load_current(version: str | None = None) -> LoanModel:
+    """The active model (or one version), training the built-in model on a first start.
+
+    Raises ModelIntegrityError when the model on disk cannot be trusted.
+    """
     path = registry()
     try:
-        try:
-            folder = resolve_version_dir(path, version)
-        except ModelIntegrityError:
-            if version is not None or (path / "versions").is_dir():
-                raise
-            from model.training import ensure_model  # training code is only needed on a first start
+        folder = resolve_version_dir(path, version)
+    except ModelIntegrityError:
+        if version is not None or (path / "versions").is_dir():
+            raise
+        from model.training import ensure_model  # training code is only needed on a first start
 
-            with st.spinner("First start: training the built-in loan model (a few seconds)…"):
-                ensure_model(path)
-            folder = resolve_version_dir(path)
-        return _load(str(folder), read_card(folder)["pipeline_sha256"])
+        with st.spinner("First start: training the built-in loan model (a few seconds)…"):
+            ensure_model(path)
+        folder = resolve_version_dir(path)
+    return _load(str(folder), read_card(folder)["pipeline_sha256"])
+
+
+def current_model(version: str | None = None) -> LoanModel:
+    """The model for a page, or a clear error on the page and nothing more of it."""
+    try:
+        return load_current(version)
     except ModelIntegrityError as exc:
         st.error(f"The model cannot be used: {exc}")
         st.stop()

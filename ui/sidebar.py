@@ -2,32 +2,35 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import streamlit as st
 
-from model.formatting import percent
-from model.predictor import LoanModel
+from model.artifact import ModelIntegrityError
+from model.formatting import percent, utc_time
+from ui.resources import load_current
 
 
-def trained_when(card: dict) -> str:
-    created = card.get("created_at", "")
-    try:
-        return datetime.fromisoformat(created.replace("Z", "+00:00")).strftime("%d %b %Y, %H:%M UTC")
-    except ValueError:
-        return created or "unknown"
-
-
-def model_sidebar(model: LoanModel) -> None:
+def model_sidebar() -> None:
+    """Which model is live and who is deciding; a model that cannot be loaded is named, not fatal,
+    so that the Model page can still roll back to a good version."""
     with st.sidebar:
         st.subheader("Model in use")
+        try:
+            model = load_current()
+        except ModelIntegrityError:
+            st.error("The active model cannot be used. Choose another version on the Model page.")
+            officer_field()
+            return
         auc = model.card.get("metrics", {}).get("auc")
         lines = [
             f"**{model.name}**",
-            f"Version `{model.sha256[:8]}`, trained {trained_when(model.card)}",
+            f"Version `{model.sha256[:8]}`, trained {utc_time(model.card.get('created_at'))}",
             f"Hold-out AUC {auc:.3f} · threshold {percent(model.threshold)}" if auc is not None
             else f"Threshold {percent(model.threshold)}",
         ]
         st.markdown("  \n".join(lines), help=f"Version id: {model.version}")
-        st.text_input("Officer name", key="officer", placeholder="Your name, for the decision log",
-                      help="Recorded with every decision you make in this session.")
+        officer_field()
+
+
+def officer_field() -> None:
+    st.text_input("Officer name", key="officer", placeholder="Your name, for the decision log",
+                  help="Recorded with every decision you make in this session.")
