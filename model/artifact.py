@@ -14,6 +14,7 @@ previous version active and loadable. Every load checks the SHA-256 before a byt
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import platform
@@ -275,11 +276,15 @@ def load_model(path: str | Path | None = None, *, version: str | None = None,
     folder = resolve_version_dir(path if path is not None else default_model_dir(), version)
     card = read_card(folder)
     verify(folder, card, allow_version_mismatch=allow_version_mismatch)
+    # Unpickle exactly the bytes that were checked: the file could be swapped after `verify`.
+    data = (folder / PIPELINE_FILE).read_bytes()
+    if hashlib.sha256(data).hexdigest() != card["files"][PIPELINE_FILE]:
+        raise ModelIntegrityError(f"{folder / PIPELINE_FILE} changed while it was being loaded; it was not loaded")
     with warnings.catch_warnings():
         if not allow_version_mismatch:
             warnings.simplefilter("error", InconsistentVersionWarning)
         try:
-            pipeline = joblib.load(folder / PIPELINE_FILE)
+            pipeline = joblib.load(io.BytesIO(data))
         except InconsistentVersionWarning as exc:
             raise ModelIntegrityError(f"{folder / PIPELINE_FILE}: {exc}") from exc
         except Exception as exc:  # a file whose checksum matched but cannot be read

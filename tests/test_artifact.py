@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -78,14 +79,14 @@ def other_version(small, tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def unpickled(monkeypatch) -> list[Path]:
+def unpickled(monkeypatch) -> list:
     """Records every attempt to unpickle a pipeline (it still happens, so a wrong load shows up)."""
-    calls: list[Path] = []
+    calls: list = []
     real = joblib.load
 
-    def spy(path, *args, **kwargs):
-        calls.append(Path(path))
-        return real(path, *args, **kwargs)
+    def spy(source, *args, **kwargs):
+        calls.append(source)
+        return real(source, *args, **kwargs)
 
     monkeypatch.setattr(artifact.joblib, "load", spy)
     return calls
@@ -188,6 +189,21 @@ def test_crafted_pickle_never_runs(registry, tmp_path, unpickled):
         load_model(registry)
     assert not marker.exists()
     assert unpickled == []
+
+
+def test_pipeline_swapped_after_its_check_never_runs(registry, tmp_path, monkeypatch):
+    """The bytes unpickled are the bytes checked, not whatever the file holds a moment later."""
+    marker = tmp_path / "payload-was-run"
+    real_verify = artifact.verify
+
+    def verify_then_swap(folder, card, **kwargs):
+        real_verify(folder, card, **kwargs)
+        (folder / "pipeline.joblib").write_bytes(pickle.dumps(_CreatesFile(marker)))
+
+    monkeypatch.setattr(artifact, "verify", verify_then_swap)
+    with contextlib.suppress(ModelIntegrityError):  # refusing or loading the checked bytes: both safe
+        load_model(registry)
+    assert not marker.exists()
 
 
 def _drop_key(key):
@@ -411,10 +427,12 @@ def test_new_versions_become_active_and_old_ones_can_be_restored(registry, model
     first = active_version(registry)
     second = save_version(registry, small.pipeline, small.card, small.holdout)
     assert active_version(registry) == second != first
-    listed = list_versions(registry)
-    assert [v.version for v in listed] == [second, first]
-    assert [v.active for v in listed] == [True, False]
-    assert listed[0].model_kind == "gbm"
+    listed = {v.version: v for v in list_versions(registry)}
+    assert set(listed) == {first, second}
+    assert listed[second].active and not listed[first].active
+    assert listed[second].model_kind == "gbm"
+    created = [v.created_at for v in list_versions(registry)]
+    assert created == sorted(created, reverse=True)  # newest first
     activate_version(registry, first)
     assert load_model(registry).version == first
     assert load_model(registry, version=second).version == second
