@@ -1,0 +1,130 @@
+"""Score a CSV of applicants: one decision per row, with reasons, into a CSV or Parquet file.
+
+    python score.py applicants.csv -o decisions.csv
+    python score.py applicants.csv -o decisions.parquet --model artifacts/loan_approval_model --version VERSION
+    python score.py applicants.csv -o scratch.csv --no-log      # a throwaway run: nothing recorded
+
+Exit status: 0 when rows were scored (rows with errors are reported, and flagged in the output's
+error column); 1 when nothing could be scored (no such file, not a CSV, required columns missing,
+every row invalid, a model that cannot be trusted); 2 for a wrong command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from model.artifact import ModelIntegrityError, default_model_dir, load_model
+from model.batch import BatchError, BatchSummary, Progress, score_file
+from model.decision_log import DecisionLog, default_url
+
+SHOWN_PROBLEMS = 10
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    output = args.output or args.applicants.with_name(f"{args.applicants.stem}-decisions.csv")
+    try:
+        model = load_model(args.model, version=args.version)
+    except ModelIntegrityError as exc:
+        return _fail(f"the model cannot be used: {exc}")
+    log = None if args.no_log else DecisionLog()
+    bar = _ProgressBar() if not args.quiet and sys.stderr.isatty() else None
+    try:
+        summary = score_file(model, args.applicants, output, log=log, source="command", progress=bar)
+    except BatchError as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"could not write {output}: {exc.strerror or exc}")
+    except KeyboardInterrupt:
+        return _fail("interrupted: no output was written", status=130)
+    finally:
+        if bar is not None:
+            bar.close()
+    _report(summary, model, log)
+    if summary.scored == 0:
+        return _fail(f"{args.applicants}: no row could be scored; every row has an error (see {output})")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="score.py", description="Score a CSV of applicants with a LoanDesk model.",
+        epilog="Rows are numbered from 1, the first row under the header. Every scored row is recorded "
+               "in the decision log (LOANDESK_DB_URL, else data/decisions.db) unless --no-log is given.")
+    parser.add_argument("applicants", type=Path, help="CSV of applicants (comma or semicolon separated, UTF-8)")
+    parser.add_argument("-o", "--output", type=Path,
+                        help="where to write the decisions: .csv, or .parquet for Parquet "
+                             "(default: <applicants>-decisions.csv beside the input)")
+    parser.add_argument("--model", type=Path, default=default_model_dir(),
+                        help="a model folder (its active version) or a version folder "
+                             "(default: %(default)s, or LOANDESK_MODEL_DIR)")
+    parser.add_argument("--version", help="score with this version of the model folder instead of the active one")
+    parser.add_argument("--no-log", action="store_true",
+                        help="do not record the decisions in the decision log (for throwaway runs)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _report(summary: BatchSummary, model, log: DecisionLog | None) -> None:
+    print(f"Scored {summary.scored:,} of {summary.rows:,} row(s) with {model.name} version {model.version}: "
+          f"{summary.approved:,} approved, {summary.rejected:,} rejected, "
+          f"{summary.errors:,} with errors."
+          + (f" {summary.unreadable:,} line(s) could not be read as rows and are not in the output."
+             if summary.unreadable else ""))
+    if summary.problem_count:
+        print(f"Problems ({summary.problem_count:,}; rows are numbered from 1, the first row under the header):")
+        for problem in summary.problems[:SHOWN_PROBLEMS]:
+            print(f"  {problem}")
+        if summary.problem_count > SHOWN_PROBLEMS:
+            print(f"  … and {summary.problem_count - SHOWN_PROBLEMS:,} more: see the error column of the output")
+    print(f"Wrote {summary.output}")
+    if log is None:
+        print("Decision log: not recorded (--no-log)")
+    elif summary.log_warning:
+        print(f"Warning: {summary.log_warning}", file=sys.stderr)
+    else:
+        print(f"Decision log: {summary.logged:,} decision(s) recorded in {_plain_url(default_url())}")
+
+
+def _plain_url(url: str) -> str:
+    """The log's address without a password."""
+    head, at, tail = url.rpartition("@")
+    if not at or "://" not in head:
+        return url
+    scheme, _, credentials = head.partition("://")
+    return f"{scheme}://{credentials.split(':')[0]}@{tail}"
+
+
+class _ProgressBar:
+    """A one-line bar on stderr, redrawn at most ten times a second."""
+
+    WIDTH = 30
+
+    def __init__(self) -> None:
+        self._drawn = 0.0
+
+    def __call__(self, done: Progress) -> None:
+        now = time.monotonic()
+        if now - self._drawn < 0.1 and done.fraction < 1:
+            return
+        self._drawn = now
+        filled = round(self.WIDTH * done.fraction)
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (self.WIDTH - filled)}] {done.fraction:4.0%}  "
+                         f"{done.rows:,} rows")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self._drawn:
+            sys.stderr.write("\n")
+
+
+def _fail(message: str, status: int = 1) -> int:
+    print(f"score.py: error: {message.splitlines()[0] if message else 'failed'}", file=sys.stderr)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
