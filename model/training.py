@@ -20,7 +20,7 @@ from .pipeline import (
     build_pipeline,
     check_coefficient_signs,
 )
-from .schema import Schema
+from .schema import KNOWN_FIELDS, Schema
 
 DEFAULT_THRESHOLD = 0.5
 DRIFT_BINS = 10
@@ -76,6 +76,10 @@ def train(
     unknown = set(monotone or {}) - set(features.columns)
     if unknown:
         raise DataError(f"--monotone names unknown column(s): {', '.join(sorted(unknown))}")
+    for name, sign in (monotone or {}).items():
+        if KNOWN_FIELDS.get(name, {}).get("protected") and sign != KNOWN_FIELDS[name]["monotone"]:
+            raise DataError(f"--monotone: {name} is protected (ECOA): approval may never fall as it rises, "
+                            f"so its direction stays {KNOWN_FIELDS[name]['monotone']:+d}")
     if len(features) < 50:
         raise DataError(f"{len(features)} rows is too few to train and evaluate a model (need 50 or more)")
     if min(np.bincount(y, minlength=2)) < 10:

@@ -124,6 +124,14 @@ def test_auto_falls_back_to_the_model_that_keeps_the_direction():
     assert set(result.card["selection"]["cv_auc"]) == {"logistic", "gbm"}
 
 
+@pytest.mark.parametrize("sign", [-1, 0])
+def test_age_cannot_be_allowed_to_count_against_older_applicants(sign):
+    frame = generate_applicants(300, seed=4)
+    features, y, positive = split_target(frame, "approved", "1")
+    with pytest.raises(DataError, match="age is protected"):
+        train(features, y, target="approved", positive_label=positive, model="gbm", monotone={"age": sign})
+
+
 def test_unconstrained_fields_may_go_either_way():
     features, y, positive = split_target(_falls_with_income(), "ok", "1")
     result = train(features, y, target="ok", positive_label=positive, model="logistic", monotone={"income": 0})
