@@ -73,7 +73,7 @@ def test_label_follows_the_documented_rule_with_noise():
     y = frame[BUILTIN_TARGET].to_numpy()
     odds = approval_log_odds(frame)
     # The rule separates well but not perfectly: the Bernoulli draw is the noise.
-    assert 0.85 <= roc_auc_score(y, odds) <= 0.95
+    assert 0.87 <= roc_auc_score(y, odds) <= 0.92
     # Each documented direction shows in the data.
     for name, sign in [("credit_score", 1), ("income", 1), ("loan_amount", -1), ("employment_years", 1)]:
         corr = np.corrcoef(frame[name], y)[0, 1]
