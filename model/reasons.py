@@ -115,15 +115,19 @@ def batch_reason_codes(model, clean: pd.DataFrame, probabilities: np.ndarray) ->
         digit = 1 + k * width + _reason_codes(f, clean[f.name].to_numpy(), reference[f.name])
         key += digit * place[rank]
     inverse, unique = pd.factorize(key)
+    known = _texts.setdefault(model, {})  # a batch comes in chunks that share most combinations
     texts = np.empty(len(unique), dtype=object)
-    for i, combo in enumerate(unique):
-        parts, combo = [], int(combo)
-        while combo:
-            combo, digit = divmod(combo, base)
-            if digit:
-                k, code = divmod(digit - 1, width)
-                parts.append(tables[k][code])
-        texts[i] = "; ".join(reversed(parts))
+    for i, combo in enumerate(unique.tolist()):
+        text = known.get(combo)
+        if text is None:
+            parts, rest = [], combo
+            while rest:
+                rest, digit = divmod(rest, base)
+                if digit:
+                    k, code = divmod(digit - 1, width)
+                    parts.append(tables[k][code])
+            text = known[combo] = "; ".join(reversed(parts))
+        texts[i] = text
     return inverse, texts
 
 
@@ -162,6 +166,7 @@ def _swap_by_predict(model, clean: pd.DataFrame, fields: list[Field], reference:
 
 SAMPLE_CHECK = 64  # rows on which the fast path is checked against the general one, once per model
 _plans: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_texts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {combination key: text}
 
 
 class _SwapPlan:
