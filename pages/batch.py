@@ -125,7 +125,8 @@ show = st.segmented_control("Show", SHOW, default=SHOW[0], key="batch.show") or 
 rows, matching = select_rows(table, show, limit=TABLE_ROWS)
 shown = f"the first {len(rows):,}" if matching > len(rows) else "all"
 st.caption(f"{matching:,} row(s) match; showing {shown}.")
-st.dataframe(readable(rows), key="batch.table")
+st.dataframe(readable(rows), key="batch.table", column_config={
+    "Error": st.column_config.TextColumn(width="medium"), "Reasons": st.column_config.TextColumn(width="large")})
 
 st.download_button(
     "Download the scored CSV", data=output.read_bytes, file_name=f"{Path(upload.name).stem}-decisions.csv",
