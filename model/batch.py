@@ -35,7 +35,7 @@ from .reasons import batch_reason_codes
 
 OUTPUT_COLUMNS = ("probability", "decision", "reasons", "out_of_range", "error")
 BLOCK_SIZE = 1 << 20  # bytes of CSV per chunk: about 45,000 rows of the built-in applicants
-WORKERS = int(os.environ.get("LOANDESK_BATCH_WORKERS", 0)) or min(2, os.cpu_count() or 1)  # chunks scored at once
+WORKERS = min(2, os.cpu_count() or 1)  # chunks scored at once
 LOG_ROWS = 10_000  # decisions per write to the decision log: bulk, in bounded memory
 MAX_PROBLEMS = 1000  # problems kept in the summary; every one is in the output's error column
 # OWASP CSV injection: a cell starting with one of these is run as a formula by spreadsheets ...
