@@ -42,6 +42,7 @@ HOLDOUT_FILE = "holdout.parquet"
 ACTIVE_FILE = "ACTIVE"
 VERSIONS_DIR = "versions"
 DEFAULT_MODEL_DIR = Path("artifacts") / "loan_approval_model"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 REQUIRED_CARD_KEYS = ("card_format", "name", "version", "schema", "threshold", "files", "pipeline_sha256",
                       "libraries", "target")
 
@@ -69,27 +70,37 @@ def sha256_file(path: Path) -> str:
 
 
 def default_model_dir() -> Path:
-    """Where the app and score.py look unless told otherwise (LOANDESK_MODEL_DIR overrides)."""
-    return Path(os.environ.get("LOANDESK_MODEL_DIR", DEFAULT_MODEL_DIR))
+    """Where the app, score.py and serve.py look unless told otherwise (LOANDESK_MODEL_DIR overrides).
+
+    Beside the project, like the decision log, so that commands run from any folder find the same model.
+    """
+    return Path(os.environ.get("LOANDESK_MODEL_DIR", PROJECT_ROOT / DEFAULT_MODEL_DIR))
 
 
 # --- saving ----------------------------------------------------------------------------------
 def save_version(
     registry: str | Path,
-    pipeline: Pipeline,
+    pipeline: Pipeline | Path,
     card: dict[str, Any],
     holdout: pd.DataFrame,
     *,
     activate: bool = True,
 ) -> str:
-    """Write a new version atomically and (by default) make it active; returns its id."""
+    """Write a new version atomically and (by default) make it active; returns its id.
+
+    `pipeline` is a fitted Pipeline, or the path of a verified pipeline file to copy byte for byte
+    (so a version that only changes the threshold keeps its parent's SHA-256).
+    """
     registry = Path(registry)
     versions = registry / VERSIONS_DIR
     versions.mkdir(parents=True, exist_ok=True)
     _sweep_temporaries(versions)
     tmp = Path(tempfile.mkdtemp(prefix=".saving-", dir=versions))
     try:
-        joblib.dump(pipeline, tmp / PIPELINE_FILE)
+        if isinstance(pipeline, Path):
+            shutil.copyfile(pipeline, tmp / PIPELINE_FILE)
+        else:
+            joblib.dump(pipeline, tmp / PIPELINE_FILE)
         holdout.to_parquet(tmp / HOLDOUT_FILE, index=False)
         files = {name: sha256_file(tmp / name) for name in (PIPELINE_FILE, HOLDOUT_FILE)}
         created = datetime.now(UTC)
@@ -123,7 +134,13 @@ def save_version(
 
 
 def copy_with_threshold(registry: str | Path, version: str, threshold: float, *, activate: bool = False) -> str:
-    """Save a version's pipeline again as a new version with another threshold (old one untouched)."""
+    """Save a version again as a new version with another threshold (old one untouched).
+
+    The pipeline file is copied byte for byte (same SHA-256: provably the same model), and the
+    threshold-dependent metrics are recomputed from the hold-out so that the card describes the copy.
+    """
+    from .training import evaluate
+
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold must be between 0 and 1, not {threshold}")
     registry = Path(registry)
@@ -132,8 +149,10 @@ def copy_with_threshold(registry: str | Path, version: str, threshold: float, *,
             if k not in ("card_format", "name", "version", "created_at", "libraries", "files", "pipeline_sha256")}
     card["threshold"] = float(threshold)
     card["parent"] = version
-    holdout = pd.read_parquet(registry / VERSIONS_DIR / version / HOLDOUT_FILE)
-    return save_version(registry, source.pipeline, card, holdout, activate=activate)
+    holdout = load_holdout(source)
+    card["metrics"] = {**card.get("metrics", {}),
+                       **evaluate(holdout["label"].to_numpy(), holdout["probability"].to_numpy(), threshold)}
+    return save_version(registry, source.path / PIPELINE_FILE, card, holdout, activate=activate)
 
 
 def activate_version(registry: str | Path, version: str) -> None:

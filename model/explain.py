@@ -208,7 +208,8 @@ def decide(model, applicant: Any, curve_field: str | None = None) -> Decision:
     flip_fields = [f for f in schema.fields
                    if f.is_number and not f.protected and f.monotone and f.train_max > f.train_min]
     curve_fields = [f.name for f in flip_fields]
-    if curve_field and curve_field not in curve_fields:
+    text_curve = bool(curve_field) and not schema[curve_field].is_number
+    if curve_field and not text_curve and curve_field not in curve_fields:
         curve_fields.append(curve_field)
     swap_fields = [f for f in schema.fields if f.name in reference]
 
@@ -258,7 +259,9 @@ def decide(model, applicant: Any, curve_field: str | None = None) -> Decision:
         flips[f.name] = FlipPoint(f.name, value, flip_sentence(f, value, grids[f.name], curve_probs[f.name], threshold))
 
     curve = None
-    if curve_field:
+    if text_curve:
+        curve = sensitivity_curve(model, applicant, curve_field)  # one small call over the categories
+    elif curve_field:
         shown = flips.get(curve_field)
         flips_here = ((shown.value,) if shown is not None and shown.value is not None
                       else (refined[curve_field],) if curve_field in refined else ())

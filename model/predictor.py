@@ -76,6 +76,12 @@ class LoanModel:
         return decide(self, applicant, curve_field=curve_field)
 
 
+# The plan's sub-transformers were fitted on named columns and are given the same columns as arrays.
+# Set once at import, not per call: `warnings.catch_warnings` is not thread-safe, and Streamlit
+# sessions and batch workers score in threads.
+warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
+
+
 class ServingPlan:
     """The fitted pipeline's own steps, run on numpy column blocks instead of a DataFrame.
 
@@ -106,11 +112,8 @@ class ServingPlan:
 
     def __call__(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         parts = []
-        with warnings.catch_warnings():
-            # The sub-transformers were fitted on named columns; these arrays are the same columns.
-            warnings.filterwarnings("ignore", message="X does not have valid feature names")
-            for transformer, names, numeric in self._blocks:
-                block = np.asfortranarray(np.column_stack([columns[n] for n in names]))
-                parts.append(transformer.transform(block.astype(float) if numeric else block.astype(object)))
+        for transformer, names, numeric in self._blocks:
+            block = np.asfortranarray(np.column_stack([columns[n] for n in names]))
+            parts.append(transformer.transform(block.astype(float) if numeric else block.astype(object)))
         z = parts[0] if len(parts) == 1 else np.hstack(parts)
         return self._model.predict_proba(z)[:, 1]

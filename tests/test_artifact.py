@@ -477,7 +477,7 @@ def test_default_model_dir_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("LOANDESK_MODEL_DIR", str(tmp_path / "elsewhere"))
     assert default_model_dir() == tmp_path / "elsewhere"
     monkeypatch.delenv("LOANDESK_MODEL_DIR")
-    assert default_model_dir() == Path("artifacts") / "loan_approval_model"
+    assert default_model_dir() == ROOT / "artifacts" / "loan_approval_model"  # beside the project, from any folder
 
 
 # --- the model card --------------------------------------------------------------------------

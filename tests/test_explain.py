@@ -329,8 +329,6 @@ def test_decision_curve_for_a_text_field_shows_each_category(wide_model):
     np.testing.assert_allclose(curve.probabilities, expected, rtol=0, atol=1e-12)
 
 
-@pytest.mark.xfail(reason="explain.decide builds a numeric grid for curve_field even when it is a text column "
-                          "(float(None) in value_range); sensitivity_curve handles it", strict=True)
 def test_decide_accepts_a_text_curve_field(wide_model):
     applicant = wide_model.schema.defaults()
     decision = wide_model.decide(applicant, curve_field="region")

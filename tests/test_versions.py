@@ -112,3 +112,16 @@ def test_rollback_makes_the_decide_page_use_the_older_version(app, app_env):
     fresh = AppTest.from_file(str(APP), default_timeout=120).run()
     sidebar = fresh.sidebar.markdown[0]
     assert older.sha256[:8] in sidebar.value and older.version in sidebar.help
+
+
+def test_a_threshold_copy_is_the_same_pipeline_with_metrics_for_its_own_threshold(registry):
+    from model.artifact import copy_with_threshold, load_holdout, load_model
+
+    parent = load_model(registry)
+    copy = load_model(registry, version=copy_with_threshold(registry, parent.version, 0.7))
+    assert copy.sha256 == parent.sha256  # byte for byte the same pipeline
+    holdout = load_holdout(parent)
+    approved = holdout["probability"] >= 0.7
+    assert copy.card["metrics"]["approval_rate"] == pytest.approx(approved.mean())
+    assert copy.card["metrics"]["bad_rate_among_approved"] == pytest.approx((holdout["label"][approved] == 0).mean())
+    assert copy.card["metrics"]["auc"] == pytest.approx(parent.card["metrics"]["auc"])
