@@ -109,7 +109,7 @@ def save_version(
             "card_format": CARD_FORMAT,
             "name": registry.name,
             "version": version,
-            "created_at": created.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "created_at": created.isoformat(timespec="microseconds").replace("+00:00", "Z"),
             **card,
             "libraries": library_versions(),
             "files": files,
@@ -198,6 +198,8 @@ def list_versions(registry: str | Path) -> list[VersionInfo]:
             threshold=float(card.get("threshold", 0.5)), active=folder.name == active,
             parent=card.get("parent"),
         ))
+    # Version ids have one-second resolution; the card's time (to the microsecond) orders ties.
+    out.sort(key=lambda v: (v.created_at, v.version), reverse=True)
     return out
 
 
