@@ -380,6 +380,13 @@ def _utc(moment: datetime | date) -> datetime:
 
 
 def _json_safe(value: Any) -> Any:
+    kind = type(value)
+    if kind is float:  # the common cases first: a batch logs millions of these
+        return value if math.isfinite(value) else None
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is dict:
+        return {k if type(k) is str else str(k): _json_safe(v) for k, v in value.items()}
     if isinstance(value, dict):
         return {str(k): _json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
