@@ -37,6 +37,19 @@ def browser():
         yield b
 
 
+def test_a_deep_link_on_a_fresh_server_opens_the_page_inside_the_app(server, browser):
+    """The first request of this module's server: a bookmark straight to a page keeps the app's
+    navigation and sidebar (a folder named pages/ once broke this)."""
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{server.url}/monitoring")
+    wait_for_app(page)
+    page.get_by_role("heading", name="Monitoring").wait_for(timeout=60_000)
+    sidebar = page.locator("[data-testid='stSidebar']")
+    sidebar.get_by_text("Model in use").wait_for(timeout=60_000)
+    assert "Decide" in sidebar.inner_text() and "streamlit app" not in sidebar.inner_text()
+    page.close()
+
+
 def _decision(page) -> str:
     return page.locator(".loandesk-decision").inner_text(timeout=60_000).strip()
 

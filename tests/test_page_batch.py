@@ -32,7 +32,7 @@ def batch_page(app, officer: str | None = None):
     at = app.run()
     if officer:  # the sidebar's "Officer name" field (AppTest's switch_page runs the page without the sidebar)
         at.session_state["officer"] = officer
-    return at.switch_page("pages/batch.py").run()
+    return at.switch_page("app_pages/batch.py").run()
 
 
 def upload(at, content: bytes, name: str = "applicants.csv"):

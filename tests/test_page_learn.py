@@ -11,7 +11,7 @@ from model.formatting import percent
 
 from .conftest import EXAMPLE
 
-PAGE = "pages/learn.py"
+PAGE = "app_pages/learn.py"
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from model.artifact import active_version, load_holdout, load_model, save_versio
 from model.decision_log import DecisionLog
 from model.training import train_builtin
 
-PAGE = "pages/model.py"
+PAGE = "app_pages/model.py"
 
 
 def _open(app):
@@ -147,7 +147,7 @@ def test_use_this_threshold_saves_a_new_active_version_and_keeps_the_old_one(app
     assert _selectbox(at, "model.pick").value == new
 
     # ...and decisions are now made at the new threshold.
-    at.switch_page("pages/decide.py").run()
+    at.switch_page("app_pages/decide.py").run()
     at.button(key=next(b.key for b in at.button if b.label == "Decide")).click().run()
     logged = DecisionLog(os.environ["LOANDESK_DB_URL"]).read()
     assert list(logged["model_version"]) == [new] and logged["threshold"].iloc[0] == 0.625
@@ -226,7 +226,7 @@ def test_a_broken_active_version_can_still_be_rolled_back(app, app_env):
     other = train_builtin(seed=5, rows=1200)
     broken = save_version(app_env, other.pipeline, other.card, other.holdout)
     (app_env / "versions" / broken / "pipeline.joblib").write_bytes(b"tampered")
-    at = app.switch_page("pages/model.py").run()
+    at = app.switch_page("app_pages/model.py").run()
     assert not at.exception
     assert any("cannot be used" in e.value for e in at.error)
     at.selectbox(key=f"model.pick.{broken}").select(good).run()

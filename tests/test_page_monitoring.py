@@ -14,7 +14,7 @@ from model.data import generate_applicants
 from model.decision_log import DecisionLog, entries_for_rows
 from model.formatting import percent
 
-PAGE = "pages/monitoring.py"
+PAGE = "app_pages/monitoring.py"
 DAYS = 6
 
 
