@@ -3,12 +3,10 @@
 import tempfile
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import streamlit as st
 
-from model.batch import SHOW, BatchError, preview_file, read_results, score_file, select_rows
-from model.formatting import decision_label, format_value, percent
+from model.batch import SHOW, BatchError, preview_file, read_results, readable_results, score_file, select_rows
+from model.formatting import percent
 from ui.batch_charts import probability_histogram
 from ui.resources import current_model, decision_log, officer
 
@@ -18,33 +16,6 @@ TABLE_ROWS = 1000  # rows drawn in the results table; the download has them all
 model = current_model()
 schema = model.schema
 state = st.session_state
-
-
-def readable(frame: pd.DataFrame) -> pd.DataFrame:
-    """The scored rows as an officer reads them: "$62,000", "71.4%", "Approved", field labels."""
-    out = frame.copy()
-    for f in schema.fields:
-        if f.is_number and f.name in out:
-            numbers = pd.to_numeric(out[f.name].astype("string").str.replace(r"^\$|,", "", regex=True),
-                                    errors="coerce")
-            text = [format_value(f, v) if not np.isnan(v) else raw if isinstance(raw, str) else ""
-                    for v, raw in zip(numbers.to_numpy(dtype=float, na_value=np.nan), out[f.name], strict=True)]
-            out[f.name] = pd.Series(text, index=out.index, dtype="string")
-    scored = out["probability"].notna()
-    out["decision"] = [decision_label(d == 1) if s else "" for d, s in zip(out["decision"], scored, strict=True)]
-    out["probability"] = [percent(p) if s else "" for p, s in zip(out["probability"], scored, strict=True)]
-    labels = {f.name: f.label for f in schema.fields}
-    out["out_of_range"] = [", ".join(labels.get(n.strip(), n) for n in str(v).split(",")) if isinstance(v, str) and v
-                           else "" for v in out["out_of_range"]]
-    for name in ("reasons", "error"):
-        out[name] = out[name].astype("string").fillna("")
-    first = ["decision", "probability", "error", "reasons", "out_of_range"]  # what the officer reads first
-    out = out[first + [c for c in out.columns if c not in first]]
-    out = out.rename(columns={**{f.name: f.title for f in schema.fields}, "probability": "Approval probability",
-                              "decision": "Decision", "reasons": "Reasons", "out_of_range": "Outside training range",
-                              "error": "Error"})
-    out.index.name = "Row"
-    return out
 
 
 def size_text(n: int) -> str:
@@ -125,7 +96,7 @@ show = st.segmented_control("Show", SHOW, default=SHOW[0], key="batch.show") or 
 rows, matching = select_rows(table, show, limit=TABLE_ROWS)
 shown = f"the first {len(rows):,}" if matching > len(rows) else "all"
 st.caption(f"{matching:,} row(s) match; showing {shown}.")
-st.dataframe(readable(rows), key="batch.table", column_config={
+st.dataframe(readable_results(rows, schema), key="batch.table", column_config={
     "Error": st.column_config.TextColumn(width="medium"), "Reasons": st.column_config.TextColumn(width="large")})
 
 st.download_button(
