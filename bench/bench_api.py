@@ -14,7 +14,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,9 +22,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from model.artifact import save_version  # noqa: E402
-from model.data import generate_applicants  # noqa: E402
-from model.training import train_builtin  # noqa: E402
+from bench.scratch import scratch_model  # noqa: E402
+from model.data import BUILTIN_FEATURES, generate_applicants  # noqa: E402
 from tests.e2e import free_port  # noqa: E402
 
 
@@ -45,10 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--requests", type=int, default=300)
     args = p.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        registry = Path(tmp) / "loan_approval_model"
-        trained = train_builtin()
-        save_version(registry, trained.pipeline, trained.card, trained.holdout)
+    with scratch_model() as (tmp, registry):
         port = free_port()
         env = {**os.environ, "LOANDESK_DB_URL": f"sqlite:///{tmp}/decisions.db"}
         server = subprocess.Popen([sys.executable, "serve.py", "--port", str(port), "--model", str(registry)],
@@ -62,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
                 except (OSError, http.client.HTTPException):
                     conn.close()
                     time.sleep(0.1)
-            applicants = generate_applicants(args.requests, seed=11)[trained.schema.names].to_dict("records")
+            applicants = generate_applicants(args.requests, seed=11)[BUILTIN_FEATURES].to_dict("records")
             for a in applicants[:20]:
                 timed(conn, "POST", "/v1/decisions", a)
             health = [timed(conn, "GET", "/health") for _ in range(args.requests)]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,9 +19,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from model.artifact import load_model, save_version
+from bench.scratch import scratch_model
+from model.artifact import load_model
 from model.data import generate_applicants
-from model.training import train_builtin
 
 
 def percentiles(seconds: list[float]) -> tuple[float, float]:
@@ -37,10 +36,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--model", choices=["auto", "logistic", "gbm"], default="auto")
     args = p.parse_args(argv)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        trained = train_builtin(model=args.model)
-        save_version(Path(tmp) / "m", trained.pipeline, trained.card, trained.holdout)
-        model = load_model(Path(tmp) / "m")
+    with scratch_model(args.model) as (_, registry):
+        model = load_model(registry)
     applicants = generate_applicants(args.decisions, seed=7)[model.features].to_dict("records")
     grid = np.linspace(model.schema["income"].train_min, model.schema["income"].train_max, 200)
 

@@ -10,18 +10,15 @@ Needs Debian's chromium.
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from model.artifact import save_version  # noqa: E402
-from model.training import train_builtin  # noqa: E402
+from bench.scratch import scratch_model  # noqa: E402
 from tests.e2e import StreamlitServer, chromium, wait_for_app  # noqa: E402
 
 # The sensitivity curve is the second plotly chart on both pages; its marker trace holds the income.
@@ -61,15 +58,11 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--changes", type=int, default=20)
     args = p.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        registry = Path(tmp) / "loan_approval_model"
-        trained = train_builtin()
-        save_version(registry, trained.pipeline, trained.card, trained.holdout)
+    with scratch_model() as (tmp, registry):
         env = {"LOANDESK_MODEL_DIR": str(registry), "LOANDESK_DB_URL": f"sqlite:///{tmp}/decisions.db"}
         with chromium() as browser:
             bare_start, bare = measure(browser, ROOT / "bench" / "bare_app.py", env, args.changes)
             ours_start, ours = measure(browser, ROOT / "streamlit_app.py", env, args.changes)
-        shutil.rmtree(registry, ignore_errors=True)
     bare_ms, ours_ms = statistics.median(bare) * 1000, statistics.median(ours) * 1000
     print(f"{'':40s}{'LoanDesk':>12s}{'bare Streamlit':>16s}{'ratio':>8s}")
     print(f"{'server start to first render (s)':40s}{ours_start:12.2f}{bare_start:16.2f}{ours_start / bare_start:8.2f}")
