@@ -236,10 +236,34 @@ def _normalize(features: pd.DataFrame) -> pd.DataFrame:
             out[name] = col.astype(str).astype(object)
         elif pd.api.types.is_numeric_dtype(col):
             out[name] = col.astype(float)
+        elif (numbers := _as_numbers(name, col)) is not None:
+            out[name] = numbers
         else:
             out[name] = col.astype(object).where(col.notna(), None)
     out.columns = [str(c) for c in out.columns]
     return out
+
+
+def _as_numbers(name: str, col: pd.Series) -> pd.Series | None:
+    """A text column that holds numbers, as floats (gaps stay gaps); None for real text.
+
+    A numeric column spoilt by a few words ("n/a", "unknown") would silently become a category
+    with hundreds of values: it is refused, naming the rows to fix.
+    """
+    given = col.astype(object).where(col.notna(), None).map(lambda v: v if v is None else str(v).strip())
+    filled = given[given.notna() & (given != "")]
+    if filled.empty:
+        return None
+    numbers = pd.to_numeric(filled.str.replace(r"^\$|,(?=\d{3}(\D|$))", "", regex=True), errors="coerce")
+    stray = filled[numbers.isna()]
+    if stray.empty:
+        return numbers.reindex(col.index).astype(float)
+    if len(stray) <= 0.05 * len(filled):
+        shown = ", ".join(f"row {i + 1}: {v!r}" for i, v in list(stray.items())[:5])
+        more = f" and {len(stray) - 5} more" if len(stray) > 5 else ""
+        raise DataError(f"column {name!r} holds numbers except for {len(stray)} value(s) ({shown}{more}): "
+                        "fix them or leave those cells empty, which the model fills in")
+    return None
 
 
 def _example_defaults(schema: Schema) -> dict[str, Any]:
@@ -248,7 +272,7 @@ def _example_defaults(schema: Schema) -> dict[str, Any]:
     for f in schema.fields:
         outside = f.is_number and f.default is not None and not f.train_min <= float(f.default) <= f.train_max
         if outside:
-                out[f.name] = round(f.train_median) if f.integer else round(f.train_median, 2)
+            out[f.name] = round(f.train_median) if f.integer else round(f.train_median, 2)
     return out
 
 

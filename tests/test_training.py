@@ -329,3 +329,21 @@ def test_train_py_lists_and_activates_versions(registry, tmp_path):
     line = _one_line_error(run_train("--activate", "no-such-version", "--out", str(registry), cwd=tmp_path))
     assert only.version in line
     assert active_version(registry) == only.version
+
+
+def test_a_numeric_column_with_a_few_words_is_refused_by_name():
+    """'n/a' among 200 incomes would otherwise turn income into a 200-category text column."""
+    from model.data import DataError, generate_applicants, split_target
+    from model.training import train
+
+    frame = generate_applicants(200, 3)
+    frame["income"] = frame["income"].astype(object)
+    frame.loc[[4, 17], "income"] = ["n/a", "unknown"]
+    features, y, positive = split_target(frame, "approved", "1")
+    with pytest.raises(DataError) as err:
+        train(features, y, target="approved", positive_label=positive)
+    message = str(err.value)
+    assert "'income'" in message and "'n/a'" in message and "'unknown'" in message and "row 5" in message
+    frame.loc[[4, 17], "income"] = None  # left empty, they are imputed and training goes on
+    features, y, positive = split_target(frame, "approved", "1")
+    assert train(features, y, target="approved", positive_label=positive, model="gbm").schema["income"].is_number
