@@ -34,6 +34,7 @@ from sklearn.exceptions import InconsistentVersionWarning
 from sklearn.pipeline import Pipeline
 
 from .schema import Schema
+from .signing import sign, signature_problem
 
 CARD_FORMAT = 1
 PIPELINE_FILE = "pipeline.joblib"
@@ -115,13 +116,13 @@ def save_version(
             "files": files,
             "pipeline_sha256": files[PIPELINE_FILE],
         }
-        _write_json(tmp / CARD_FILE, full)
+        _write_json(tmp / CARD_FILE, sign(full))
         _fsync_dir(tmp)
         final = versions / version
         if final.exists():  # same pipeline saved twice in one second: keep the ids apart
             version = f"{version}-{os.urandom(2).hex()}"
             full["version"] = version
-            _write_json(tmp / CARD_FILE, full)
+            _write_json(tmp / CARD_FILE, sign(full))
             final = versions / version
         os.rename(tmp, final)
         _fsync_dir(versions)
@@ -145,8 +146,9 @@ def copy_with_threshold(registry: str | Path, version: str, threshold: float, *,
         raise ValueError(f"threshold must be between 0 and 1, not {threshold}")
     registry = Path(registry)
     source = load_model(registry, version=version)
-    card = {k: v for k, v in source.card.items()
-            if k not in ("card_format", "name", "version", "created_at", "libraries", "files", "pipeline_sha256")}
+    written_by_save = ("card_format", "name", "version", "created_at", "libraries", "files", "pipeline_sha256",
+                       "signature")
+    card = {k: v for k, v in source.card.items() if k not in written_by_save}
     card["threshold"] = float(threshold)
     card["parent"] = version
     holdout = load_holdout(source)
@@ -269,7 +271,9 @@ def _check_card_values(card_path: Path, card: dict[str, Any]) -> None:
 
 
 def verify(folder: Path, card: dict[str, Any], *, allow_version_mismatch: bool = False) -> None:
-    """Checksums and library versions, checked before anything is unpickled."""
+    """Signature (when a key is configured), checksums and library versions, before anything is unpickled."""
+    if problem := signature_problem(card):
+        raise ModelIntegrityError(f"{folder / CARD_FILE}: {problem}. It was not loaded.")
     for name, expected in card["files"].items():
         path = folder / name
         if not path.is_file():
