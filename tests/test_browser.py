@@ -89,6 +89,7 @@ def test_invalid_input_is_explained_not_crashed(server, browser, output_dir):
     page.get_by_role("spinbutton", name="Employment length (years)").fill("25")
     page.get_by_role("button", name="Decide").click()
     page.get_by_text("Please correct the highlighted field").wait_for(timeout=60_000)
+    page.get_by_text("must be at most age − 14", exact=False).wait_for(timeout=60_000)  # streamed after the header
     body = page.locator("[data-testid='stApp']").inner_text()
     assert "Employment length" in body and "age − 14" in body
     assert "Traceback" not in body
