@@ -270,15 +270,19 @@ def _check_card_values(card_path: Path, card: dict[str, Any]) -> None:
         raise bad(f"schema: {exc}") from exc
 
 
-def verify(folder: Path, card: dict[str, Any], *, allow_version_mismatch: bool = False) -> None:
-    """Signature (when a key is configured), checksums and library versions, before anything is unpickled."""
+def verify(folder: Path, card: dict[str, Any], *, allow_version_mismatch: bool = False,
+           digests: dict[str, str] | None = None) -> None:
+    """Signature (when a key is configured), checksums and library versions, before anything is unpickled.
+
+    `digests` holds SHA-256s the caller already computed from bytes it holds (so they are not read twice).
+    """
     if problem := signature_problem(card):
         raise ModelIntegrityError(f"{folder / CARD_FILE}: {problem}. It was not loaded.")
     for name, expected in card["files"].items():
         path = folder / name
         if not path.is_file():
             raise ModelIntegrityError(f"{path} is missing")
-        actual = sha256_file(path)
+        actual = (digests or {}).get(name) or sha256_file(path)
         if actual != expected:
             raise ModelIntegrityError(
                 f"{path} does not match its model card (SHA-256 {actual[:12]}… ≠ {expected[:12]}…): "
@@ -300,11 +304,12 @@ def load_model(path: str | Path | None = None, *, version: str | None = None,
 
     folder = resolve_version_dir(path if path is not None else default_model_dir(), version)
     card = read_card(folder)
-    verify(folder, card, allow_version_mismatch=allow_version_mismatch)
-    # Unpickle exactly the bytes that were checked: the file could be swapped after `verify`.
-    data = (folder / PIPELINE_FILE).read_bytes()
-    if hashlib.sha256(data).hexdigest() != card["files"][PIPELINE_FILE]:
-        raise ModelIntegrityError(f"{folder / PIPELINE_FILE} changed while it was being loaded; it was not loaded")
+    # Read the pipeline once and unpickle exactly the bytes that were checked: the file could be
+    # swapped after `verify` looked at it.
+    pipeline_path = folder / PIPELINE_FILE
+    data = pipeline_path.read_bytes() if pipeline_path.is_file() else None
+    digests = {PIPELINE_FILE: hashlib.sha256(data).hexdigest()} if data is not None else None
+    verify(folder, card, allow_version_mismatch=allow_version_mismatch, digests=digests)
     with warnings.catch_warnings():
         if not allow_version_mismatch:
             warnings.simplefilter("error", InconsistentVersionWarning)
