@@ -13,6 +13,7 @@ import sklearn
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
+from .compiled import compile_pipeline
 from .schema import Schema, Validation
 
 
@@ -29,6 +30,7 @@ class LoanModel:
         self.version: str = card["version"]
         self.sha256: str = card["pipeline_sha256"]
         self._plan = ServingPlan.of(pipeline)
+        self._compiled = compile_pipeline(pipeline, self.schema)
 
     def __repr__(self) -> str:
         return f"LoanModel({self.name!r}, version={self.version!r}, threshold={self.threshold:g})"
@@ -37,6 +39,11 @@ class LoanModel:
     def pipeline(self) -> Pipeline:
         """The fitted scikit-learn pipeline (for inspection; do not refit it)."""
         return self._pipeline
+
+    @property
+    def compiled(self) -> bool:
+        """Whether scoring runs on the compiled arithmetic rather than through scikit-learn."""
+        return self._compiled is not None
 
     @property
     def features(self) -> list[str]:
@@ -62,7 +69,9 @@ class LoanModel:
         return self.score_columns({name: clean[name].to_numpy() for name in self.schema.names})
 
     def score_columns(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Probabilities for validated column arrays, by name: the explanations' hot path."""
+        """Probabilities for validated column arrays, by name: the explanations' and the API's hot path."""
+        if self._compiled is not None:
+            return self._compiled(columns)
         with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
             if self._plan is None:
                 frame = pd.DataFrame({n: columns[n] for n in self.schema.names})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,8 @@ from sklearn.compose import ColumnTransformer
 
 from .formatting import format_value
 from .schema import Field
+
+Columns = pd.DataFrame | Mapping[str, np.ndarray]  # validated rows, by field name
 
 MAX_REASONS = 4  # more principal reasons than this stop being useful to an applicant
 MIN_EFFECT = 0.005  # a field that moves the probability less than half a point is no reason
@@ -75,7 +78,7 @@ def _reason_codes(f: Field, values: np.ndarray, reference: Any) -> np.ndarray:
     return np.where(np.isnan(values), 0, code)
 
 
-def batch_reasons(model, clean: pd.DataFrame, probabilities: np.ndarray) -> np.ndarray:
+def batch_reasons(model, clean: Columns, probabilities: np.ndarray) -> np.ndarray:
     """The principal reasons for many validated rows at once, `;`-separated, by the same rule as
     `decide` (each field swapped for the typical approved applicant's value).
 
@@ -85,17 +88,25 @@ def batch_reasons(model, clean: pd.DataFrame, probabilities: np.ndarray) -> np.n
     return texts[codes]
 
 
-def batch_reason_codes(model, clean: pd.DataFrame, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def batch_reason_codes(model, clean: Columns, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """`batch_reasons` as codes into a short table of distinct texts: `texts[codes]` is the text.
 
     Rows share a handful of combinations, so a writer can dictionary-encode them instead of
     copying a million strings.
     """
+    codes, lists = batch_reason_lists(model, clean, probabilities)
+    texts = np.empty(len(lists), dtype=object)
+    texts[:] = ["; ".join(parts) for parts in lists]
+    return codes, texts
+
+
+def batch_reason_lists(model, clean: Columns, probabilities: np.ndarray) -> tuple[np.ndarray, list[tuple[str, ...]]]:
+    """`batch_reason_codes` with each distinct combination as its reasons, strongest first."""
     reference = model.card.get("reference", {})
     fields = [f for f in model.schema.fields if f.name in reference and not f.protected]
-    n = len(clean)
+    n = len(probabilities)
     if n == 0 or not fields:
-        return np.zeros(n, dtype=np.intp), np.array([""], dtype=object)
+        return np.zeros(n, dtype=np.intp), [()]
     # A reason supports the decision: it raised the probability of an approved row (effect > 0)
     # or lowered that of a rejected one. Its strength is the size of the effect; -1: no reason.
     strength = probabilities[None, :] - _swapped_probabilities(model, clean, fields, reference)
@@ -103,7 +114,9 @@ def batch_reason_codes(model, clean: pd.DataFrame, probabilities: np.ndarray) ->
     strength[strength <= MIN_EFFECT] = -1.0
     # Each row's reasons as one integer: a digit (field, phrase) per rank, strongest first, so the
     # text is built once per distinct combination rather than once per row.
-    tables = [_reason_table(f, reference[f.name]) for f in fields]
+    tables = _tables.get(model)
+    if tables is None:
+        tables = _tables[model] = [_reason_table(f, reference[f.name]) for f in fields]
     width = max(len(t) for t in tables)
     base = len(fields) * width + 1
     ranks = min(MAX_REASONS, len(fields))
@@ -112,23 +125,27 @@ def batch_reason_codes(model, clean: pd.DataFrame, probabilities: np.ndarray) ->
     for k, f in enumerate(fields):
         rank = np.minimum(_rank(strength, k), ranks)
         rank[strength[k] < 0] = ranks
-        digit = 1 + k * width + _reason_codes(f, clean[f.name].to_numpy(), reference[f.name])
+        digit = 1 + k * width + _reason_codes(f, np.asarray(clean[f.name]), reference[f.name])
         key += digit * place[rank]
-    inverse, unique = pd.factorize(key)
+    if n == 1:  # one applicant (the API's common case): no need for pandas' hashing
+        inverse, unique = np.zeros(1, dtype=np.intp), key.tolist()
+    else:
+        inverse, unique = pd.factorize(key)
+        unique = unique.tolist()
     known = _texts.setdefault(model, {})  # a batch comes in chunks that share most combinations
-    texts = np.empty(len(unique), dtype=object)
-    for i, combo in enumerate(unique.tolist()):
-        text = known.get(combo)
-        if text is None:
-            parts, rest = [], combo
+    lists = []
+    for combo in unique:
+        parts = known.get(combo)
+        if parts is None:
+            found, rest = [], combo
             while rest:
                 rest, digit = divmod(rest, base)
                 if digit:
                     k, code = divmod(digit - 1, width)
-                    parts.append(tables[k][code])
-            text = known[combo] = "; ".join(reversed(parts))
-        texts[i] = text
-    return inverse, texts
+                    found.append(tables[k][code])
+            parts = known[combo] = tuple(reversed(found))
+        lists.append(parts)
+    return inverse, lists
 
 
 def _rank(strength: np.ndarray, k: int) -> np.ndarray:
@@ -140,8 +157,12 @@ def _rank(strength: np.ndarray, k: int) -> np.ndarray:
     return rank
 
 
-def _swapped_probabilities(model, clean: pd.DataFrame, fields: list[Field], reference: dict) -> np.ndarray:
+def _swapped_probabilities(model, clean: Columns, fields: list[Field], reference: dict) -> np.ndarray:
     """Approval probability with each field in turn set to the reference value: shape (fields, rows)."""
+    if model.compiled:  # scoring is cheap: stack the swapped rows and score them in one call
+        return _swap_by_predict(model, clean, fields, reference)
+    if not isinstance(clean, pd.DataFrame):
+        clean = pd.DataFrame({name: clean[name] for name in model.schema.names}, copy=False)
     plan = _swap_plan(model, fields, reference)
     if plan is not None and not plan.checked:
         sample = clean.iloc[:SAMPLE_CHECK]
@@ -154,19 +175,20 @@ def _swapped_probabilities(model, clean: pd.DataFrame, fields: list[Field], refe
     return out if out is not None else _swap_by_predict(model, clean, fields, reference)
 
 
-def _swap_by_predict(model, clean: pd.DataFrame, fields: list[Field], reference: dict) -> np.ndarray:
-    """The general way: one predict call over every row once per swapped field."""
-    n = len(clean)
-    stacked = {name: np.tile(clean[name].to_numpy(), len(fields)) for name in model.schema.names}
+def _swap_by_predict(model, clean: Columns, fields: list[Field], reference: dict) -> np.ndarray:
+    """The general way: one scoring call over every row once per swapped field."""
+    columns = {name: np.asarray(clean[name]) for name in model.schema.names}
+    n = len(next(iter(columns.values())))
+    stacked = {name: np.tile(values, len(fields)) for name, values in columns.items()}
     for k, f in enumerate(fields):
         stacked[f.name][k * n:(k + 1) * n] = reference[f.name]
-    frame = pd.DataFrame(stacked, columns=model.schema.names, copy=False)
-    return model.approval_probability(frame).reshape(len(fields), n)
+    return model.score_columns(stacked).reshape(len(fields), n)
 
 
 SAMPLE_CHECK = 64  # rows on which the fast path is checked against the general one, once per model
 _plans: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_texts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {combination key: text}
+_texts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {combination key: reasons}
+_tables: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> each field's phrases
 
 
 class _SwapPlan:

@@ -324,24 +324,52 @@ def _to_number(raw: np.ndarray) -> np.ndarray:
     cleaned = [_number_text(v) if isinstance(v, str) else v for v in raw]
     if any(isinstance(v, bool | np.bool_) for v in cleaned):
         cleaned = [np.nan if isinstance(v, bool | np.bool_) else v for v in cleaned]
-    return pd.to_numeric(pd.Series(cleaned, dtype=object), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    try:
+        return pd.to_numeric(pd.Series(cleaned, dtype=object), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    except (TypeError, ValueError, OverflowError):  # a list, a dict or a huge integer among the values
+        return np.array([_one_number(v) for v in cleaned], dtype=float)
+
+
+def _one_number(value: Any) -> float:
+    """One value as a float, NaN when it is not a number; a number too large for a float is inf."""
+    if isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool | np.bool_):
+        try:
+            return float(value)
+        except OverflowError:
+            return np.inf if value > 0 else -np.inf
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return np.nan
+    return np.nan
 
 
 def _columns(data: Any) -> tuple[dict[str, np.ndarray], pd.Index]:
-    """Column arrays by name and the row labels; a single dict skips building a DataFrame."""
+    """Column arrays by name and the row labels; dicts (one or a list) skip building a DataFrame."""
     if isinstance(data, dict) and not any(isinstance(v, list | tuple | np.ndarray | pd.Series) for v in data.values()):
         return {str(k): _array([v]) for k, v in data.items()}, pd.RangeIndex(1)
+    if isinstance(data, list) and data and all(type(row) is dict for row in data):
+        names = dict.fromkeys(str(k) for row in data for k in row)
+        return {k: _array([row.get(k) for row in data]) for k in names}, pd.RangeIndex(len(data))
     frame = as_frame(data)
     return {str(k): frame[k].to_numpy() for k in frame.columns}, frame.index
 
 
 def _array(values: list) -> np.ndarray:
-    value = values[0]
-    if isinstance(value, bool | np.bool_):
+    """Values of one field as an array: float when every value is a plain number, else objects."""
+    kinds = set(map(type, values))
+    if kinds <= {int, float, np.float64, np.int64} and kinds:
+        try:
+            return np.array(values, dtype=float)
+        except OverflowError:  # an integer beyond float range: validation says it is not finite
+            pass
+    if kinds == {bool}:
         return np.array(values, dtype=bool)
-    if isinstance(value, int | float | np.integer | np.floating):
-        return np.array(values, dtype=float)
-    return np.array(values, dtype=object)
+    out = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):  # element by element: a list value must stay one cell
+        out[i] = value
+    return out
 
 
 def as_frame(data: Any) -> pd.DataFrame:

@@ -54,16 +54,15 @@ def applicants() -> list[dict]:
 
 @pytest.fixture
 def predict_calls(model, monkeypatch) -> list[int]:
-    """Counts calls to the fitted classifier: one per vectorized batch, however many rows."""
-    final = model.pipeline.named_steps["model"]
-    real = final.predict_proba
+    """Counts scoring calls (compiled or scikit-learn): one per vectorized batch, however many rows."""
+    real = model.score_columns
     calls: list[int] = []
 
-    def counted(x, *args, **kwargs):
-        calls.append(len(x))
-        return real(x, *args, **kwargs)
+    def counted(columns, *args, **kwargs):
+        calls.append(len(next(iter(columns.values()))))
+        return real(columns, *args, **kwargs)
 
-    monkeypatch.setattr(final, "predict_proba", counted, raising=False)
+    monkeypatch.setattr(model, "score_columns", counted)
     return calls
 
 

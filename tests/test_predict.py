@@ -26,7 +26,7 @@ def _pipeline_proba(model, frame: pd.DataFrame) -> np.ndarray:
 def test_probabilities_are_the_pipelines_own(model, applicants):
     proba = model.predict_proba(applicants)
     assert proba.shape == (len(applicants), 2)
-    np.testing.assert_array_equal(proba[:, 1], _pipeline_proba(model, applicants))
+    np.testing.assert_allclose(proba[:, 1], _pipeline_proba(model, applicants), rtol=0, atol=1e-9)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
 
 
