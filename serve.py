@@ -1,37 +1,112 @@
-"""Serve the active model over HTTP for the bank's other systems.
+"""Serve the active model over HTTP to the bank's other systems, and manage their API keys.
 
-    python serve.py [--host 127.0.0.1] [--port 8000] [--model artifacts/loan_approval_model]
+    python serve.py --new-key origination    # prints a new API key once (its last line)
+    python serve.py                          # serves on http://127.0.0.1:8000; docs at /docs
+    python serve.py --host 0.0.0.0 --port 8000 --workers 2 --model artifacts/loan_approval_model
+    python serve.py --revoke-key origination # the key stops working within seconds
+    python serve.py --list-keys
+    python serve.py --replay data/unsent/decisions-....jsonl   # decisions saved while the log was down
 
-POST /v1/decisions with an applicant's fields as JSON; the interactive docs are at /docs.
-Set LOANDESK_API_KEYS=key1,key2 to require an X-API-Key header.
+Decisions go to the decision log (LOANDESK_DB_URL; a SQLite file by default), with the key's name
+as their source. Ctrl-C or SIGTERM finishes the requests in flight, writes every pending decision
+to the log, then exits. Exit status: 0 done, 1 the model or the database cannot be used, 2 for a
+wrong command line.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-import uvicorn
-
-from api import create_app
+from api.keys import KeyProblem, KeyStore
 from model.artifact import ModelIntegrityError, default_model_dir, load_model
+from model.decision_log import DecisionLog
+from model.log_writer import replay
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--model", type=Path, default=default_model_dir(), help="the model folder (its active version)")
-    args = p.parse_args(argv)
+    args = _parser().parse_args(argv)
+    if args.new_key or args.revoke_key or args.list_keys:
+        return _keys(args)
+    if args.replay:
+        return _replay(args.replay)
     try:
         model = load_model(args.model)  # refuse to start on a model that cannot be trusted
     except ModelIntegrityError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"Serving {model.name} version {model.version} on http://{args.host}:{args.port} (docs at /docs)")
-    uvicorn.run(create_app(args.model), host=args.host, port=args.port, log_level="warning")
+        return 1
+    import uvicorn
+
+    os.environ["LOANDESK_MODEL_DIR"] = str(args.model.resolve())  # for every worker process
+    print(f"Serving {model.name} version {model.version} on http://{args.host}:{args.port} "
+          f"with {args.workers} worker(s); docs at /docs. Ctrl-C stops.", flush=True)
+    uvicorn.run("api:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+                loop="uvloop", http="httptools", log_level="warning", access_log=False,
+                timeout_graceful_shutdown=30)
     return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    store = KeyStore(DecisionLog())
+    try:
+        if args.new_key:
+            key = store.create(args.new_key)
+            print(f"New API key for {args.new_key!r}. It is shown this once and stored only as a hash; "
+                  "send it as 'Authorization: Bearer KEY'. The key:")
+            print(key)
+        elif args.revoke_key:
+            store.revoke(args.revoke_key)
+            print(f"Revoked the key {args.revoke_key!r}; running servers refuse it within seconds.")
+        else:
+            rows = store.listing()
+            for r in rows:
+                state = f"revoked {r['revoked_at']:%Y-%m-%d %H:%M}" if r["revoked_at"] else "live"
+                print(f"{r['name']:<40} created {r['created_at']:%Y-%m-%d %H:%M}  {state}")
+            if not rows:
+                print("No API keys yet: python serve.py --new-key NAME")
+    except KeyProblem as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # the database: unreachable, read-only, ...
+        print(f"error: the key table cannot be used: {str(exc).splitlines()[0][:200]}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _replay(path: Path) -> int:
+    try:
+        written = replay(path, DecisionLog())
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"Wrote {written:,} decision(s) from {path} to the decision log.")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=_positive, default=1, help="server processes (default 1)")
+    p.add_argument("--model", type=Path, default=default_model_dir(), help="the model folder (its active version)")
+    keys = p.add_mutually_exclusive_group()
+    keys.add_argument("--new-key", metavar="NAME", help="create an API key for a calling system, print it, exit")
+    keys.add_argument("--revoke-key", metavar="NAME", help="revoke the API key of that name, exit")
+    keys.add_argument("--list-keys", action="store_true", help="list the API keys (names and dates), exit")
+    keys.add_argument("--replay", type=Path, metavar="FILE", help="write a file of unsent decisions to the log")
+    return p
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError("must be from 1 to 64")
+    return value
 
 
 if __name__ == "__main__":

@@ -38,7 +38,10 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
+    text,
+    update,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -47,7 +50,7 @@ from .formatting import decision_label
 
 log = logging.getLogger("loandesk.decision_log")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: decisions.decision_id, the id an API client is given for each decision
 DEFAULT_DB_PATH = Path(__file__).resolve().parent.parent / "data" / "decisions.db"
 SOURCES = ("form", "batch page", "command", "api", "learn", "simulation")
 # How long a write waits for another writer before it gives up and warns: long enough for any bulk
@@ -73,6 +76,7 @@ decisions = Table(
     Column("decision", Integer, nullable=False),
     Column("reasons", Text, nullable=False, default=""),
     Column("out_of_range", Text, nullable=False, default=""),
+    Column("decision_id", String(32), unique=True),
 )
 meta = Table(
     "loandesk_meta", metadata,
@@ -106,6 +110,7 @@ class LogEntry:
     officer: str | None = None
     simulated: bool = False
     decided_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    decision_id: str | None = None  # given to API clients, so that they can find the row again
 
     def row(self) -> dict[str, Any]:
         """Plain Python values only: numpy scalars are refused by some database drivers."""
@@ -231,6 +236,9 @@ class DecisionLog:
                     found = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
                     if found is None:
                         conn.execute(insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
+                    elif int(found) < SCHEMA_VERSION:
+                        _migrate(conn, int(found))
+                        found = SCHEMA_VERSION
                 break
             except SQLAlchemyError:
                 if attempt == SCHEMA_ATTEMPTS - 1:
@@ -306,6 +314,22 @@ class DecisionLog:
             frame[col] = pd.to_datetime(frame[col], utc=True)
         return frame
 
+    def find(self, decision_id: str) -> dict[str, Any] | None:
+        """The decision an API client was given `decision_id` for, or None."""
+        with self._reading() as conn:
+            row = conn.execute(select(decisions).where(decisions.c.decision_id == decision_id)).mappings().first()
+        return dict(row) if row is not None else None
+
+    def known_ids(self, ids: Sequence[str]) -> set[str]:
+        """Which of these decision ids are on record already."""
+        found: set[str] = set()
+        ids = list(ids)
+        with self._reading() as conn:
+            for i in range(0, len(ids), 500):
+                q = select(decisions.c.decision_id).where(decisions.c.decision_id.in_(ids[i:i + 500]))
+                found.update(conn.execute(q).scalars())
+        return found
+
     def count(self) -> int:
         with self._reading() as conn:
             return int(conn.execute(select(func.count()).select_from(decisions)).scalar())
@@ -341,9 +365,17 @@ def export_frame(log_frame: pd.DataFrame) -> pd.DataFrame:
     out["decision"] = [decision_label(bool(d)) for d in out["decision"]]
     clash = [c for c in inputs.columns if c in out.columns]
     inputs = inputs.rename(columns={c: f"input_{c}" for c in clash})
-    front = ["id", "decided_at", "model_name", "model_version", "model_sha256", "source", "officer", "simulated"]
+    front = ["id", "decision_id", "decided_at", "model_name", "model_version", "model_sha256", "source", "officer", "simulated"]
     back = ["probability", "threshold", "decision", "reasons", "out_of_range"]
     return pd.concat([out[front], inputs, out[back]], axis=1)
+
+
+def _migrate(conn: Connection, found: int) -> None:
+    """Bring a log written by an older LoanDesk up to SCHEMA_VERSION, inside the caller's transaction."""
+    if found < 2 and "decision_id" not in {c["name"] for c in inspect(conn).get_columns("decisions")}:
+        conn.execute(text("ALTER TABLE decisions ADD COLUMN decision_id VARCHAR(32)"))
+        conn.execute(text("CREATE UNIQUE INDEX IF NOT EXISTS ix_decisions_decision_id ON decisions (decision_id)"))
+    conn.execute(update(meta).where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
 
 
 def _make_engine(url: str) -> Engine:

@@ -1,0 +1,154 @@
+"""API keys: created once and shown once, stored only as salted hashes beside the decision log.
+
+A key is 256 random bits, so one salted SHA-256 is enough to make a stolen table useless (a slow
+password hash would only add milliseconds to every request: nobody can guess such a key). Checks
+compare every stored hash in constant time, and the server rereads the table every few seconds,
+so a key revoked from the command line stops working within KEYS_REFRESH_SECONDS.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from model.decision_log import DecisionLog
+
+log = logging.getLogger("loandesk.api")
+
+KEYS_REFRESH_SECONDS = 2.0
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}")
+PREFIX = "ldk_"
+
+metadata = MetaData()
+api_keys = Table(
+    "api_keys", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(40), nullable=False, index=True),
+    Column("salt", String(32), nullable=False),
+    Column("key_hash", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+
+class KeyProblem(ValueError):
+    """A key cannot be created or revoked; the message says why."""
+
+
+class KeysUnavailable(RuntimeError):
+    """The key table cannot be read and no earlier copy is at hand: no request can be checked."""
+
+
+@dataclass(frozen=True)
+class StoredKey:
+    name: str
+    salt: bytes
+    key_hash: bytes
+
+
+def _hash(salt: bytes, key: str) -> bytes:
+    return hashlib.sha256(salt + key.encode("utf-8", "surrogatepass")).digest()
+
+
+class KeyStore:
+    """The API keys in the decision log's database."""
+
+    def __init__(self, decision_log: DecisionLog):
+        self.decision_log = decision_log
+        self._keys: list[StoredKey] = []
+        self._loaded_at = -1e9
+        self._lock = threading.Lock()
+        self._ready = False
+
+    def _engine(self):
+        engine = self.decision_log.engine
+        if not self._ready:
+            metadata.create_all(engine)
+            self._ready = True
+        return engine
+
+    def create(self, name: str) -> str:
+        """A new key for `name`, returned once; only its salted hash is kept."""
+        if not NAME.fullmatch(name or ""):
+            raise KeyProblem(f"{name!r} is not a usable key name: use 1 to 40 letters, digits, '_', '.' "
+                            "or '-', starting with a letter or digit")
+        key = PREFIX + secrets.token_urlsafe(32)
+        salt = secrets.token_bytes(16)
+        with self._engine().begin() as conn:
+            if conn.execute(select(api_keys.c.id).where(
+                    api_keys.c.name == name, api_keys.c.revoked_at.is_(None))).first():
+                raise KeyProblem(f"a key named {name!r} exists already; revoke it first "
+                                f"(python serve.py --revoke-key {name})")
+            conn.execute(insert(api_keys).values(
+                name=name, salt=salt.hex(), key_hash=_hash(salt, key).hex(), created_at=datetime.now(UTC)))
+        self._loaded_at = -1e9
+        return key
+
+    def revoke(self, name: str) -> int:
+        """Revoke every live key of `name`; returns how many."""
+        with self._engine().begin() as conn:
+            done = conn.execute(update(api_keys).where(
+                api_keys.c.name == name, api_keys.c.revoked_at.is_(None)).values(revoked_at=datetime.now(UTC)))
+        self._loaded_at = -1e9
+        if not done.rowcount:
+            raise KeyProblem(f"there is no live key named {name!r}")
+        return done.rowcount
+
+    def listing(self) -> list[dict]:
+        """Every key ever made: name, created, revoked (never the key or its hash)."""
+        with self._engine().connect() as conn:
+            rows = conn.execute(select(api_keys.c.name, api_keys.c.created_at, api_keys.c.revoked_at)
+                                .order_by(api_keys.c.id)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def name_for(self, key: str | None) -> str | None:
+        """The name of the live key `key`, or None. Every stored key is compared, in constant time."""
+        if not key:
+            return None
+        keys = self._live()
+        found = None
+        for stored in keys:
+            if hmac.compare_digest(_hash(stored.salt, key), stored.key_hash):
+                found = stored.name
+        return found
+
+    def _live(self) -> list[StoredKey]:
+        if time.monotonic() - self._loaded_at > KEYS_REFRESH_SECONDS:
+            with self._lock:
+                if time.monotonic() - self._loaded_at > KEYS_REFRESH_SECONDS:
+                    self._reload()
+        return self._keys
+
+
+    def _reload(self) -> None:
+        try:
+            with self._engine().connect() as conn:
+                rows = conn.execute(select(api_keys.c.name, api_keys.c.salt, api_keys.c.key_hash)
+                                    .where(api_keys.c.revoked_at.is_(None))).all()
+        except SQLAlchemyError as exc:
+            if self._loaded_at < 0:
+                raise KeysUnavailable(f"the API keys cannot be read: {str(exc).splitlines()[0][:160]}") from exc
+            log.error("the API keys cannot be reread; the copy from %.0f s ago stays in use: %s",
+                      time.monotonic() - self._loaded_at, str(exc).splitlines()[0][:160])
+            self._loaded_at = time.monotonic()
+            return
+        self._keys = [StoredKey(n, bytes.fromhex(s), bytes.fromhex(h)) for n, s, h in rows]
+        self._loaded_at = time.monotonic()
+
+
+def bearer(header: str | None) -> str | None:
+    """The key in an `Authorization: Bearer KEY` header."""
+    if not header:
+        return None
+    scheme, _, key = header.partition(" ")
+    return key.strip() or None if scheme.lower() == "bearer" else None
