@@ -365,7 +365,8 @@ def export_frame(log_frame: pd.DataFrame) -> pd.DataFrame:
     out["decision"] = [decision_label(bool(d)) for d in out["decision"]]
     clash = [c for c in inputs.columns if c in out.columns]
     inputs = inputs.rename(columns={c: f"input_{c}" for c in clash})
-    front = ["id", "decision_id", "decided_at", "model_name", "model_version", "model_sha256", "source", "officer", "simulated"]
+    front = ["id", "decision_id", "decided_at", "model_name", "model_version", "model_sha256", "source",
+             "officer", "simulated"]
     back = ["probability", "threshold", "decision", "reasons", "out_of_range"]
     return pd.concat([out[front], inputs, out[back]], axis=1)
 
