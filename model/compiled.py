@@ -53,28 +53,52 @@ class CompiledLogistic:
                  calibration: tuple[float, float] | None):
         self.numbers, self.categories = numbers, categories
         self.intercept, self.calibration = intercept, calibration
-        self._fill = np.array([f.fill for f in numbers])
-        self._mean = np.array([f.mean for f in numbers])
-        self._weight = np.array([f.weight for f in numbers])
 
     def __call__(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
-        score = self.margin(columns)
+        return self.probability(self.margin(columns))
+
+    def swapped(self, columns: Mapping[str, np.ndarray], names: list[str], reference: Mapping) -> np.ndarray:
+        """Probabilities with each named field in turn set to its reference value: shape (fields, rows).
+
+        A field's term is swapped in the sum, so the rest of each row is not scored again.
+        """
+        margin = self.margin(columns)
+        out = np.empty((len(names), len(margin)))
+        for k, name in enumerate(names):
+            out[k] = margin - self._term(name, columns[name]) + self._term(name, np.array([reference[name]]))
+        return self.probability(out)
+
+    def _term(self, name: str, values: np.ndarray) -> np.ndarray:
+        for f in self.numbers:
+            if f.name == name:
+                x = np.asarray(values, dtype=float)
+                return f.weight * (np.where(np.isnan(x), f.fill, x) - f.mean)
+        for f in self.categories:
+            if f.name == name:
+                return np.array([f.weights.get(_category(v, f.fill), 0.0) for v in values])
+        raise KeyError(name)
+
+    def probability(self, score: np.ndarray) -> np.ndarray:
+        """The calibrated probability for a decision-function value."""
         if self.calibration is not None:
             a, b = self.calibration
             score = -(a * score + b)
         return 1.0 / (1.0 + np.exp(-score))
 
     def margin(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
-        """The logistic regression's decision function for each row."""
-        if self.numbers:
-            x = np.array([columns[f.name] for f in self.numbers], dtype=float)
-            x = np.where(np.isnan(x), self._fill[:, None], x)
-            score = (self._weight @ (x - self._mean[:, None])) + self.intercept
-        else:
-            score = np.full(len(next(iter(columns.values()))), self.intercept)
+        """The logistic regression's decision function for each row.
+
+        Summed field by field in a fixed order, so a row's score does not depend on how many rows
+        it is scored with (a matrix product may sum in another order for another batch size).
+        """
+        n = len(next(iter(columns.values())))
+        score = np.full(n, self.intercept)
+        for f in self.numbers:
+            x = np.asarray(columns[f.name], dtype=float)
+            score += f.weight * (np.where(np.isnan(x), f.fill, x) - f.mean)
         for f in self.categories:
             fill, weights = f.fill, f.weights
-            score = score + np.array([weights.get(_category(v, fill), 0.0) for v in columns[f.name]])
+            score += np.array([weights.get(_category(v, fill), 0.0) for v in columns[f.name]])
         return score
 
 

@@ -45,6 +45,17 @@ class LoanModel:
         """Whether scoring runs on the compiled arithmetic rather than through scikit-learn."""
         return self._compiled is not None
 
+    def swapped_probabilities(self, columns: Mapping[str, np.ndarray], names: list[str],
+                              reference: Mapping[str, Any]) -> np.ndarray:
+        """Probabilities with each named field in turn set to its reference value: shape (fields, rows)."""
+        if self._compiled is not None:
+            return self._compiled.swapped(columns, names, reference)
+        n = len(columns[names[0]])
+        stacked = {name: np.tile(np.asarray(columns[name]), len(names)) for name in self.schema.names}
+        for k, name in enumerate(names):
+            stacked[name][k * n:(k + 1) * n] = reference[name]
+        return self.score_columns(stacked).reshape(len(names), n)
+
     @property
     def features(self) -> list[str]:
         return self.schema.names

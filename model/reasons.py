@@ -159,7 +159,7 @@ def _rank(strength: np.ndarray, k: int) -> np.ndarray:
 
 def _swapped_probabilities(model, clean: Columns, fields: list[Field], reference: dict) -> np.ndarray:
     """Approval probability with each field in turn set to the reference value: shape (fields, rows)."""
-    if model.compiled:  # scoring is cheap: stack the swapped rows and score them in one call
+    if model.compiled:  # the compiled form swaps one term of each row's sum
         return _swap_by_predict(model, clean, fields, reference)
     if not isinstance(clean, pd.DataFrame):
         clean = pd.DataFrame({name: clean[name] for name in model.schema.names}, copy=False)
@@ -176,13 +176,9 @@ def _swapped_probabilities(model, clean: Columns, fields: list[Field], reference
 
 
 def _swap_by_predict(model, clean: Columns, fields: list[Field], reference: dict) -> np.ndarray:
-    """The general way: one scoring call over every row once per swapped field."""
-    columns = {name: np.asarray(clean[name]) for name in model.schema.names}
-    n = len(next(iter(columns.values())))
-    stacked = {name: np.tile(values, len(fields)) for name, values in columns.items()}
-    for k, f in enumerate(fields):
-        stacked[f.name][k * n:(k + 1) * n] = reference[f.name]
-    return model.score_columns(stacked).reshape(len(fields), n)
+    """The general way: every row once per swapped field, scored in one call."""
+    return model.swapped_probabilities({name: np.asarray(clean[name]) for name in model.schema.names},
+                                       [f.name for f in fields], reference)
 
 
 SAMPLE_CHECK = 64  # rows on which the fast path is checked against the general one, once per model

@@ -75,3 +75,19 @@ def test_a_compiled_form_that_disagrees_is_never_used(model, monkeypatch, caplog
     frame = probe_applicants(model.schema, 200, seed=9)
     columns = {n: frame[n].to_numpy() for n in model.schema.names}
     np.testing.assert_allclose(slow.score_columns(columns), model.score_columns(columns), rtol=0, atol=1e-9)
+
+
+def test_swapping_a_field_for_its_reference_matches_scikit_learn(model, monkeypatch):
+    """Reasons swap one field at a time; the compiled form swaps a term of the sum instead of rescoring."""
+    import model.predictor as predictor
+
+    monkeypatch.setattr(predictor, "compile_pipeline", lambda *args: None)
+    slow = LoanModel(model.pipeline, model.card, model.path)
+    assert not slow.compiled
+    frame = probe_applicants(model.schema, 500, seed=12)
+    columns = {n: frame[n].to_numpy() for n in model.schema.names}
+    names = ["income", "credit_score", "loan_amount"]
+    reference = model.card["reference"]
+    fast = model.swapped_probabilities(columns, names, reference)
+    assert fast.shape == (3, 500)
+    np.testing.assert_allclose(fast, slow.swapped_probabilities(columns, names, reference), rtol=0, atol=1e-9)
