@@ -21,9 +21,10 @@ import sys
 from pathlib import Path
 
 from api.keys import KeyProblem, KeyStore
-from model.artifact import ModelIntegrityError, default_model_dir, load_model
+from model.artifact import ModelIntegrityError, active_version, default_model_dir, load_model
 from model.decision_log import DecisionLog
 from model.log_writer import replay
+from model.training import ensure_model
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.replay:
         return _replay(args.replay)
     try:
+        if args.model == default_model_dir() and active_version(args.model) is None:
+            print("No model yet: training the built-in one (a few seconds)...", flush=True)
+            ensure_model(args.model)
         model = load_model(args.model)  # refuse to start on a model that cannot be trusted
     except ModelIntegrityError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -42,8 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["LOANDESK_MODEL_DIR"] = str(args.model.resolve())  # for every worker process
     print(f"Serving {model.name} version {model.version} on http://{args.host}:{args.port} "
           f"with {args.workers} worker(s); docs at /docs. Ctrl-C stops.", flush=True)
+    # uvicorn picks uvloop and httptools (requirements.txt) when they are installed.
     uvicorn.run("api:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-                loop="uvloop", http="httptools", log_level="warning", access_log=False,
+                loop="auto", http="auto", log_level="warning", access_log=False,
                 timeout_graceful_shutdown=30)
     return 0
 
