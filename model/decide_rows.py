@@ -7,17 +7,17 @@ carries its problems without holding up the others. One applicant is just a list
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from .reasons import batch_reason_lists
-from .schema import FieldError
+from .schema import FieldError, column_array
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RowDecision:
     """One applicant's decision. `inputs` holds the values as scored (gaps as None), for the log."""
 
@@ -47,18 +47,16 @@ def decide_rows(model, rows: list[Any]) -> list[RowDecision | RowErrors]:
     """
     out: list[RowDecision | RowErrors | None] = [None] * len(rows)
     names = model.schema.names
-    # Every field is present (None where a row lacks it), so a missing field is a per-row
-    # "is required" error or a gap to impute, never a failure of the whole list.
-    at, fields = [], []
-    for i, row in enumerate(rows):
-        if isinstance(row, dict):
-            at.append(i)
-            fields.append({name: row.get(name) for name in names})
-        else:
-            out[i] = RowErrors([FieldError(i, "applicant", row, NOT_AN_OBJECT)])
-    if not fields:
+    at = [i for i, row in enumerate(rows) if type(row) is dict]
+    for i in sorted(set(range(len(rows))) - set(at)):
+        out[i] = RowErrors([FieldError(i, "applicant", rows[i], NOT_AN_OBJECT)])
+    if not at:
         return out  # type: ignore[return-value]
-    validation = model.validate(fields)
+    # Every field gets a column (None where a row lacks it), so a missing field is a per-row
+    # "is required" error or a gap to impute, never a failure of the whole list.
+    objects = [rows[i] for i in at]
+    columns = {name: column_array([row.get(name) for row in objects]) for name in names}
+    validation = model.schema.validate_columns(columns, pd.RangeIndex(len(objects)))
     for e in validation.errors:
         i = at[int(e.row)]
         if out[i] is None:
@@ -68,22 +66,28 @@ def decide_rows(model, rows: list[Any]) -> list[RowDecision | RowErrors]:
     clean = {name: validation.columns[name][good] for name in names}
     probabilities = model.score_columns(clean) if len(good) else np.empty(0)
     codes, lists = batch_reason_lists(model, clean, probabilities)
-    flagged = {name: mask[good] for name, mask in validation.out_of_range.items() if mask.any()}
-    gaps = {name: mask[good] for name, mask in validation.imputed.items() if mask.any()}
-    values = {name: clean[name].tolist() for name in names}
+    flagged = _names_per_row(validation.out_of_range, good)
+    gaps = _names_per_row(validation.imputed, good)
+    inputs = [dict(zip(names, values, strict=True))
+              for values in zip(*(_plain(clean[name].tolist()) for name in names), strict=True)]
     threshold = model.threshold
-    for k, j in enumerate(good.tolist()):
-        out[at[j]] = RowDecision(
-            probability=float(probabilities[k]), threshold=threshold, reasons=lists[codes[k]],
-            out_of_range=[name for name, mask in flagged.items() if mask[k]],
-            imputed=[name for name, mask in gaps.items() if mask[k]],
-            inputs={name: _plain(values[name][k]) for name in names},
-        )
+    for k, (j, p) in enumerate(zip(good.tolist(), probabilities.tolist(), strict=True)):
+        out[at[j]] = RowDecision(p, threshold, lists[codes[k]], flagged[k], gaps[k], inputs[k])
     return out  # type: ignore[return-value]
+
+
+def _names_per_row(masks: dict[str, np.ndarray], rows: np.ndarray) -> list[list[str]]:
+    """For each of `rows`, the names whose mask is set there (most rows: none)."""
+    out: list[list[str]] = [[] for _ in range(len(rows))]
+    for name, mask in masks.items():
+        for k in np.flatnonzero(mask[rows]).tolist():
+            out[k].append(name)
+    return out
 
 
 NOT_AN_OBJECT = "must be an object of named fields, such as {\"income\": 62000}"
 
 
-def _plain(value: Any) -> Any:
-    return None if isinstance(value, float) and math.isnan(value) else value
+def _plain(values: list) -> list:
+    """NaN (a gap) as None, for the log's JSON."""
+    return [None if v != v else v for v in values]

@@ -209,6 +209,10 @@ class Schema:
         collected so that a batch can score the good rows and report the bad ones.
         """
         frame, index = _columns(data)
+        return self.validate_columns(frame, index)
+
+    def validate_columns(self, frame: dict[str, np.ndarray], index: pd.Index) -> Validation:
+        """`validate` for values already split into one array per field (row labels in `index`)."""
         missing = [n for n in self.names if n not in frame]
         if missing:
             raise ValidationError(
@@ -348,15 +352,15 @@ def _one_number(value: Any) -> float:
 def _columns(data: Any) -> tuple[dict[str, np.ndarray], pd.Index]:
     """Column arrays by name and the row labels; dicts (one or a list) skip building a DataFrame."""
     if isinstance(data, dict) and not any(isinstance(v, list | tuple | np.ndarray | pd.Series) for v in data.values()):
-        return {str(k): _array([v]) for k, v in data.items()}, pd.RangeIndex(1)
+        return {str(k): column_array([v]) for k, v in data.items()}, pd.RangeIndex(1)
     if isinstance(data, list) and data and all(type(row) is dict for row in data):
         names = dict.fromkeys(str(k) for row in data for k in row)
-        return {k: _array([row.get(k) for row in data]) for k in names}, pd.RangeIndex(len(data))
+        return {k: column_array([row.get(k) for row in data]) for k in names}, pd.RangeIndex(len(data))
     frame = as_frame(data)
     return {str(k): frame[k].to_numpy() for k in frame.columns}, frame.index
 
 
-def _array(values: list) -> np.ndarray:
+def column_array(values: list) -> np.ndarray:
     """Values of one field as an array: float when every value is a plain number, else objects."""
     kinds = set(map(type, values))
     if kinds <= {int, float, np.float64, np.int64} and kinds:
