@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -46,11 +47,20 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["LOANDESK_MODEL_DIR"] = str(args.model.resolve())  # for every worker process
     print(f"Serving {model.name} version {model.version} on http://{args.host}:{args.port} "
           f"with {args.workers} worker(s); docs at /docs. Ctrl-C stops.", flush=True)
+    # uvicorn shuts down gracefully on SIGTERM or Ctrl-C (requests in flight answered, the log
+    # flushed), then raises the signal again to the handler it found: ours exits with status 0.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _stopped)
     # uvicorn picks uvloop and httptools (requirements.txt) when they are installed.
     uvicorn.run("api:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
                 loop="auto", http="auto", log_level="warning", access_log=False,
                 timeout_graceful_shutdown=30)
     return 0
+
+
+def _stopped(signum: int, _frame) -> None:
+    print(f"Stopped on {signal.Signals(signum).name}.", flush=True)
+    raise SystemExit(0)
 
 
 def _keys(args: argparse.Namespace) -> int:
