@@ -23,6 +23,7 @@ from .decision_log import DecisionLog, LogEntry
 
 log = logging.getLogger("loandesk.log_writer")
 
+MAX_PENDING = 200_000  # queued entries past which submit() waits for the writer (about 200 MB)
 BATCH_ROWS = 2000  # the most rows one transaction carries
 PAUSE_SECONDS = 0.02  # how long the writer lets entries gather before a commit
 RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)  # waits between attempts while the database is down
@@ -54,12 +55,26 @@ class LogWriter:
         return len(self._queue) + len(self._holding)
 
     def submit(self, entries: Iterable[LogEntry]) -> None:
-        """Queue entries for the log; returns at once."""
+        """Queue entries for the log; returns at once unless the writer is far behind.
+
+        Past MAX_PENDING queued entries a healthy writer makes callers wait for it (memory stays
+        bounded and clients slow down rather than decisions go missing); a failing one saves the
+        backlog to an unsent file instead, since waiting would not help.
+        """
         with self._wake:
             if self._closing:
                 raise RuntimeError("the decision log writer is closed")
             self._queue.extend(entries)
             self._wake.notify()
+            if len(self._queue) > MAX_PENDING:
+                if self.healthy:
+                    self._wake.wait_for(lambda: len(self._queue) <= MAX_PENDING // 2 or not self.healthy, 60)
+                if not self.healthy and len(self._queue) > MAX_PENDING:
+                    backlog = list(self._queue)
+                    self._queue.clear()
+                    path = save_unsent(backlog, self.unsent_dir)
+                    log.error("%d decision(s) saved to %s while the log cannot be written; replay them "
+                              "with `python serve.py --replay %s`", len(backlog), path, path)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything submitted so far is on record; False if that took too long."""
@@ -76,7 +91,11 @@ class LogWriter:
         with self._wake:
             self._closing = True
             self._wake.notify()
-        self._stop.set()
+        written = -1
+        while self._thread.is_alive() and self.healthy and self.written != written:
+            written = self.written  # keep waiting while the backlog drains; stop when it stalls
+            self._thread.join(timeout)
+        self._stop.set()  # a failing database: give up retrying and save what is left
         self._thread.join(timeout)
         with self._wake:  # a writer still stuck in a commit: its batch is saved too (replay skips repeats)
             left = self._holding + list(self._queue)
@@ -106,6 +125,7 @@ class LogWriter:
             written = self._write(batch)
             with self._wake:
                 self._holding = []
+                self._wake.notify_all()  # room in the queue for a waiting submit()
                 if not written:  # closing with the database down: close() saves these to a file
                     self._queue.extendleft(reversed(batch))
                     return
@@ -125,6 +145,8 @@ class LogWriter:
                 log.error("the decision log cannot be written; %d decision(s) are held and retried: %s",
                           self.pending, result.warning)
             self.problem = result.warning
+            with self._wake:
+                self._wake.notify_all()  # a submit() waiting for room should not wait for a dead database
             if self._stop.wait(RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)]):
                 return False
             attempt += 1

@@ -115,3 +115,33 @@ def test_a_version_1_log_is_migrated_with_its_rows_kept(tmp_path):
     engine = create_engine(f"sqlite:///{path}")
     with engine.connect() as conn, pytest.raises(Exception, match="UNIQUE"):  # ids stay unique after migrating
         conn.execute(text(f"UPDATE decisions SET decision_id = '{1:032x}' WHERE model_version = 'v0'"))
+
+
+def test_a_writer_far_behind_makes_callers_wait_instead_of_growing_without_bound(db, tmp_path, monkeypatch):
+    monkeypatch.setattr(lw, "MAX_PENDING", 50)
+    monkeypatch.setattr(lw, "BATCH_ROWS", 20)
+    real = db.record
+    deepest = []
+
+    def slow(entries):
+        deepest.append(writer.pending)
+        threading.Event().wait(0.005)
+        return real(entries)
+
+    monkeypatch.setattr(db, "record", slow)
+    writer = LogWriter(db, tmp_path / "unsent")
+    for start in range(0, 600, 10):
+        writer.submit([_entry(i) for i in range(start, start + 10)])
+        assert writer.pending <= 50 + 10
+    assert writer.close() is None
+    assert db.count() == 600 and max(deepest) <= 60
+
+
+def test_close_waits_for_a_slow_but_working_database_to_take_the_whole_backlog(db, tmp_path, monkeypatch):
+    monkeypatch.setattr(lw, "BATCH_ROWS", 10)
+    real = db.record
+    monkeypatch.setattr(db, "record", lambda entries: threading.Event().wait(0.03) or real(entries))
+    writer = LogWriter(db, tmp_path / "unsent")
+    writer.submit([_entry(i) for i in range(300)])  # 30 batches: about a second
+    assert writer.close(timeout=0.2) is None  # no progress for 0.2 s would have been a stall
+    assert db.count() == 300 and not (tmp_path / "unsent").exists()
