@@ -12,6 +12,7 @@ import gc
 import logging
 import os
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -225,12 +226,15 @@ def _answer(model: LoanModel, results: list[RowDecision], source: str, writer: L
     """The response items for decided rows, handed to the log writer before they are returned."""
     if not results:
         return []
-    ids = os.urandom(16 * len(results)).hex()
+    # Time first, like a UUIDv7: the log's unique index grows at its end instead of at random
+    # places (random ids slowed a large log's inserts several times over); then 32 random bits
+    # and the item's position, so replicas and workers never collide.
+    prefix = f"{time.time_ns():016x}{int.from_bytes(os.urandom(4)):08x}"
     now = datetime.now(UTC)
     name, version, sha = model.name, model.version, model.sha256
     out, entries = [], []
     for k, r in enumerate(results):
-        decision_id = ids[32 * k:32 * (k + 1)]
+        decision_id = f"{prefix}{k:08x}"
         decision = r.decision
         out.append({
             "decision_id": decision_id, "decision": decision, "label": "approved" if decision else "rejected",
