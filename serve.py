@@ -30,9 +30,9 @@ from model.training import ensure_model
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.new_key or args.revoke_key or args.list_keys:
+    if args.new_key is not None or args.revoke_key is not None or args.list_keys:
         return _keys(args)
-    if args.replay:
+    if args.replay is not None:
         return _replay(args.replay)
     try:
         if args.model == default_model_dir() and active_version(args.model) is None:
@@ -66,12 +66,12 @@ def _stopped(signum: int, _frame) -> None:
 def _keys(args: argparse.Namespace) -> int:
     store = KeyStore(DecisionLog())
     try:
-        if args.new_key:
+        if args.new_key is not None:
             key = store.create(args.new_key)
             print(f"New API key for {args.new_key!r}. It is shown this once and stored only as a hash; "
                   "send it as 'Authorization: Bearer KEY'. The key:")
             print(key)
-        elif args.revoke_key:
+        elif args.revoke_key is not None:
             store.revoke(args.revoke_key)
             print(f"Revoked the key {args.revoke_key!r}; running servers refuse it within seconds.")
         else:

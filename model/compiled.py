@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
@@ -83,7 +84,7 @@ class CompiledLogistic:
         if self.calibration is not None:
             a, b = self.calibration
             score = -(a * score + b)
-        return 1.0 / (1.0 + np.exp(-score))
+        return expit(score)  # scikit-learn's own sigmoid: no overflow at extreme scores
 
     def margin(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         """The logistic regression's decision function for each row.

@@ -61,7 +61,7 @@ def decide_rows(model, rows: list[Any]) -> list[RowDecision | RowErrors]:
         i = at[int(e.row)]
         if out[i] is None:
             out[i] = RowErrors([])
-        out[i].errors.append(FieldError(i, e.field, e.value, e.why))
+        out[i].errors.append(FieldError(i, e.field, rows[i].get(e.field), e.why))  # the value as sent
     good = np.flatnonzero(~validation.bad_rows)
     clean = {name: validation.columns[name][good] for name in names}
     probabilities = model.score_columns(clean) if len(good) else np.empty(0)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .formatting import decision_label, format_value, with_article
-from .reasons import MAX_REASONS, MIN_EFFECT, Reason, reason_text
+from .reasons import MAX_REASONS, Reason, counts, reason_text
 from .schema import Field
 
 CURVE_POINTS = 200
@@ -233,7 +233,7 @@ def decide(model, applicant: Any, curve_field: str | None = None) -> Decision:
     reasons = []
     for f in swap_fields:
         effect = effects[f.name]
-        if f.protected or abs(effect) < MIN_EFFECT or (effect > 0) != approved:
+        if f.protected or effect == 0 or (effect > 0) != approved or not counts(p, p - effect):
             continue
         reasons.append(Reason(f.name, effect, "for" if effect > 0 else "against",
                               reason_text(f, values[f.name], reference[f.name])))

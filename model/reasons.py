@@ -23,7 +23,22 @@ from .schema import Field
 Columns = pd.DataFrame | Mapping[str, np.ndarray]  # validated rows, by field name
 
 MAX_REASONS = 4  # more principal reasons than this stop being useful to an applicant
-MIN_EFFECT = 0.005  # a field that moves the probability less than half a point is no reason
+# A field that moves the log-odds less than this is no reason: about half a percentage point of
+# probability near 50%. Measured in log-odds, not probability, so that a very confident decision
+# (a probability of 0.00001, where no single field moves the probability by half a point) still
+# gets the reasons that push it there.
+MIN_LOG_ODDS = 0.02
+
+
+def log_odds(p: np.ndarray | float) -> np.ndarray:
+    """log(p / (1 − p)), finite even at 0 and 1."""
+    p = np.clip(p, 1e-300, 1 - 1e-16)
+    return np.log(p) - np.log1p(-p)
+
+
+def counts(p: float, swapped: float) -> bool:
+    """Whether swapping a field for the typical value moved the log-odds enough to be a reason."""
+    return bool(abs(log_odds(p) - log_odds(swapped)) >= MIN_LOG_ODDS)
 
 
 @dataclass(frozen=True)
@@ -109,9 +124,11 @@ def batch_reason_lists(model, clean: Columns, probabilities: np.ndarray) -> tupl
         return np.zeros(n, dtype=np.intp), [()]
     # A reason supports the decision: it raised the probability of an approved row (effect > 0)
     # or lowered that of a rejected one. Its strength is the size of the effect; -1: no reason.
-    strength = probabilities[None, :] - _swapped_probabilities(model, clean, fields, reference)
+    swapped = _swapped_probabilities(model, clean, fields, reference)
+    strength = probabilities[None, :] - swapped
     np.negative(strength, out=strength, where=probabilities < model.threshold)
-    strength[strength <= MIN_EFFECT] = -1.0
+    weak = np.abs(log_odds(probabilities)[None, :] - log_odds(swapped)) < MIN_LOG_ODDS
+    strength[(strength <= 0) | weak] = -1.0
     # Each row's reasons as one integer: a digit (field, phrase) per rank, strongest first, so the
     # text is built once per distinct combination rather than once per row.
     tables = _tables.get(model)

@@ -10,7 +10,7 @@ from threadpoolctl import threadpool_limits
 from model.artifact import load_model, save_version
 from model.data import generate_applicants, split_target
 from model.explain import CURVE_POINTS, REFINE_POINTS, REFINE_ROUNDS, _display_unit, grid_2d, sensitivity_curve
-from model.reasons import MIN_EFFECT, batch_reasons
+from model.reasons import MIN_LOG_ODDS, batch_reasons, counts
 from model.training import train
 
 from .conftest import EXAMPLE
@@ -166,7 +166,7 @@ def test_age_is_never_a_reason_against(age_matters):
     decision = age_matters.decide(applicant)
     assert decision.label == "Rejected"
     # Age would count: it moves the probability more than any other field...
-    assert decision.effects["age"] < -MIN_EFFECT
+    assert decision.effects["age"] < 0 and counts(decision.probability, decision.probability - decision.effects["age"])
     assert abs(decision.effects["age"]) == max(abs(e) for e in decision.effects.values())
     # ...but it is never given as a reason.
     assert decision.reasons and all(r.field != "age" for r in decision.reasons)
@@ -193,7 +193,8 @@ def test_at_most_four_reasons_the_strongest_first(wide_model):
     for applicant in candidates:
         d = wide_model.decide(applicant)
         assert len(d.reasons) <= 4
-        supporting = sorted((abs(e) for e in d.effects.values() if (e > 0) == d.approved and abs(e) >= MIN_EFFECT),
+        supporting = sorted((abs(e) for e in d.effects.values()
+                             if e != 0 and (e > 0) == d.approved and counts(d.probability, d.probability - e)),
                             reverse=True)
         assert [abs(r.effect) for r in d.reasons] == pytest.approx(supporting[:4])
         capped += len(supporting) > 4
@@ -332,3 +333,27 @@ def test_decide_accepts_a_text_curve_field(wide_model):
     applicant = wide_model.schema.defaults()
     decision = wide_model.decide(applicant, curve_field="region")
     assert list(decision.curve.values) == list(wide_model.schema["region"].categories)
+
+
+def test_a_very_confident_rejection_still_gets_its_reasons(model):
+    """At a probability of 1e-8 no field moves the probability by half a point, but each moves the
+    log-odds: an applicant turned down must still hear why (and age is never one of the reasons)."""
+    applicant = {"age": 30, "income": 15_000, "credit_score": 420, "loan_amount": 90_000, "employment_years": 1}
+    d = model.decide(applicant)
+    assert d.probability < 1e-4 and d.label == "Rejected"
+    assert all(abs(e) < 0.005 for e in d.effects.values())  # the old probability rule found nothing here
+    assert {r.field for r in d.reasons} >= {"credit_score", "income", "loan_amount"}
+    assert all(r.direction == "against" for r in d.reasons) and all(r.field != "age" for r in d.reasons)
+    v = model.validate(applicant)
+    [text] = batch_reasons(model, v.clean, model.approval_probability(v.clean))
+    parts = text.split("; ")  # the batch's reasons: the same fields in the same order, values left out
+    assert [p.split(" is ")[0] for p in parts] == [model.schema[r.field].label for r in d.reasons]
+
+
+def test_a_field_that_barely_moves_the_log_odds_is_no_reason(model):
+    d = model.decide(EXAMPLE)
+    for r in d.reasons:
+        assert counts(d.probability, d.probability - r.effect)
+    weak = [name for name, e in d.effects.items() if e != 0 and not counts(d.probability, d.probability - e)]
+    assert not {r.field for r in d.reasons} & set(weak)
+    assert MIN_LOG_ODDS > 0

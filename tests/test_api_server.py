@@ -1,0 +1,273 @@
+"""`python serve.py` as a real server (uvicorn, uvloop, httptools) in a subprocess: nothing is lost at SIGTERM.
+
+Clients on keep-alive connections keep sending while the server is told to stop; every decision a
+client was given (a 200 with its decision_id) must be in the decision log once the server has
+exited, and the log must hold nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from model.decision_log import DecisionLog
+
+from .conftest import EXAMPLE, IN_CI, ROOT
+from .e2e import free_port
+
+PG_URL = os.environ.get("LOANDESK_TEST_PG_URL")
+
+CLIENTS = 16
+# serve.py run with one change made first (what a slow or a failing database would do), via `python -c`
+PATCHED = """
+import runpy, sys
+{patch}
+sys.argv[0] = {serve!r}
+runpy.run_path({serve!r}, run_name="__main__")
+"""
+SLOW_LOG = "import model.log_writer\nmodel.log_writer.PAUSE_SECONDS = {pause}"
+LOG_DOWN = ("from model.decision_log import DecisionLog, LogResult\n"
+            "DecisionLog.record = lambda self, entries: LogResult(0, 'disk full')")
+BEFORE_SIGTERM = 600  # decisions received before the server is told to stop
+
+
+class Server:
+    """serve.py on a free port, with its own SQLite log and unsent folder."""
+
+    def __init__(self, model_dir: Path, tmp_path: Path, db_url: str):
+        self.db_url = db_url
+        self.unsent = tmp_path / "unsent"
+        self.env = {**os.environ, "LOANDESK_DB_URL": self.db_url, "LOANDESK_UNSENT_DIR": str(self.unsent),
+                    "PYTHONPATH": str(ROOT)}
+        self.model_dir = model_dir
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+        self.output = ""
+
+    def new_key(self, name: str) -> str:
+        done = subprocess.run([sys.executable, str(ROOT / "serve.py"), "--new-key", name], capture_output=True,
+                              text=True, cwd=ROOT, env=self.env, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip().splitlines()[-1]
+
+    def start(self, patch: str | None = None, timeout: float = 120) -> None:
+        """Serve; `patch` is Python run first in the server process (see PATCHED)."""
+        args = ["--port", str(self.port), "--model", str(self.model_dir)]
+        if patch is None:
+            command = [sys.executable, str(ROOT / "serve.py"), *args]
+        else:
+            command = [sys.executable, "-c", PATCHED.format(patch=patch, serve=str(ROOT / "serve.py")), *args]
+        self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + timeout  # only so that a broken start cannot hang the run
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"serve.py exited early:\n{self.process.stdout.read()}")
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+                conn.request("GET", "/healthz")
+                if conn.getresponse().status == 200:
+                    conn.close()
+                    return
+            time.sleep(0.05)
+        self.kill()
+        raise AssertionError(f"serve.py did not answer /healthz within {timeout:.0f} s")
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM, then wait for the exit; returns the exit status."""
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError("serve.py did not exit within 60 s of SIGTERM") from None
+        self.output = self.process.stdout.read()
+        return code
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path):
+    """The server's decision log: a SQLite file, or a private schema on the PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'decisions.db'}"
+        return
+    if not PG_URL:
+        if IN_CI:
+            pytest.fail("LOANDESK_TEST_PG_URL is not set, but CI must run the PostgreSQL server test")
+        pytest.skip("LOANDESK_TEST_PG_URL is not set: no PostgreSQL server to log to (.ci/run starts one)")
+    schema = f"loandesk_srv_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    yield make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+        hide_password=False)
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture
+def server(registry, tmp_path, db_url):
+    s = Server(registry, tmp_path, db_url)
+    yield s
+    s.kill()
+
+
+def _client(port: int, key: str, n: int, received: list[str], statuses: list[int], lock: threading.Lock,
+            go_on: threading.Event) -> None:
+    """Sends until the server stops answering: single applicants and small arrays, one keep-alive connection."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    i = 0
+    while go_on.is_set():
+        if i % 3 == 0:
+            body = {**EXAMPLE, "income": 20_000 + 997 * n + i}
+        elif i % 3 == 1:
+            body = [{**EXAMPLE, "income": 30_000 + i}, {**EXAMPLE, "credit_score": 500 + n}]
+        else:  # an array with a bad item: it gets errors, not a decision_id, and is not logged
+            body = [{**EXAMPLE, "age": 12}, EXAMPLE, {**EXAMPLE, "loan_amount": 5_000 + i}]
+        try:
+            conn.request("POST", "/v1/decisions", body=json.dumps(body), headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+        except (OSError, http.client.HTTPException):
+            # the server closed this connection at shutdown; a new one is refused once it stops listening
+            conn.close()
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                conn.connect()
+            except OSError:
+                return
+            continue
+        with lock:
+            statuses.append(response.status)
+        if response.status == 200:
+            results = json.loads(data)
+            results = results if isinstance(results, list) else [results]
+            with lock:
+                received.extend(r["decision_id"] for r in results if "decision_id" in r)
+        i += 1
+
+
+@pytest.mark.parametrize("writer_pause", [None, 0.5], ids=["as-shipped", "slow-log"])
+def test_sigterm_loses_no_decision_a_client_was_given(server, writer_pause):
+    """With a slow log (a commit every half second) decisions are still queued at SIGTERM: the
+    lifespan's shutdown must write them."""
+    key = server.new_key("load-test")
+    server.start(None if writer_pause is None else SLOW_LOG.format(pause=writer_pause))
+    received: list[str] = []
+    statuses: list[int] = []
+    lock = threading.Lock()
+    go_on = threading.Event()
+    go_on.set()
+    threads = [threading.Thread(target=_client, args=(server.port, key, n, received, statuses, lock, go_on),
+                                daemon=True) for n in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    try:
+        deadline = time.monotonic() + 120  # only so that a stuck server cannot hang the run
+        while len(received) < BEFORE_SIGTERM:
+            assert time.monotonic() < deadline, f"only {len(received)} decisions in 120 s"
+            assert all(t.is_alive() for t in threads), "a client stopped before SIGTERM"
+            time.sleep(0.005)
+        sending = sum(t.is_alive() for t in threads)
+        code = server.stop()  # the clients are still sending
+    finally:
+        go_on.clear()
+        for t in threads:
+            t.join(60)
+    assert sending == CLIENTS
+    assert not any(t.is_alive() for t in threads)
+    assert "Traceback" not in server.output, server.output
+    # killed by the signal (-15) instead of exiting would also have lost the writer's queue: the log says
+    assert code in (0, -signal.SIGTERM), f"serve.py exited with {code}:\n{server.output}"
+
+    assert set(statuses) == {200}, f"statuses other than 200: {sorted(set(statuses))}"
+    assert len(received) == len(set(received)) >= BEFORE_SIGTERM
+    log = DecisionLog(server.db_url)
+    try:
+        assert log.known_ids(received) == set(received), "decisions given to clients are missing from the log"
+        assert log.count() == len(received), "the log holds decisions no client was given"
+        sources = set(log.read()["source"])
+    finally:
+        log.dispose()
+    assert sources == {"api:load-test"}
+    assert not list(server.unsent.glob("*.jsonl"))  # all written, none set aside
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_sigterm_exits_with_status_0(server):
+    """serve.py's docstring: 'Ctrl-C or SIGTERM finishes the requests in flight, writes every pending
+    decision to the log, then exits. Exit status: 0 done'."""
+    key = server.new_key("exit-status")
+    server.start()
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    conn.request("POST", "/v1/decisions", body=json.dumps(EXAMPLE),
+                 headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    response = conn.getresponse()
+    decision_id = json.loads(response.read())["decision_id"]
+    conn.close()
+    code = server.stop()
+    log = DecisionLog(server.db_url)
+    try:
+        assert log.find(decision_id) is not None
+    finally:
+        log.dispose()
+    assert code == 0, f"serve.py exited with {code} after SIGTERM (expected 0):\n{server.output}"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_decisions_the_log_refused_are_saved_at_sigterm_and_replayed(server):
+    key = server.new_key("log-down")
+    server.start(LOG_DOWN)
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    ids = []
+    for body in (EXAMPLE, [EXAMPLE, {**EXAMPLE, "income": 90_000}, {"age": 1}]):
+        conn.request("POST", "/v1/decisions", body=json.dumps(body), headers=headers)
+        response = conn.getresponse()
+        assert response.status == 200  # decided although the log cannot be written
+        results = json.loads(response.read())
+        ids += [r["decision_id"] for r in (results if isinstance(results, list) else [results]) if "decision_id" in r]
+    deadline = time.monotonic() + 30  # the writer's first attempt fails within its pause
+    while True:
+        conn.request("GET", "/readyz")
+        response = conn.getresponse()
+        ready = json.loads(response.read())
+        if response.status == 503 or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert response.status == 503 and ready["unlogged_decisions"] == 3
+    assert any("decision log" in p and "disk full" in p for p in ready["problems"])
+    conn.close()
+    server.stop()
+
+    [saved] = server.unsent.glob("*.jsonl")
+    assert sorted(json.loads(line)["decision_id"] for line in saved.read_text().splitlines()) == sorted(ids)
+    replayed = subprocess.run([sys.executable, str(ROOT / "serve.py"), "--replay", str(saved)], capture_output=True,
+                              text=True, cwd=ROOT, env=server.env, timeout=120)
+    assert replayed.returncode == 0 and "Wrote 3 decision(s)" in replayed.stdout, replayed.stderr
+    log = DecisionLog(server.db_url)
+    try:
+        assert log.known_ids(ids) == set(ids) and log.count() == 3
+        assert {log.find(i)["source"] for i in ids} == {"api:log-down"}
+    finally:
+        log.dispose()
