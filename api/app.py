@@ -77,6 +77,11 @@ def create_app(model_dir: str | Path | None = None, db_url: str | None = None,
         except Exception as exc:  # the decisions are still served, held for the log; /readyz says so
             log.error("the decision log cannot be prepared at %r: %s", decision_log, exc)
         try:
+            keys.refresh()
+        except KeysUnavailable as exc:  # answered with 503 until the refresher reads them
+            log.error("%s", exc)
+        keys.start_refreshing()
+        try:
             active.get()
         except ModelIntegrityError as exc:  # answered with 503 until it is fixed; /readyz says why
             log.error("the model cannot be used: %s", exc)
@@ -85,6 +90,7 @@ def create_app(model_dir: str | Path | None = None, db_url: str | None = None,
         gc.collect()
         gc.freeze()
         yield
+        keys.stop_refreshing()
         app.state.writer.close()  # after the server has answered the requests in flight
         decision_log.dispose()
 
@@ -175,14 +181,19 @@ def create_app(model_dir: str | Path | None = None, db_url: str | None = None,
             [result] = decide_rows(model, [data])
             if isinstance(result, RowErrors):
                 raise ApiError(422, "invalid_applicant", _summary(result), [_problem(e) for e in result.errors])
-            return _json(_answer(model, [result], source, writer)[0])
-        if isinstance(data, list):
+            answer: Any = _answer(model, [result], source, writer)[0]
+        elif isinstance(data, list):
             if len(data) > MAX_ITEMS:
                 raise ApiError(413, "too_large", f"{len(data):,} applicants in one request; at most {MAX_ITEMS:,}")
             if len(data) > THREAD_ITEMS:
-                return _json(await run_in_threadpool(_decide_array, model, data, source, writer))
-            return _json(_decide_array(model, data, source, writer))
-        raise ApiError(400, "invalid_body", "the body must be a JSON object (one applicant) or an array of objects")
+                answer = await run_in_threadpool(_decide_array, model, data, source, writer)
+            else:
+                answer = _decide_array(model, data, source, writer)
+        else:
+            raise ApiError(400, "invalid_body", "the body must be a JSON object (one applicant) or an array of objects")
+        if writer.behind:  # the log is far behind: this client waits, off the event loop, so others don't
+            await run_in_threadpool(writer.wait_for_room)
+        return _json(answer)
 
     def openapi() -> dict[str, Any]:
         model = active.get()

@@ -2,8 +2,9 @@
 
 A key is 256 random bits, so one salted SHA-256 is enough to make a stolen table useless (a slow
 password hash would only add milliseconds to every request: nobody can guess such a key). Checks
-compare every stored hash in constant time, and the server rereads the table every few seconds,
-so a key revoked from the command line stops working within KEYS_REFRESH_SECONDS.
+compare every stored hash in constant time. A running server rereads the table from a thread of
+its own every KEYS_REFRESH_SECONDS, never on a request's path (a slow or unreachable database must
+not hold answers up), so a key made or revoked from the command line counts within that time.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ class KeyStore:
         self._loaded_at = -1e9
         self._lock = threading.Lock()
         self._ready = False
+        self._stop = threading.Event()
 
     def _engine(self):
         engine = self.decision_log.engine
@@ -91,7 +93,7 @@ class KeyStore:
                                 f"(python serve.py --revoke-key {name})")
             conn.execute(insert(api_keys).values(
                 name=name, salt=salt.hex(), key_hash=_hash(salt, key).hex(), created_at=datetime.now(UTC)))
-        self._loaded_at = -1e9
+        self._reload()
         return key
 
     def revoke(self, name: str) -> int:
@@ -99,7 +101,7 @@ class KeyStore:
         with self._engine().begin() as conn:
             done = conn.execute(update(api_keys).where(
                 api_keys.c.name == name, api_keys.c.revoked_at.is_(None)).values(revoked_at=datetime.now(UTC)))
-        self._loaded_at = -1e9
+        self._reload()
         if not done.rowcount:
             raise KeyProblem(f"there is no live key named {name!r}")
         return done.rowcount
@@ -123,11 +125,31 @@ class KeyStore:
         return found
 
     def _live(self) -> list[StoredKey]:
-        if time.monotonic() - self._loaded_at > KEYS_REFRESH_SECONDS:
+        if self._loaded_at < 0:  # the first check of a store nobody has refreshed yet
             with self._lock:
-                if time.monotonic() - self._loaded_at > KEYS_REFRESH_SECONDS:
+                if self._loaded_at < 0:
                     self._reload()
         return self._keys
+
+    def refresh(self) -> None:
+        """Reread the table now (the background thread does this every KEYS_REFRESH_SECONDS)."""
+        with self._lock:
+            self._reload()
+
+    def start_refreshing(self) -> None:
+        """Reread the table every KEYS_REFRESH_SECONDS from a daemon thread, until `stop_refreshing`."""
+        self._stop.clear()
+        threading.Thread(target=self._refresh_loop, name="api-keys-refresh", daemon=True).start()
+
+    def stop_refreshing(self) -> None:
+        self._stop.set()
+
+    def _refresh_loop(self) -> None:
+        while not self._stop.wait(KEYS_REFRESH_SECONDS):
+            try:
+                self.refresh()
+            except KeysUnavailable as exc:  # never loaded yet: requests get 503 until this succeeds
+                log.error("%s", exc)
 
 
     def _reload(self) -> None:

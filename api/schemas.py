@@ -72,8 +72,8 @@ def _property(f: SchemaField) -> dict[str, Any]:
                                "enum": [*f.categories, *([None] if nullable else [])]}
     else:
         out = {"type": ["number", "null"] if nullable else "number"}
-        if f.hard_min is not None:
-            out["minimum"] = f.hard_min
+        if f.lowest is not None:
+            out["minimum"] = f.lowest
         if f.hard_max is not None:
             out["maximum"] = f.hard_max
     words = [f.title + "."]

@@ -23,7 +23,7 @@ from .decision_log import DecisionLog, LogEntry
 
 log = logging.getLogger("loandesk.log_writer")
 
-MAX_PENDING = 200_000  # queued entries past which submit() waits for the writer (about 200 MB)
+MAX_PENDING = 200_000  # queued entries past which callers wait for the writer (about 200 MB)
 BATCH_ROWS = 2000  # the most rows one transaction carries
 PAUSE_SECONDS = 0.02  # how long the writer lets entries gather before a commit
 RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)  # waits between attempts while the database is down
@@ -55,26 +55,33 @@ class LogWriter:
         return len(self._queue) + len(self._holding)
 
     def submit(self, entries: Iterable[LogEntry]) -> None:
-        """Queue entries for the log; returns at once unless the writer is far behind.
+        """Queue entries for the log; returns at once.
 
-        Past MAX_PENDING queued entries a healthy writer makes callers wait for it (memory stays
-        bounded and clients slow down rather than decisions go missing); a failing one saves the
-        backlog to an unsent file instead, since waiting would not help.
+        While the database is failing, a backlog past MAX_PENDING is saved to an unsent file
+        rather than held in memory without bound.
         """
         with self._wake:
             if self._closing:
                 raise RuntimeError("the decision log writer is closed")
             self._queue.extend(entries)
             self._wake.notify()
-            if len(self._queue) > MAX_PENDING:
-                if self.healthy:
-                    self._wake.wait_for(lambda: len(self._queue) <= MAX_PENDING // 2 or not self.healthy, 60)
-                if not self.healthy and len(self._queue) > MAX_PENDING:
-                    backlog = list(self._queue)
-                    self._queue.clear()
-                    path = save_unsent(backlog, self.unsent_dir)
-                    log.error("%d decision(s) saved to %s while the log cannot be written; replay them "
-                              "with `python serve.py --replay %s`", len(backlog), path, path)
+            if not self.healthy and len(self._queue) > MAX_PENDING:
+                backlog = list(self._queue)
+                self._queue.clear()
+                path = save_unsent(backlog, self.unsent_dir)
+                log.error("%d decision(s) saved to %s while the log cannot be written; replay them "
+                          "with `python serve.py --replay %s`", len(backlog), path, path)
+
+    @property
+    def behind(self) -> bool:
+        """More than MAX_PENDING entries wait: callers should `wait_for_room` before sending more."""
+        return len(self._queue) > MAX_PENDING
+
+    def wait_for_room(self, timeout: float = 60.0) -> None:
+        """Block until a healthy writer has caught up to half of MAX_PENDING (backpressure: clients
+        slow down rather than memory grows without bound); returns at once for a failing one."""
+        with self._wake:
+            self._wake.wait_for(lambda: len(self._queue) <= MAX_PENDING // 2 or not self.healthy, timeout)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything submitted so far is on record; False if that took too long."""
@@ -125,7 +132,7 @@ class LogWriter:
             written = self._write(batch)
             with self._wake:
                 self._holding = []
-                self._wake.notify_all()  # room in the queue for a waiting submit()
+                self._wake.notify_all()  # room in the queue for a caller in wait_for_room()
                 if not written:  # closing with the database down: close() saves these to a file
                     self._queue.extendleft(reversed(batch))
                     return
@@ -146,7 +153,7 @@ class LogWriter:
                           self.pending, result.warning)
             self.problem = result.warning
             with self._wake:
-                self._wake.notify_all()  # a submit() waiting for room should not wait for a dead database
+                self._wake.notify_all()  # nobody should wait for room behind a dead database
             if self._stop.wait(RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)]):
                 return False
             attempt += 1

@@ -74,6 +74,16 @@ class Field:
         return self.kind == "number"
 
     @property
+    def lowest(self) -> float | None:
+        """The smallest value validation accepts: the hard minimum, and never below 0 when
+        training saw no negative value (see `Schema.validate`)."""
+        if not self.is_number:
+            return None
+        if (self.train_min or 0) >= 0:
+            return max(float(self.hard_min), 0.0) if self.hard_min is not None else 0.0
+        return self.hard_min
+
+    @property
     def title(self) -> str:
         """The label with its unit, as a form shows it."""
         return f"{self.label} ({self.unit})" if self.unit else self.label

@@ -117,7 +117,7 @@ def test_a_version_1_log_is_migrated_with_its_rows_kept(tmp_path):
         conn.execute(text(f"UPDATE decisions SET decision_id = '{1:032x}' WHERE model_version = 'v0'"))
 
 
-def test_a_writer_far_behind_makes_callers_wait_instead_of_growing_without_bound(db, tmp_path, monkeypatch):
+def test_a_writer_far_behind_has_callers_wait_for_room_instead_of_growing_without_bound(db, tmp_path, monkeypatch):
     monkeypatch.setattr(lw, "MAX_PENDING", 50)
     monkeypatch.setattr(lw, "BATCH_ROWS", 20)
     real = db.record
@@ -132,6 +132,8 @@ def test_a_writer_far_behind_makes_callers_wait_instead_of_growing_without_bound
     writer = LogWriter(db, tmp_path / "unsent")
     for start in range(0, 600, 10):
         writer.submit([_entry(i) for i in range(start, start + 10)])
+        if writer.behind:
+            writer.wait_for_room()
         assert writer.pending <= 50 + 10
     assert writer.close() is None
     assert db.count() == 600 and max(deepest) <= 60
@@ -145,3 +147,20 @@ def test_close_waits_for_a_slow_but_working_database_to_take_the_whole_backlog(d
     writer.submit([_entry(i) for i in range(300)])  # 30 batches: about a second
     assert writer.close(timeout=0.2) is None  # no progress for 0.2 s would have been a stall
     assert db.count() == 300 and not (tmp_path / "unsent").exists()
+
+
+def test_a_backlog_behind_a_failing_database_goes_to_a_file_not_into_memory(db, tmp_path, monkeypatch):
+    monkeypatch.setattr(lw, "MAX_PENDING", 20)
+    monkeypatch.setattr(lw, "RETRY_SECONDS", (0.01,))
+    monkeypatch.setattr(db, "record", lambda entries: LogResult(0, "disk full"))
+    writer = LogWriter(db, tmp_path / "unsent")
+    writer.submit([_entry(0)])
+    assert not writer.flush(0.2) and not writer.healthy
+    writer.submit([_entry(i) for i in range(1, 40)])  # past MAX_PENDING while failing
+    assert writer.pending <= 1 and not writer.behind
+    writer.wait_for_room()  # returns at once for a failing writer
+    files = list((tmp_path / "unsent").glob("*.jsonl"))
+    assert len(files) == 1 and len(files[0].read_text().splitlines()) >= 39
+    last = writer.close()
+    saved = sum(len(f.read_text().splitlines()) for f in (tmp_path / "unsent").glob("*.jsonl"))
+    assert last is not None and saved == 40
