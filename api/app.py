@@ -24,6 +24,7 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from model.artifact import ModelIntegrityError, default_model_dir
@@ -94,7 +95,9 @@ def create_app(model_dir: str | Path | None = None, db_url: str | None = None,
         app.state.writer.close()  # after the server has answered the requests in flight
         decision_log.dispose()
 
-    app = FastAPI(
+    # The docs' JavaScript and CSS are served by this server (fastapi-offline bundles them), not
+    # fetched from a CDN: a bank's network rarely lets a browser reach one.
+    app = FastAPIOffline(
         title="LoanDesk decisions", version="1", lifespan=lifespan,
         description=(
             "Loan decisions from the active LoanDesk model: `1` approved, `0` rejected, with a calibrated "
@@ -131,11 +134,11 @@ def create_app(model_dir: str | Path | None = None, db_url: str | None = None,
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
         return _json({"error": code, "message": str(exc.detail), "errors": []}, exc.status_code, exc.headers)
 
-    @app.get("/healthz", summary="The server is alive")
+    @app.get("/healthz", summary="The server is alive", tags=["health"])
     async def healthz() -> dict[str, str]:
         return {"status": "alive"}
 
-    @app.get("/readyz", summary="The model is verified and loaded and the decision log is writable",
+    @app.get("/readyz", summary="The model is verified and loaded and the decision log is writable", tags=["health"],
              responses={503: {"description": "not ready, with the problems"}})
     def readyz() -> Response:
         problems, about = [], {}
@@ -155,14 +158,14 @@ def create_app(model_dir: str | Path | None = None, db_url: str | None = None,
                 "unlogged_decisions": writer.pending, "problems": problems}
         return _json(body, 503 if problems else 200)
 
-    @app.get("/v1/model", summary="The served model's card: schema, metrics, version",
+    @app.get("/v1/model", summary="The served model's card: schema, metrics, version", tags=["model"],
              responses=_errors(401, 503))
     async def model_card(request: Request) -> Response:
         authorized(request)
         return _json(public_card(current()))
 
     @app.post(
-        "/v1/decisions", summary="Decide one applicant, or an array of applicants",
+        "/v1/decisions", summary="Decide one applicant, or an array of applicants", tags=["decisions"],
         response_model=DecisionResult | list[DecisionResult | ItemErrors],
         responses=_errors(400, 401, 413, 422, 503),
         openapi_extra={"requestBody": {"required": True, "content": {JSON: {"schema": {
@@ -304,10 +307,26 @@ def _summary(result: RowErrors) -> str:
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    words = {400: "the body is not JSON, or not an object or array", 401: "no valid API key",
-             413: "the body or the array is too large", 422: "an applicant's fields are invalid (every one listed)",
-             503: "the model cannot be used"}
-    return {s: {"model": ErrorBody, "description": words[s]} for s in statuses}
+    out: dict[int | str, dict[str, Any]] = {}
+    for s in statuses:
+        words, error, message, errors = ERRORS[s]
+        example = {"error": error, "message": message, "errors": errors}
+        out[s] = {"model": ErrorBody, "description": words, "content": {JSON: {"example": example}}}
+    return out
+
+
+ERRORS: dict[int, tuple[str, str, str, list]] = {  # status: what it means, and an example body
+    400: ("the body is not JSON, or not an object or array", "invalid_json",
+          "the body is not valid JSON: unexpected character: line 1 column 9 (char 8)", []),
+    401: ("no valid API key", "unauthorized", "a valid API key is needed: send 'Authorization: Bearer KEY'", []),
+    413: ("the body or the array is too large", "too_large", "12,000 applicants in one request; at most 10,000", []),
+    422: ("an applicant's fields are invalid (every one listed)", "invalid_applicant",
+          "2 invalid fields: age must be at least 18; income is not a number",
+          [{"field": "age", "value": 12, "why": "must be at least 18"},
+           {"field": "income", "value": "lots", "why": "is not a number"}]),
+    503: ("the model cannot be used", "unavailable",
+          "the model cannot be used: pipeline.joblib does not match the checksum in its model card", []),
+}
 
 
 def _json(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -25,6 +25,14 @@ class FieldProblem(BaseModel):
 
 
 class DecisionResult(BaseModel):
+    model_config = {"json_schema_extra": {"examples": [{
+        "decision_id": "187b0f6f1c2a9e40c3d5a1f200000000", "decision": 1, "label": "approved",
+        "probability": 0.8604, "threshold": 0.5,
+        "reasons": ["Credit score is slightly above the typical approved applicant's 708",
+                    "Annual income is slightly above the typical approved applicant's $60,500"],
+        "out_of_range": [], "imputed": [], "model_name": "loan_approval_model",
+        "model_version": "20261125-103954-ba71e881"}]}}
+
     decision_id: str = Field(description="finds this decision in the decision log")
     decision: Literal[0, 1] = Field(description="1 approved, 0 rejected")
     label: Literal["approved", "rejected"]

@@ -271,3 +271,34 @@ def test_decisions_the_log_refused_are_saved_at_sigterm_and_replayed(server):
         assert {log.find(i)["source"] for i in ids} == {"api:log-down"}
     finally:
         log.dispose()
+
+
+def test_the_interactive_docs_work_with_no_internet(registry, tmp_path, output_dir):
+    """/docs in Chromium: Swagger UI's files come from this server, not a CDN (a bank's network
+    rarely reaches one), and it shows the model's own request schema."""
+    from .e2e import chromium, chromium_path
+
+    if chromium_path() is None:
+        if IN_CI:
+            pytest.fail("chromium is not installed, but CI must run the browser tests")
+        pytest.skip("no chromium installed (apt-get install chromium)")
+    s = Server(registry, tmp_path, f"sqlite:///{tmp_path / 'decisions.db'}")
+    s.start()
+    outside = []
+    try:
+        with chromium() as browser:
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            page.on("request", lambda r: None if r.url.startswith(f"http://127.0.0.1:{s.port}/")
+                    else outside.append(r.url))
+            page.goto(f"http://127.0.0.1:{s.port}/docs")
+            page.locator(".opblock-summary-path", has_text="/v1/decisions").wait_for(timeout=60_000)
+            page.get_by_text("Decide one applicant, or an array of applicants").click()
+            body = page.locator(".opblock-body")
+            body.get_by_text('"label": "approved"').first.wait_for(timeout=30_000)
+            shown = body.inner_text()
+            assert '"income": 62000' in shown and '"employment_years": 6' in shown  # the model's example customer
+            assert page.get_by_text("Applicant", exact=True).count() >= 1
+            page.screenshot(path=str(output_dir / "api-docs.png"))
+    finally:
+        assert s.stop() == 0
+    assert outside == []
