@@ -24,7 +24,7 @@ from .decision_log import DecisionLog, LogEntry
 log = logging.getLogger("loandesk.log_writer")
 
 MAX_PENDING = 200_000  # queued entries past which callers wait for the writer (about 200 MB)
-BATCH_ROWS = 2000  # the most rows one transaction carries
+BATCH_ROWS = 5000  # the most rows one transaction carries
 PAUSE_SECONDS = 0.02  # how long the writer lets entries gather before a commit
 RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)  # waits between attempts while the database is down
 
@@ -123,9 +123,9 @@ class LogWriter:
                     self._wake.wait()
                 if not self._queue:
                     return
-                closing = self._closing
-            if not closing:
-                time.sleep(PAUSE_SECONDS)  # let a burst gather into one transaction
+                gather = not self._closing and len(self._queue) < BATCH_ROWS
+            if gather:
+                time.sleep(PAUSE_SECONDS)  # let a trickle gather into one transaction; a backlog goes at once
             with self._wake:
                 batch = [self._queue.popleft() for _ in range(min(BATCH_ROWS, len(self._queue)))]
                 self._holding = batch

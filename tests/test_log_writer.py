@@ -134,9 +134,9 @@ def test_a_writer_far_behind_has_callers_wait_for_room_instead_of_growing_withou
         writer.submit([_entry(i) for i in range(start, start + 10)])
         if writer.behind:
             writer.wait_for_room()
-        assert writer.pending <= 50 + 10
+        assert writer.pending <= 50 + 10 + 20  # the queue's limit, one more submit, the batch being written
     assert writer.close() is None
-    assert db.count() == 600 and max(deepest) <= 60
+    assert db.count() == 600 and max(deepest) <= 80
 
 
 def test_close_waits_for_a_slow_but_working_database_to_take_the_whole_backlog(db, tmp_path, monkeypatch):
