@@ -147,16 +147,24 @@ def create_app(model_dir: str | Path | None = None, db_url: str | None = None,
             about = {"model_name": model.name, "model_version": model.version}
         except ModelIntegrityError as exc:
             problems.append(f"model: {exc}")
-        try:
-            decision_log.ensure_schema()
-        except Exception as exc:
-            problems.append(f"decision log: cannot be prepared ({str(exc).splitlines()[0][:160]})")
         writer: LogWriter = app.state.writer
         if not writer.healthy:
-            problems.append(f"decision log: {writer.problem}")
+            problems.append(f"decision log: cannot be written; {writer.pending:,} decision(s) held "
+                            "(see the server log)")
+        elif (why := log_check()) is not None:
+            problems.append("decision log: cannot be reached (see the server log)")
+            log.error("readiness: the decision log cannot be reached at %r: %s", decision_log, why)
         body = {"status": "not ready" if problems else "ready", **about,
                 "unlogged_decisions": writer.pending, "problems": problems}
         return _json(body, 503 if problems else 200)
+
+    last_check: list = [-1e9, None]  # when the log was last pinged, and what it said
+
+    def log_check() -> str | None:
+        """The decision log's ping, at most once a second however often a balancer asks."""
+        if time.monotonic() - last_check[0] > 1.0:
+            last_check[:] = [time.monotonic(), decision_log.ping()]
+        return last_check[1]
 
     @app.get("/v1/model", summary="The served model's card: schema, metrics, version", tags=["model"],
              responses=_errors(401, 503))

@@ -19,15 +19,19 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, insert, select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Column, DateTime, Engine, Index, Integer, MetaData, String, Table, insert, select, text, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from model.decision_log import DecisionLog
 
 log = logging.getLogger("loandesk.api")
 
 KEYS_REFRESH_SECONDS = 2.0
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}")
+# A copy of the table older than this (the database unreachable all that time) is no longer
+# trusted: a key revoked meanwhile must not keep working, so requests get 503 until a reread.
+KEYS_MAX_AGE_SECONDS = 300.0
+NAME_LENGTH = 36  # the log's source column holds "api:" + the name in 40 characters
+NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.-]{{0,{NAME_LENGTH - 1}}}")
 PREFIX = "ldk_"
 
 metadata = MetaData()
@@ -39,6 +43,9 @@ api_keys = Table(
     Column("key_hash", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True)),
+    # At most one live key per name, even when two `--new-key` commands race.
+    Index("ux_api_keys_live_name", "name", unique=True,
+          sqlite_where=text("revoked_at IS NULL"), postgresql_where=text("revoked_at IS NULL")),
 )
 
 
@@ -67,32 +74,37 @@ class KeyStore:
     def __init__(self, decision_log: DecisionLog):
         self.decision_log = decision_log
         self._keys: list[StoredKey] = []
-        self._loaded_at = -1e9
+        self._read_at = -1e9  # when the table was last read (negative: never)
+        self._refreshing = False
         self._lock = threading.Lock()
         self._ready = False
         self._stop = threading.Event()
 
-    def _engine(self):
-        engine = self.decision_log.engine
+    def _engine(self) -> Engine:
         if not self._ready:
-            metadata.create_all(engine)
+            self.decision_log.ensure_schema()  # makes a SQLite file's folder, as the log's first use does
+            metadata.create_all(self.decision_log.engine)
             self._ready = True
-        return engine
+        return self.decision_log.engine
 
     def create(self, name: str) -> str:
         """A new key for `name`, returned once; only its salted hash is kept."""
         if not NAME.fullmatch(name or ""):
-            raise KeyProblem(f"{name!r} is not a usable key name: use 1 to 40 letters, digits, '_', '.' "
-                            "or '-', starting with a letter or digit")
+            raise KeyProblem(f"{name!r} is not a usable key name: use 1 to {NAME_LENGTH} letters, digits, "
+                             "'_', '.' or '-', starting with a letter or digit")
         key = PREFIX + secrets.token_urlsafe(32)
         salt = secrets.token_bytes(16)
-        with self._engine().begin() as conn:
-            if conn.execute(select(api_keys.c.id).where(
-                    api_keys.c.name == name, api_keys.c.revoked_at.is_(None))).first():
-                raise KeyProblem(f"a key named {name!r} exists already; revoke it first "
-                                f"(python serve.py --revoke-key {name})")
-            conn.execute(insert(api_keys).values(
-                name=name, salt=salt.hex(), key_hash=_hash(salt, key).hex(), created_at=datetime.now(UTC)))
+        exists = KeyProblem(f"a key named {name!r} exists already; revoke it first "
+                            f"(python serve.py --revoke-key {name})")
+        try:
+            with self._engine().begin() as conn:
+                if conn.execute(select(api_keys.c.id).where(
+                        api_keys.c.name == name, api_keys.c.revoked_at.is_(None))).first():
+                    raise exists
+                conn.execute(insert(api_keys).values(
+                    name=name, salt=salt.hex(), key_hash=_hash(salt, key).hex(), created_at=datetime.now(UTC)))
+        except IntegrityError:  # another command made one between the check and the insert
+            raise exists from None
         self._reload()
         return key
 
@@ -125,10 +137,14 @@ class KeyStore:
         return found
 
     def _live(self) -> list[StoredKey]:
-        if self._loaded_at < 0:  # the first check of a store nobody has refreshed yet
-            with self._lock:
-                if self._loaded_at < 0:
+        if self._read_at < 0:
+            if self._refreshing:  # a server: its thread reads the table, never a request
+                raise KeysUnavailable("the API keys have not been read yet")
+            with self._lock:  # a script or a test with no refresher: read them now
+                if self._read_at < 0:
                     self._reload()
+        if time.monotonic() - self._read_at > KEYS_MAX_AGE_SECONDS:
+            raise KeysUnavailable(f"the API keys have not been reread for over {KEYS_MAX_AGE_SECONDS:.0f} s")
         return self._keys
 
     def refresh(self) -> None:
@@ -139,10 +155,12 @@ class KeyStore:
     def start_refreshing(self) -> None:
         """Reread the table every KEYS_REFRESH_SECONDS from a daemon thread, until `stop_refreshing`."""
         self._stop.clear()
+        self._refreshing = True
         threading.Thread(target=self._refresh_loop, name="api-keys-refresh", daemon=True).start()
 
     def stop_refreshing(self) -> None:
         self._stop.set()
+        self._refreshing = False
 
     def _refresh_loop(self) -> None:
         while not self._stop.wait(KEYS_REFRESH_SECONDS):
@@ -151,21 +169,21 @@ class KeyStore:
             except KeysUnavailable as exc:  # never loaded yet: requests get 503 until this succeeds
                 log.error("%s", exc)
 
-
     def _reload(self) -> None:
         try:
             with self._engine().connect() as conn:
                 rows = conn.execute(select(api_keys.c.name, api_keys.c.salt, api_keys.c.key_hash)
                                     .where(api_keys.c.revoked_at.is_(None))).all()
-        except SQLAlchemyError as exc:
-            if self._loaded_at < 0:
-                raise KeysUnavailable(f"the API keys cannot be read: {str(exc).splitlines()[0][:160]}") from exc
-            log.error("the API keys cannot be reread; the copy from %.0f s ago stays in use: %s",
-                      time.monotonic() - self._loaded_at, str(exc).splitlines()[0][:160])
-            self._loaded_at = time.monotonic()
+        except (SQLAlchemyError, OSError, RuntimeError) as exc:  # unreachable, unwritable, too new
+            why = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
+            if self._read_at < 0:
+                log.error("the API keys cannot be read: %s", why)
+                raise KeysUnavailable("the API keys cannot be read (the server log says why)") from exc
+            log.error("the API keys cannot be reread; the copy from %.0f s ago stays in use for up to %.0f s: %s",
+                      time.monotonic() - self._read_at, KEYS_MAX_AGE_SECONDS, why)
             return
         self._keys = [StoredKey(n, bytes.fromhex(s), bytes.fromhex(h)) for n, s, h in rows]
-        self._loaded_at = time.monotonic()
+        self._read_at = time.monotonic()
 
 
 def bearer(header: str | None) -> str | None:

@@ -45,7 +45,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from .formatting import decision_label
 
@@ -132,6 +132,7 @@ class LogEntry:
 class LogResult:
     written: int
     warning: str | None = None  # for the officer, beside the decision, when nothing was written
+    refused: bool = False  # the database refused these rows (too long, a repeated id), not the write
 
     @property
     def ok(self) -> bool:
@@ -270,7 +271,8 @@ class DecisionLog:
             what = "This decision" if len(rows) == 1 else f"These {len(rows):,} decisions"
             return LogResult(0, f"{what} could not be written to the decision log ({_short(exc)}). "
                                 f"{'It stands' if len(rows) == 1 else 'They stand'}, but "
-                                f"{'is' if len(rows) == 1 else 'are'} not on record: tell your administrator.")
+                                f"{'is' if len(rows) == 1 else 'are'} not on record: tell your administrator.",
+                             refused=isinstance(exc, IntegrityError | DataError))
         return LogResult(len(rows))
 
     def read(self, *, start: datetime | date | None = None, end: datetime | date | None = None,
@@ -320,6 +322,16 @@ class DecisionLog:
         with self._reading() as conn:
             row = conn.execute(select(decisions).where(decisions.c.decision_id == decision_id)).mappings().first()
         return dict(row) if row is not None else None
+
+    def ping(self) -> str | None:
+        """None when a write transaction can be started on the log, else why not (for a health check)."""
+        try:
+            self.ensure_schema()
+            with self._writer().begin() as conn:
+                conn.execute(text("SELECT 1"))
+        except (SQLAlchemyError, OSError, RuntimeError) as exc:
+            return _short(exc)
+        return None
 
     def known_ids(self, ids: Sequence[str]) -> set[str]:
         """Which of these decision ids are on record already."""

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .decision_log import DecisionLog, LogEntry
+from .decision_log import DecisionLog, LogEntry, LogResult
 
 log = logging.getLogger("loandesk.log_writer")
 
@@ -55,22 +55,12 @@ class LogWriter:
         return len(self._queue) + len(self._holding)
 
     def submit(self, entries: Iterable[LogEntry]) -> None:
-        """Queue entries for the log; returns at once.
-
-        While the database is failing, a backlog past MAX_PENDING is saved to an unsent file
-        rather than held in memory without bound.
-        """
+        """Queue entries for the log; returns at once."""
         with self._wake:
             if self._closing:
                 raise RuntimeError("the decision log writer is closed")
             self._queue.extend(entries)
             self._wake.notify()
-            if not self.healthy and len(self._queue) > MAX_PENDING:
-                backlog = list(self._queue)
-                self._queue.clear()
-                path = save_unsent(backlog, self.unsent_dir)
-                log.error("%d decision(s) saved to %s while the log cannot be written; replay them "
-                          "with `python serve.py --replay %s`", len(backlog), path, path)
 
     @property
     def behind(self) -> bool:
@@ -109,11 +99,23 @@ class LogWriter:
             self._queue.clear()
         if not left:
             return None
-        path = save_unsent(left, self.unsent_dir)
-        log.error("%d decision(s) could not be written to %r; they are saved in %s. Replay them with "
-                  "`python serve.py --replay %s` once the database is back.", len(left),
-                  self.decision_log, path, path)
+        path = self._save(left)
+        if path is not None:
+            log.error("%d decision(s) could not be written to %r; they are saved in %s. Replay them with "
+                      "`python serve.py --replay %s` once the database is back.", len(left),
+                      self.decision_log, path, path)
         return path
+
+    def _save(self, entries: list[LogEntry]) -> Path | None:
+        """Entries to an unsent file; if even that fails, to the error log, one JSON line each."""
+        try:
+            return save_unsent(entries, self.unsent_dir)
+        except OSError as exc:
+            log.error("cannot save %d unlogged decision(s) in %s (%s); here they are:", len(entries),
+                      self.unsent_dir, exc)
+            for e in entries:
+                log.error("unlogged decision: %s", entry_json(e))
+            return None
 
     # --- the thread ----------------------------------------------------------------------------
     def _run(self) -> None:
@@ -141,22 +143,51 @@ class LogWriter:
         """Commit one batch, retrying while the database is down; False once closing gives up."""
         attempt = 0
         while True:
-            result = self.decision_log.record(batch)
+            try:
+                result = self.decision_log.record(batch)
+            except Exception as exc:  # a bug, not the database: still never drop the batch silently
+                log.exception("the decision log writer failed")
+                result = LogResult(0, f"the decision log writer failed: {exc}")
             if result.ok:
                 self.written += len(batch)
                 if self.problem is not None:
                     log.warning("the decision log is writable again")
                 self.problem = None
                 return True
+            if result.refused:  # these rows, not the database: find them, keep writing the rest
+                return self._write_apart(batch, result.warning)
             if self.problem is None:
                 log.error("the decision log cannot be written; %d decision(s) are held and retried: %s",
                           self.pending, result.warning)
             self.problem = result.warning
             with self._wake:
                 self._wake.notify_all()  # nobody should wait for room behind a dead database
+            self._spill_backlog()
             if self._stop.wait(RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)]):
                 return False
             attempt += 1
+
+    def _write_apart(self, batch: list[LogEntry], why: str | None) -> bool:
+        """A batch the database refuses for its content: halves until the refused rows stand alone;
+        those are saved to an unsent file, so that one bad row never holds the log up."""
+        if len(batch) == 1:
+            path = self._save(batch)
+            log.error("the decision log refuses decision %s (%s); saved in %s", batch[0].decision_id, why, path)
+            return True
+        middle = len(batch) // 2
+        return self._write(batch[:middle]) and self._write(batch[middle:])
+
+    def _spill_backlog(self) -> None:
+        """While the database is down, a backlog past MAX_PENDING goes to a file, not into memory."""
+        with self._wake:
+            if len(self._queue) <= MAX_PENDING:
+                return
+            backlog = list(self._queue)
+            self._queue.clear()
+        path = self._save(backlog)
+        if path is not None:
+            log.error("%d decision(s) saved to %s while the log cannot be written; replay them "
+                      "with `python serve.py --replay %s`", len(backlog), path, path)
 
 
 def default_unsent_dir() -> Path:
@@ -172,12 +203,17 @@ def save_unsent(entries: list[LogEntry], folder: Path) -> Path:
     path = folder / f"decisions-{stamp}-{os.getpid()}.jsonl"
     with path.open("w", encoding="utf-8") as out:
         for e in entries:
-            row = e.row()
-            row["decided_at"] = row["decided_at"].isoformat()
-            out.write(json.dumps(row, default=str) + "\n")
+            out.write(entry_json(e) + "\n")
         out.flush()
         os.fsync(out.fileno())
     return path
+
+
+def entry_json(entry: LogEntry) -> str:
+    """One entry as a line of JSON, as unsent files hold them."""
+    row = entry.row()
+    row["decided_at"] = row["decided_at"].isoformat()
+    return json.dumps(row, default=str)
 
 
 def replay(path: Path, decision_log: DecisionLog) -> int:

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -608,10 +609,56 @@ def test_an_invalid_key_name_is_refused_on_the_command_line(db_url, name, regist
     assert "is not a usable key name" in done.stderr and "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("name", ["", " ", "has space", "-x", "_x", "x" * 41, "a/b", "a:b", "naïve", "x\n"])
+@pytest.mark.parametrize("name", ["", " ", "has space", "-x", "_x", "x" * 37, "a/b", "a:b", "naïve", "x\n"])
 def test_an_invalid_key_name_is_refused_by_the_store(app, name):
     with pytest.raises(KeyProblem, match="not a usable key name"):
         app.state.keys.create(name)
+
+
+def test_the_longest_name_fits_the_logs_source_column(client, app, db_url, open_log):
+    """"api:" + a 36-character name is the most the log's 40-character source column holds."""
+    name = "n" * 36
+    auth = {"Authorization": f"Bearer {app.state.keys.create(name)}"}
+    decided = post(client, EXAMPLE, auth).json()
+    assert app.state.writer.flush() and app.state.writer.healthy
+    assert open_log(db_url).find(decided["decision_id"])["source"] == f"api:{name}"
+
+
+def test_two_live_keys_of_one_name_are_impossible_even_in_a_race(app, db_url):
+    """The check before the insert can race with another command; a unique index on live names cannot."""
+    app.state.keys.create("racer")
+    engine = create_engine(db_url)
+    with pytest.raises(Exception, match="UNIQUE"), engine.begin() as conn:
+        conn.execute(api_keys.insert().values(name="racer", salt="00" * 16, key_hash="00" * 32,
+                                              created_at=datetime.now(UTC)))
+    engine.dispose()
+
+
+def test_a_first_key_on_a_new_machine_makes_the_log_folder(tmp_path):
+    db_url = f"sqlite:///{tmp_path / 'new' / 'folder' / 'decisions.db'}"
+    done = serve_py("--new-key", "first", db_url=db_url)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1].startswith("ldk_")
+
+
+def test_a_server_never_reads_keys_on_a_requests_path(app, monkeypatch):
+    """Until its refresher has read the table, a server answers 503 at once rather than hitting the
+    database from the request (an unreachable one would stall every client for its timeout)."""
+    reads = []
+    monkeypatch.setattr(app.state.keys, "_reload", lambda: reads.append(1))
+    app.state.keys._refreshing = True  # as after start_refreshing()
+    with pytest.raises(api.keys.KeysUnavailable, match="not been read yet"):
+        app.state.keys.name_for("ldk_anything")
+    assert reads == []
+
+
+def test_a_copy_of_the_keys_too_old_to_trust_is_refused(app, monkeypatch):
+    """If the table cannot be reread for KEYS_MAX_AGE_SECONDS, a revoked key must not keep working."""
+    key = app.state.keys.create("old-copy")
+    assert app.state.keys.name_for(key) == "old-copy"
+    monkeypatch.setattr(api.keys, "KEYS_MAX_AGE_SECONDS", 0.0)
+    with pytest.raises(api.keys.KeysUnavailable, match="not been reread"):
+        app.state.keys.name_for(key)
 
 
 def test_revoking_an_unknown_name_is_exit_2(db_url):
@@ -660,7 +707,8 @@ def test_decisions_are_served_while_the_log_is_down_and_written_when_it_is_back(
     assert ready.status_code == 503
     body = ready.json()
     assert body["status"] == "not ready" and body["unlogged_decisions"] == len(ids)
-    assert any(p.startswith("decision log") and "disk full" in p for p in body["problems"])
+    assert any(p.startswith("decision log: cannot be written") for p in body["problems"])
+    assert "disk full" not in ready.text  # the database's own words stay in the server log
     assert client.get("/healthz").status_code == 200
     still = post(client, [EXAMPLE, {**EXAMPLE, "income": 95_000}], auth)  # still deciding
     assert still.status_code == 200
@@ -724,6 +772,17 @@ def test_a_log_that_cannot_be_opened_is_reported_by_readyz(registry, tmp_path):
         assert "Traceback" not in ready.text
         # the keys live in the same database: no request can be checked, and the answer says so
         error_body(post(client, EXAMPLE, {"Authorization": "Bearer ldk_x"}), 503, "unavailable")
+
+
+def test_readyz_asks_the_database_even_when_no_decision_is_flowing(registry, tmp_path, monkeypatch):
+    """A quiet replica whose database went away must leave the balancer's rotation before a client finds out."""
+    app = create_app(registry, f"sqlite:///{tmp_path / 'decisions.db'}", tmp_path / "unsent")
+    with TestClient(app) as client:
+        monkeypatch.setattr(app.state.decision_log, "ping", lambda: "connection refused by db.internal:5432")
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["problems"] == ["decision log: cannot be reached (see the server log)"]
+        assert "db.internal" not in ready.text  # hosts and users stay out of an unauthenticated answer
 
 
 # --- 5. the OpenAPI document ---------------------------------------------------------------------

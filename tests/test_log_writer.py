@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -156,11 +157,64 @@ def test_a_backlog_behind_a_failing_database_goes_to_a_file_not_into_memory(db, 
     writer = LogWriter(db, tmp_path / "unsent")
     writer.submit([_entry(0)])
     assert not writer.flush(0.2) and not writer.healthy
-    writer.submit([_entry(i) for i in range(1, 40)])  # past MAX_PENDING while failing
-    assert writer.pending <= 1 and not writer.behind
+    writer.submit([_entry(i) for i in range(1, 40)])  # past MAX_PENDING while failing: returns at once
     writer.wait_for_room()  # returns at once for a failing writer
-    files = list((tmp_path / "unsent").glob("*.jsonl"))
-    assert len(files) == 1 and len(files[0].read_text().splitlines()) >= 39
+    assert _eventually(lambda: list((tmp_path / "unsent").glob("*.jsonl")))  # saved by the writer's thread
+    assert writer.pending <= 1 and not writer.behind
+    [spilled] = list((tmp_path / "unsent").glob("*.jsonl"))
+    assert len(spilled.read_text().splitlines()) == 39
     last = writer.close()
     saved = sum(len(f.read_text().splitlines()) for f in (tmp_path / "unsent").glob("*.jsonl"))
     assert last is not None and saved == 40
+
+
+def test_rows_the_database_refuses_are_set_aside_and_the_rest_written(db, tmp_path):
+    """A repeated decision id (or a value too long for its column) fails the whole batch; the writer
+    halves it until the refused row stands alone, saves that one, and writes everything else."""
+    assert db.record(_entry(5)).ok  # entry 5 is on record already: writing it again is refused
+    writer = LogWriter(db, tmp_path / "unsent")
+    writer.submit([_entry(i) for i in range(10)])
+    assert writer.close() is None
+    assert db.count() == 10 and writer.healthy
+    [aside] = list((tmp_path / "unsent").glob("*.jsonl"))
+    assert len(aside.read_text().splitlines()) == 1 and f"{5:032x}" in aside.read_text()
+
+
+def test_a_writer_that_breaks_reports_it_and_keeps_the_entries(db, tmp_path, monkeypatch):
+    monkeypatch.setattr(lw, "RETRY_SECONDS", (0.01,))
+    real = db.record
+    broken = threading.Event()
+    broken.set()
+
+    def record(entries):
+        if broken.is_set():
+            raise KeyError("a bug")
+        return real(entries)
+
+    monkeypatch.setattr(db, "record", record)
+    writer = LogWriter(db, tmp_path / "unsent")
+    writer.submit([_entry(i) for i in range(3)])
+    assert not writer.flush(0.2)
+    assert not writer.healthy and "a bug" in writer.problem
+    broken.clear()
+    assert writer.flush(10) and db.count() == 3 and writer.healthy
+    assert writer.close() is None
+
+
+def test_when_not_even_a_file_can_be_written_the_entries_go_to_the_error_log(db, tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(db, "record", lambda entries: LogResult(0, "disk full"))
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    writer = LogWriter(db, blocked / "unsent")
+    writer.submit([_entry(i) for i in range(2)])
+    writer.flush(0.1)
+    with caplog.at_level("ERROR", logger="loandesk.log_writer"):
+        assert writer.close() is None
+    assert caplog.text.count("unlogged decision:") == 2 and f"{1:032x}" in caplog.text
+
+
+def _eventually(check, seconds: float = 10.0):
+    deadline = time.monotonic() + seconds
+    while not (result := check()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return result
