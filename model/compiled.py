@@ -56,10 +56,14 @@ class CompiledLogistic:
         self.intercept, self.calibration = intercept, calibration
 
     def __call__(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
-        return self.probability(self.margin(columns))
+        return expit(self.log_odds(columns))  # scikit-learn's own sigmoid: no overflow at extreme scores
 
-    def swapped(self, columns: Mapping[str, np.ndarray], names: list[str], reference: Mapping) -> np.ndarray:
-        """Probabilities with each named field in turn set to its reference value: shape (fields, rows).
+    def log_odds(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The calibrated log-odds of approval: exact even where the probability rounds to 0 or 1."""
+        return self._calibrated(self.margin(columns))
+
+    def swapped_log_odds(self, columns: Mapping[str, np.ndarray], names: list[str], reference: Mapping) -> np.ndarray:
+        """Log-odds with each named field in turn set to its reference value: shape (fields, rows).
 
         A field's term is swapped in the sum, so the rest of each row is not scored again.
         """
@@ -67,7 +71,7 @@ class CompiledLogistic:
         out = np.empty((len(names), len(margin)))
         for k, name in enumerate(names):
             out[k] = margin - self._term(name, columns[name]) + self._term(name, np.array([reference[name]]))
-        return self.probability(out)
+        return self._calibrated(out)
 
     def _term(self, name: str, values: np.ndarray) -> np.ndarray:
         for f in self.numbers:
@@ -79,12 +83,11 @@ class CompiledLogistic:
                 return np.array([f.weights.get(_category(v, f.fill), 0.0) for v in values])
         raise KeyError(name)
 
-    def probability(self, score: np.ndarray) -> np.ndarray:
-        """The calibrated probability for a decision-function value."""
-        if self.calibration is not None:
-            a, b = self.calibration
-            score = -(a * score + b)
-        return expit(score)  # scikit-learn's own sigmoid: no overflow at extreme scores
+    def _calibrated(self, margin: np.ndarray) -> np.ndarray:
+        if self.calibration is None:
+            return margin
+        a, b = self.calibration
+        return -(a * margin + b)
 
     def margin(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         """The logistic regression's decision function for each row.

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .formatting import decision_label, format_value, with_article
-from .reasons import MAX_REASONS, Reason, counts, reason_text
+from .reasons import MAX_REASONS, MIN_LOG_ODDS, Reason, reason_text
 from .schema import Field
 
 CURVE_POINTS = 200
@@ -229,16 +229,20 @@ def decide(model, applicant: Any, curve_field: str | None = None) -> Decision:
     approved = p >= threshold
 
     effects = {f.name: p - float(probs[1 + k]) for k, f in enumerate(swap_fields)}
+    # Which fields count, and in what order, in log-odds: probabilities saturate near 0 and 1,
+    # where a confident decision would otherwise be left without its reasons.
+    head = 1 + n_swaps
+    lo = model.log_odds({name: col[:head] for name, col in cols.items()}, probs[:head])
     values = row
-    reasons = []
-    for f in swap_fields:
-        effect = effects[f.name]
-        if f.protected or effect == 0 or (effect > 0) != approved or not counts(p, p - effect):
+    ranked = []
+    for k, f in enumerate(swap_fields):
+        moved = float(lo[0] - lo[1 + k])
+        if f.protected or abs(moved) < MIN_LOG_ODDS or (moved > 0) != approved:
             continue
-        reasons.append(Reason(f.name, effect, "for" if effect > 0 else "against",
-                              reason_text(f, values[f.name], reference[f.name])))
-    reasons.sort(key=lambda r: -abs(r.effect))
-    reasons = reasons[:MAX_REASONS]
+        ranked.append((abs(moved), Reason(f.name, effects[f.name], "for" if moved > 0 else "against",
+                                          reason_text(f, values[f.name], reference[f.name]))))
+    ranked.sort(key=lambda pair: -pair[0])
+    reasons = [reason for _, reason in ranked[:MAX_REASONS]]
 
     curve_probs = {}
     brackets = []

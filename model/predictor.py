@@ -14,6 +14,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
 from .compiled import compile_pipeline
+from .reasons import log_odds
 from .schema import Schema, Validation
 
 
@@ -45,16 +46,23 @@ class LoanModel:
         """Whether scoring runs on the compiled arithmetic rather than through scikit-learn."""
         return self._compiled is not None
 
-    def swapped_probabilities(self, columns: Mapping[str, np.ndarray], names: list[str],
-                              reference: Mapping[str, Any]) -> np.ndarray:
-        """Probabilities with each named field in turn set to its reference value: shape (fields, rows)."""
+    def log_odds(self, columns: Mapping[str, np.ndarray], probabilities: np.ndarray | None = None) -> np.ndarray:
+        """The calibrated log-odds of approval for each row: exact for a compiled model; otherwise from
+        the probabilities (given, or scored here), which saturate at 0 and 1."""
         if self._compiled is not None:
-            return self._compiled.swapped(columns, names, reference)
+            return self._compiled.log_odds(columns)
+        return log_odds(self.score_columns(columns) if probabilities is None else probabilities)
+
+    def swapped_log_odds(self, columns: Mapping[str, np.ndarray], names: list[str],
+                         reference: Mapping[str, Any]) -> np.ndarray:
+        """Log-odds with each named field in turn set to its reference value: shape (fields, rows)."""
+        if self._compiled is not None:
+            return self._compiled.swapped_log_odds(columns, names, reference)
         n = len(columns[names[0]])
         stacked = {name: np.tile(np.asarray(columns[name]), len(names)) for name in self.schema.names}
         for k, name in enumerate(names):
             stacked[name][k * n:(k + 1) * n] = reference[name]
-        return self.score_columns(stacked).reshape(len(names), n)
+        return log_odds(self.score_columns(stacked)).reshape(len(names), n)
 
     @property
     def features(self) -> list[str]:

@@ -36,11 +36,6 @@ def log_odds(p: np.ndarray | float) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
 
 
-def counts(p: float, swapped: float) -> bool:
-    """Whether swapping a field for the typical value moved the log-odds enough to be a reason."""
-    return bool(abs(log_odds(p) - log_odds(swapped)) >= MIN_LOG_ODDS)
-
-
 @dataclass(frozen=True)
 class Reason:
     field: str
@@ -124,11 +119,11 @@ def batch_reason_lists(model, clean: Columns, probabilities: np.ndarray) -> tupl
         return np.zeros(n, dtype=np.intp), [()]
     # A reason supports the decision: it raised the probability of an approved row (effect > 0)
     # or lowered that of a rejected one. Its strength is the size of the effect; -1: no reason.
-    swapped = _swapped_probabilities(model, clean, fields, reference)
-    strength = probabilities[None, :] - swapped
+    # Measured in log-odds, which never saturate the way probabilities do near 0 and 1.
+    columns = {name: np.asarray(clean[name]) for name in model.schema.names}
+    strength = model.log_odds(columns, probabilities)[None, :] - _swapped_log_odds(model, clean, fields, reference)
     np.negative(strength, out=strength, where=probabilities < model.threshold)
-    weak = np.abs(log_odds(probabilities)[None, :] - log_odds(swapped)) < MIN_LOG_ODDS
-    strength[(strength <= 0) | weak] = -1.0
+    strength[strength < MIN_LOG_ODDS] = -1.0
     # Each row's reasons as one integer: a digit (field, phrase) per rank, strongest first, so the
     # text is built once per distinct combination rather than once per row.
     tables = _tables.get(model)
@@ -174,8 +169,8 @@ def _rank(strength: np.ndarray, k: int) -> np.ndarray:
     return rank
 
 
-def _swapped_probabilities(model, clean: Columns, fields: list[Field], reference: dict) -> np.ndarray:
-    """Approval probability with each field in turn set to the reference value: shape (fields, rows)."""
+def _swapped_log_odds(model, clean: Columns, fields: list[Field], reference: dict) -> np.ndarray:
+    """Log-odds with each field in turn set to the reference value: shape (fields, rows)."""
     if model.compiled:  # the compiled form swaps one term of each row's sum
         return _swap_by_predict(model, clean, fields, reference)
     if not isinstance(clean, pd.DataFrame):
@@ -185,16 +180,16 @@ def _swapped_probabilities(model, clean: Columns, fields: list[Field], reference
         sample = clean.iloc[:SAMPLE_CHECK]
         fast = plan(sample)
         plan.checked = fast is not None and np.allclose(
-            fast, _swap_by_predict(model, sample, fields, reference), rtol=0, atol=1e-12)
+            log_odds(fast), _swap_by_predict(model, sample, fields, reference), rtol=0, atol=1e-9)
         if not plan.checked:  # this pipeline is not column-separable after all: never try again
             _plans[model] = plan = None
     out = plan(clean) if plan is not None else None
-    return out if out is not None else _swap_by_predict(model, clean, fields, reference)
+    return log_odds(out) if out is not None else _swap_by_predict(model, clean, fields, reference)
 
 
 def _swap_by_predict(model, clean: Columns, fields: list[Field], reference: dict) -> np.ndarray:
-    """The general way: every row once per swapped field, scored in one call."""
-    return model.swapped_probabilities({name: np.asarray(clean[name]) for name in model.schema.names},
+    """The general way: every row once per swapped field, scored in one call (log-odds)."""
+    return model.swapped_log_odds({name: np.asarray(clean[name]) for name in model.schema.names},
                                        [f.name for f in fields], reference)
 
 

@@ -6,6 +6,7 @@ import logging
 
 import numpy as np
 import pytest
+from scipy.special import expit
 
 from model.compiled import compile_pipeline, probe_applicants
 from model.data import split_target
@@ -88,6 +89,7 @@ def test_swapping_a_field_for_its_reference_matches_scikit_learn(model, monkeypa
     columns = {n: frame[n].to_numpy() for n in model.schema.names}
     names = ["income", "credit_score", "loan_amount"]
     reference = model.card["reference"]
-    fast = model.swapped_probabilities(columns, names, reference)
+    fast = expit(model.swapped_log_odds(columns, names, reference))
     assert fast.shape == (3, 500)
-    np.testing.assert_allclose(fast, slow.swapped_probabilities(columns, names, reference), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(fast, expit(slow.swapped_log_odds(columns, names, reference)), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(expit(model.log_odds(columns)), slow.score_columns(columns), rtol=0, atol=1e-9)

@@ -10,7 +10,7 @@ from threadpoolctl import threadpool_limits
 from model.artifact import load_model, save_version
 from model.data import generate_applicants, split_target
 from model.explain import CURVE_POINTS, REFINE_POINTS, REFINE_ROUNDS, _display_unit, grid_2d, sensitivity_curve
-from model.reasons import MIN_LOG_ODDS, batch_reasons, counts
+from model.reasons import MIN_LOG_ODDS, batch_reasons, log_odds
 from model.training import train
 
 from .conftest import EXAMPLE
@@ -356,4 +356,23 @@ def test_a_field_that_barely_moves_the_log_odds_is_no_reason(model):
         assert counts(d.probability, d.probability - r.effect)
     weak = [name for name, e in d.effects.items() if e != 0 and not counts(d.probability, d.probability - e)]
     assert not {r.field for r in d.reasons} & set(weak)
-    assert MIN_LOG_ODDS > 0
+
+
+def counts(p: float, swapped: float) -> bool:
+    """The reason rule in the test's own words: swapping the field moved the log-odds by MIN_LOG_ODDS."""
+    return bool(abs(log_odds(p) - log_odds(swapped)) >= MIN_LOG_ODDS)
+
+
+@pytest.mark.parametrize("applicant, label", [
+    ({"age": 40, "income": 900_000, "credit_score": 850, "loan_amount": 1_000, "employment_years": 20}, "Approved"),
+    ({"age": 40, "income": 15_000, "credit_score": 300, "loan_amount": 10**12, "employment_years": 0}, "Rejected"),
+])
+def test_reasons_survive_a_probability_that_rounds_to_0_or_1(model, applicant, label):
+    """Where the probability is exactly 0.0 or 1.0, swapping a field changes no probability at all;
+    the model's log-odds still say which fields carry the decision."""
+    d = model.decide(applicant)
+    assert d.label == label and d.probability in (0.0, 1.0)
+    assert {r.field for r in d.reasons} >= {"income", "credit_score", "loan_amount"}
+    v = model.validate(applicant)
+    [text] = batch_reasons(model, v.clean, model.approval_probability(v.clean))
+    assert len(text.split("; ")) == len(d.reasons)
