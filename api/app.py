@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +27,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from model.artifact import ModelIntegrityError, default_model_dir
 from model.decide_rows import RowDecision, RowErrors, decide_rows
-from model.decision_log import DecisionLog, LogEntry
+from model.decision_log import DecisionLog, entries_for_decisions, new_decision_ids
+from model.formatting import decision_label
 from model.log_writer import LogWriter
 from model.predictor import LoanModel
+from model.schema import FieldError
 
 from .keys import KeyStore, KeysUnavailable, bearer
 from .registry import ActiveModel
@@ -248,28 +248,13 @@ def _answer(model: LoanModel, results: list[RowDecision], source: str, writer: L
     """The response items for decided rows, handed to the log writer before they are returned."""
     if not results:
         return []
-    # Time first, like a UUIDv7: the log's unique index grows at its end instead of at random
-    # places (random ids slowed a large log's inserts several times over); then 32 random bits
-    # and the item's position, so replicas and workers never collide.
-    prefix = f"{time.time_ns():016x}{int.from_bytes(os.urandom(4)):08x}"
-    now = datetime.now(UTC)
-    name, version, sha = model.name, model.version, model.sha256
-    out, entries = [], []
-    for k, r in enumerate(results):
-        decision_id = f"{prefix}{k:08x}"
-        decision = r.decision
-        out.append({
-            "decision_id": decision_id, "decision": decision, "label": "approved" if decision else "rejected",
+    ids = new_decision_ids(len(results))
+    name, version = model.name, model.version
+    out = [{"decision_id": decision_id, "decision": r.decision, "label": decision_label(bool(r.decision)).lower(),
             "probability": r.probability, "threshold": r.threshold, "reasons": r.reasons,
-            "out_of_range": r.out_of_range, "imputed": r.imputed, "model_name": name, "model_version": version,
-        })
-        entries.append(LogEntry(
-            model_name=name, model_version=version, model_sha256=sha, source=source, inputs=r.inputs,
-            probability=r.probability, threshold=r.threshold, decision=decision,
-            reasons="; ".join(r.reasons), out_of_range=", ".join(r.out_of_range),
-            decided_at=now, decision_id=decision_id,
-        ))
-    writer.submit(entries)
+            "out_of_range": r.out_of_range, "imputed": r.imputed, "model_name": name, "model_version": version}
+           for r, decision_id in zip(results, ids, strict=True)]
+    writer.submit(entries_for_decisions(model, results, source=source, decision_ids=ids))
     return out
 
 
@@ -294,19 +279,8 @@ def _parse(body: bytes) -> Any:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
 
 
-def _problem(e) -> dict[str, Any]:
-    return {"field": e.field, "value": _echo(e.value), "why": e.why}
-
-
-def _echo(value: Any) -> Any:
-    """A value as sent, made serializable: an integer beyond 64 bits comes back as text."""
-    if isinstance(value, int) and not -(2**63) <= value < 2**64:
-        return str(value)
-    if isinstance(value, list):
-        return [_echo(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _echo(v) for k, v in value.items()}
-    return value
+def _problem(e: FieldError) -> dict[str, Any]:
+    return {"field": e.field, "value": e.value, "why": e.why}  # as sent: orjson read it, orjson can write it
 
 
 def _summary(result: RowErrors) -> str:

@@ -8,13 +8,16 @@ carries its problems without holding up the others. One applicant is just a list
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from .reasons import batch_reason_lists
 from .schema import FieldError, column_array
+
+if TYPE_CHECKING:
+    from .predictor import LoanModel
 
 
 @dataclass(slots=True)
@@ -40,7 +43,7 @@ class RowErrors:
     errors: list[FieldError]
 
 
-def decide_rows(model, rows: list[Any]) -> list[RowDecision | RowErrors]:
+def decide_rows(model: LoanModel, rows: list[Any]) -> list[RowDecision | RowErrors]:
     """A result for every row, in order. Fields are matched by name; extra fields are ignored.
 
     A row that is not a mapping of fields (a bare number, a list) gets an error of its own.
