@@ -9,8 +9,9 @@
 
 Decisions go to the decision log (LOANDESK_DB_URL; a SQLite file by default), with the key's name
 as their source. Ctrl-C or SIGTERM finishes the requests in flight, writes every pending decision
-to the log, then exits. Exit status: 0 done, 1 the model or the database cannot be used, 2 for a
-wrong command line.
+to the log, then exits. Exit status: 0 done (a stop by SIGTERM or Ctrl-C included), 1 the model
+cannot be trusted (or, for the key and replay commands, the database cannot be used), 2 for a
+wrong command line or key name.
 """
 
 from __future__ import annotations
