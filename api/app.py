@@ -17,7 +17,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.utils import get_openapi
@@ -31,33 +30,20 @@ from model.decision_log import DecisionLog, entries_for_decisions, new_decision_
 from model.formatting import decision_label
 from model.log_writer import LogWriter
 from model.predictor import LoanModel
-from model.schema import FieldError
 
+from .answers import JSON, ApiError, documented, json_response, parse_json, problem, read_body, summary
 from .keys import KeyStore, KeysUnavailable, bearer
 from .registry import ActiveModel
 from .schemas import (
-    MAX_BODY_BYTES,
     MAX_ITEMS,
     DecisionResult,
-    ErrorBody,
     ItemErrors,
     applicant_schema,
 )
 
 log = logging.getLogger("loandesk.api")
-JSON = "application/json"
 SWITCH_SECONDS = 0.0005
 THREAD_ITEMS = 256  # arrays longer than this are decided off the event loop
-
-
-class ApiError(Exception):
-    """An answer other than 200, with a body a program can use."""
-
-    def __init__(self, status: int, error: str, message: str, errors: list[dict] | None = None,
-                 headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status, self.error, self.message = status, error, message
-        self.errors, self.headers = errors or [], headers
 
 
 def create_app(model_dir: str | Path | None = None, db_url: str | None = None,
@@ -126,13 +112,13 @@ def create_app(model_dir: str | Path | None = None, db_url: str | None = None,
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> Response:
-        return _json({"error": exc.error, "message": exc.message, "errors": exc.errors},
+        return json_response({"error": exc.error, "message": exc.message, "errors": exc.errors},
                      exc.status, exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
-        return _json({"error": code, "message": str(exc.detail), "errors": []}, exc.status_code, exc.headers)
+        return json_response({"error": code, "message": str(exc.detail), "errors": []}, exc.status_code, exc.headers)
 
     @app.get("/healthz", summary="The server is alive", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -156,7 +142,7 @@ def create_app(model_dir: str | Path | None = None, db_url: str | None = None,
             log.error("readiness: the decision log cannot be reached at %r: %s", decision_log, why)
         body = {"status": "not ready" if problems else "ready", **about,
                 "unlogged_decisions": writer.pending, "problems": problems}
-        return _json(body, 503 if problems else 200)
+        return json_response(body, 503 if problems else 200)
 
     last_check: list = [-1e9, None]  # when the log was last pinged, and what it said
 
@@ -167,15 +153,15 @@ def create_app(model_dir: str | Path | None = None, db_url: str | None = None,
         return last_check[1]
 
     @app.get("/v1/model", summary="The served model's card: schema, metrics, version", tags=["model"],
-             responses=_errors(401, 503))
+             responses=documented(401, 503))
     async def model_card(request: Request) -> Response:
         authorized(request)
-        return _json(public_card(current()))
+        return json_response(public_card(current()))
 
     @app.post(
         "/v1/decisions", summary="Decide one applicant, or an array of applicants", tags=["decisions"],
         response_model=DecisionResult | list[DecisionResult | ItemErrors],
-        responses=_errors(400, 401, 413, 422, 503),
+        responses=documented(400, 401, 413, 422, 503),
         openapi_extra={"requestBody": {"required": True, "content": {JSON: {"schema": {
             "oneOf": [{"$ref": "#/components/schemas/Applicant"},
                       {"type": "array", "maxItems": MAX_ITEMS, "items": {"$ref": "#/components/schemas/Applicant"}}],
@@ -185,13 +171,13 @@ def create_app(model_dir: str | Path | None = None, db_url: str | None = None,
         """An object gives one result (or 422 with every bad field). An array gives a result per
         item, in order; an item that cannot be decided carries its own `errors`, and the rest are decided."""
         source = "api:" + authorized(request)
-        data = _parse(await _body(request))
+        data = parse_json(await read_body(request))
         model = current()
         writer: LogWriter = app.state.writer
         if isinstance(data, dict):
             [result] = decide_rows(model, [data])
             if isinstance(result, RowErrors):
-                raise ApiError(422, "invalid_applicant", _summary(result), [_problem(e) for e in result.errors])
+                raise ApiError(422, "invalid_applicant", summary(result), [problem(e) for e in result.errors])
             answer: Any = _answer(model, [result], source, writer)[0]
         elif isinstance(data, list):
             if len(data) > MAX_ITEMS:
@@ -204,7 +190,7 @@ def create_app(model_dir: str | Path | None = None, db_url: str | None = None,
             raise ApiError(400, "invalid_body", "the body must be a JSON object (one applicant) or an array of objects")
         if writer.behind:  # the log is far behind: this client waits, off the event loop, so others don't
             await run_in_threadpool(writer.wait_for_room)
-        return _json(answer)
+        return json_response(answer)
 
     def openapi() -> dict[str, Any]:
         model = active.get()
@@ -241,7 +227,7 @@ def _decide_array(model: LoanModel, items: list, source: str, writer: LogWriter)
     results = decide_rows(model, items)
     answers = iter(_answer(model, [r for r in results if isinstance(r, RowDecision)], source, writer))
     return [next(answers) if isinstance(r, RowDecision) else
-            {"index": i, "errors": [_problem(e) for e in r.errors]} for i, r in enumerate(results)]
+            {"index": i, "errors": [problem(e) for e in r.errors]} for i, r in enumerate(results)]
 
 
 def _answer(model: LoanModel, results: list[RowDecision], source: str, writer: LogWriter) -> list[dict]:
@@ -258,58 +244,3 @@ def _answer(model: LoanModel, results: list[RowDecision], source: str, writer: L
     return out
 
 
-async def _body(request: Request) -> bytes:
-    """The request body, refused with 413 as soon as it passes MAX_BODY_BYTES."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise ApiError(413, "too_large", f"the body is over {MAX_BODY_BYTES // 2**20} MiB")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise ApiError(413, "too_large", f"the body is over {MAX_BODY_BYTES // 2**20} MiB")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _parse(body: bytes) -> Any:
-    try:
-        return orjson.loads(body)  # refuses NaN and Infinity, which JSON does not have
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
-
-
-def _problem(e: FieldError) -> dict[str, Any]:
-    return {"field": e.field, "value": e.value, "why": e.why}  # as sent: orjson read it, orjson can write it
-
-
-def _summary(result: RowErrors) -> str:
-    n = len(result.errors)
-    return f"{n} invalid field{'s' if n != 1 else ''}: " + "; ".join(f"{e.field} {e.why}" for e in result.errors)
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    out: dict[int | str, dict[str, Any]] = {}
-    for s in statuses:
-        words, error, message, errors = ERRORS[s]
-        example = {"error": error, "message": message, "errors": errors}
-        out[s] = {"model": ErrorBody, "description": words, "content": {JSON: {"example": example}}}
-    return out
-
-
-ERRORS: dict[int, tuple[str, str, str, list]] = {  # status: what it means, and an example body
-    400: ("the body is not JSON, or not an object or array", "invalid_json",
-          "the body is not valid JSON: unexpected character: line 1 column 9 (char 8)", []),
-    401: ("no valid API key", "unauthorized", "a valid API key is needed: send 'Authorization: Bearer KEY'", []),
-    413: ("the body or the array is too large", "too_large", "12,000 applicants in one request; at most 10,000", []),
-    422: ("an applicant's fields are invalid (every one listed)", "invalid_applicant",
-          "2 invalid fields: age must be at least 18; income is not a number",
-          [{"field": "age", "value": 12, "why": "must be at least 18"},
-           {"field": "income", "value": "lots", "why": "is not a number"}]),
-    503: ("the model cannot be used", "unavailable",
-          "the model cannot be used: pipeline.joblib does not match the checksum in its model card", []),
-}
-
-
-def _json(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY), status, headers, media_type=JSON)
