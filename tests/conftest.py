@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from model.artifact import load_model, save_version
 from model.training import train_builtin
@@ -17,6 +21,37 @@ OUTPUT = ROOT / "test-output"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 EXAMPLE = {"age": 35, "income": 62_000, "credit_score": 720, "loan_amount": 18_000, "employment_years": 6}
+
+
+def private_pg_schema(purpose: str) -> Iterator[str]:
+    """A URL for a private, empty schema on the PostgreSQL server, dropped afterwards; skips (fails in
+    CI) without LOANDESK_TEST_PG_URL. Use it as the body of a generator fixture: `yield from ...`."""
+    pg_url = os.environ.get("LOANDESK_TEST_PG_URL")
+    if not pg_url:
+        if IN_CI:
+            pytest.fail(f"LOANDESK_TEST_PG_URL is not set, but CI must run the PostgreSQL {purpose} "
+                        "(.ci/run starts the server and sets it)")
+        pytest.skip(f"LOANDESK_TEST_PG_URL is not set: no PostgreSQL server for the {purpose} (.ci/run starts one)")
+    schema = f"loandesk_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(pg_url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield make_url(pg_url).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+            hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def log_url(request, tmp_path) -> Iterator[str]:
+    """A fresh, empty decision-log database: a SQLite file, or a private schema on the PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'decisions.db'}"
+        return
+    yield from private_pg_schema(request.node.module.__name__.rsplit(".", 1)[-1].removeprefix("test_") + " tests")
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,8 +26,7 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import create_engine, select
 
 import api.keys
 import api.registry
@@ -40,7 +38,7 @@ from model.artifact import load_model, save_version
 from model.decision_log import DecisionLog, LogResult
 from model.log_writer import replay
 
-from .conftest import EXAMPLE, IN_CI, ROOT
+from .conftest import EXAMPLE, ROOT, private_pg_schema
 from .test_data import user_applicants
 
 PG_URL = os.environ.get("LOANDESK_TEST_PG_URL")
@@ -902,20 +900,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(fuzz_target)
 @pytest.fixture
 def pg_url():
     """A private, empty schema on the PostgreSQL server, dropped afterwards."""
-    if not PG_URL:
-        if IN_CI:
-            pytest.fail("LOANDESK_TEST_PG_URL is not set, but CI must run the PostgreSQL API tests")
-        pytest.skip("LOANDESK_TEST_PG_URL is not set: no PostgreSQL server to run the API against "
-                    "(.ci/run starts one)")
-    schema = f"loandesk_api_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    yield make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-        hide_password=False)
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    yield from private_pg_schema("API tests")
 
 
 @pytest.mark.postgres

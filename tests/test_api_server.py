@@ -16,12 +16,9 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from model.decision_log import DecisionLog
 
@@ -103,25 +100,10 @@ class Server:
             self.process.wait()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request, tmp_path):
+@pytest.fixture
+def db_url(log_url) -> str:
     """The server's decision log: a SQLite file, or a private schema on the PostgreSQL server."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'decisions.db'}"
-        return
-    if not PG_URL:
-        if IN_CI:
-            pytest.fail("LOANDESK_TEST_PG_URL is not set, but CI must run the PostgreSQL server test")
-        pytest.skip("LOANDESK_TEST_PG_URL is not set: no PostgreSQL server to log to (.ci/run starts one)")
-    schema = f"loandesk_srv_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    yield make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-        hide_password=False)
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    return log_url
 
 
 @pytest.fixture

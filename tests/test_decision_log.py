@@ -7,14 +7,12 @@ import math
 import multiprocessing
 import os
 import threading
-import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import create_engine, text, update
-from sqlalchemy.engine import make_url
+from sqlalchemy import text, update
 
 from model.decision_log import (
     SCHEMA_VERSION,
@@ -29,33 +27,10 @@ from model.decision_log import (
     meta,
 )
 
-from .conftest import EXAMPLE, IN_CI
+from .conftest import EXAMPLE
 
 PG_URL = os.environ.get("LOANDESK_TEST_PG_URL")
 WRITERS, PER_WRITER = 20, 50
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def log_url(request, tmp_path):
-    """A fresh, empty decision-log database: a SQLite file, or a private schema on the PostgreSQL server."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'decisions.db'}"
-        return
-    if not PG_URL:
-        if IN_CI:
-            pytest.fail("LOANDESK_TEST_PG_URL is not set, but CI must run the PostgreSQL log tests "
-                        "(.ci/run starts the server and sets it)")
-        pytest.skip("LOANDESK_TEST_PG_URL is not set: no PostgreSQL server to run the log tests against "
-                    "(.ci/run starts one)")
-    schema = f"loandesk_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    yield make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-        hide_password=False)
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
 
 
 @pytest.fixture
