@@ -30,8 +30,8 @@ class LoanModel:
         self.name: str = card["name"]
         self.version: str = card["version"]
         self.sha256: str = card["pipeline_sha256"]
-        self._plan = ServingPlan.of(pipeline)
         self._compiled = compile_pipeline(pipeline, self.schema)
+        self._plan = None if self._compiled is not None else ServingPlan.of(pipeline)  # scikit-learn's fast path
 
     def __repr__(self) -> str:
         return f"LoanModel({self.name!r}, version={self.version!r}, threshold={self.threshold:g})"
