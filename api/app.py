@@ -135,13 +135,13 @@ def create_app(model_dir: str | Path | None = None, db_url: str | None = None,
             problems.append(f"model: {exc}")
         writer: LogWriter = app.state.writer
         if not writer.healthy:
-            problems.append(f"decision log: cannot be written; {writer.pending:,} decision(s) held "
+            problems.append(f"decision log: cannot be written; {writer.unlogged:,} decision(s) held "
                             "(see the server log)")
         elif (why := log_check()) is not None:
             problems.append("decision log: cannot be reached (see the server log)")
             log.error("readiness: the decision log cannot be reached at %r: %s", decision_log, why)
         body = {"status": "not ready" if problems else "ready", **about,
-                "unlogged_decisions": writer.pending, "problems": problems}
+                "unlogged_decisions": writer.unlogged, "problems": problems}
         return json_response(body, 503 if problems else 200)
 
     last_check: list = [-1e9, None]  # when the log was last pinged, and what it said

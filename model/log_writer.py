@@ -50,7 +50,7 @@ class LogWriter:
         return self.problem is None
 
     @property
-    def pending(self) -> int:
+    def unlogged(self) -> int:
         """Entries accepted and not yet on record."""
         return len(self._queue) + len(self._holding)
 
@@ -76,11 +76,11 @@ class LogWriter:
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything submitted so far is on record; False if that took too long."""
         deadline = time.monotonic() + timeout
-        while self.pending and time.monotonic() < deadline:
+        while self.unlogged and time.monotonic() < deadline:
             with self._wake:
                 self._wake.notify()
             time.sleep(0.005)
-        return not self.pending
+        return not self.unlogged
 
     def close(self, timeout: float = 10.0) -> Path | None:
         """Write what is queued and stop. Entries that could not be written are saved to a file
@@ -158,7 +158,7 @@ class LogWriter:
                 return self._write_apart(batch, result.warning)
             if self.problem is None:
                 log.error("the decision log cannot be written; %d decision(s) are held and retried: %s",
-                          self.pending, result.warning)
+                          self.unlogged, result.warning)
             self.problem = result.warning
             with self._wake:
                 self._wake.notify_all()  # nobody should wait for room behind a dead database

@@ -426,7 +426,7 @@ def test_malformed_json_is_400_invalid_json(client, auth, raw):
 def test_nan_and_infinity_literals_are_400_invalid_json(client, auth, raw, app):
     assert b"NaN" in raw or b"Infinity" in raw
     error_body(post_raw(client, raw, auth), 400, "invalid_json")
-    assert app.state.writer.pending == 0 and app.state.writer.written == 0  # nothing was decided
+    assert app.state.writer.unlogged == 0 and app.state.writer.written == 0  # nothing was decided
 
 
 @pytest.mark.parametrize("raw", [b"5", b'"x"', b"null", b"true", b"false", b"3.5", b'"{\\"age\\": 35}"'])
@@ -459,7 +459,7 @@ def test_a_streamed_body_over_the_limit_is_413_without_a_length(client, auth):
 def test_more_than_the_most_items_is_413(client, auth, app):
     body = error_body(post(client, [EXAMPLE] * (MAX_ITEMS + 1), auth), 413, "too_large")
     assert f"{MAX_ITEMS:,}" in body["message"]
-    assert app.state.writer.written == 0 and app.state.writer.pending == 0
+    assert app.state.writer.written == 0 and app.state.writer.unlogged == 0
 
 
 @pytest.mark.parametrize(("method", "path"), [
@@ -508,7 +508,7 @@ def test_the_scheme_is_case_insensitive(client, key):
 
 def test_a_refused_request_is_not_logged(client, app, key):
     post(client, EXAMPLE, {"Authorization": "Bearer nope"})
-    assert app.state.writer.written == 0 and app.state.writer.pending == 0
+    assert app.state.writer.written == 0 and app.state.writer.unlogged == 0
 
 
 def test_a_revoked_key_is_refused(client, app, auth):

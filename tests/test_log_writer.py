@@ -40,7 +40,7 @@ def test_entries_from_many_threads_all_arrive_in_few_transactions(db, tmp_path, 
         t.start()
     for t in threads:
         t.join()
-    assert writer.flush(30) and writer.pending == 0
+    assert writer.flush(30) and writer.unlogged == 0
     assert db.count() == 1600 and sum(commits) == 1600
     assert len(commits) < 1600 / 5  # batched, not a transaction per decision
     assert writer.close() is None and not (tmp_path / "unsent").exists()
@@ -57,7 +57,7 @@ def test_a_failing_database_holds_the_entries_and_retries(db, tmp_path, monkeypa
     writer = LogWriter(db, tmp_path / "unsent")
     writer.submit([_entry(i) for i in range(5)])
     assert not writer.flush(0.3)
-    assert not writer.healthy and writer.problem == "disk full" and writer.pending == 5
+    assert not writer.healthy and writer.problem == "disk full" and writer.unlogged == 5
     down.clear()
     assert writer.flush(10)
     assert writer.healthy and db.count() == 5
@@ -125,7 +125,7 @@ def test_a_writer_far_behind_has_callers_wait_for_room_instead_of_growing_withou
     deepest = []
 
     def slow(entries):
-        deepest.append(writer.pending)
+        deepest.append(writer.unlogged)
         threading.Event().wait(0.005)
         return real(entries)
 
@@ -135,7 +135,7 @@ def test_a_writer_far_behind_has_callers_wait_for_room_instead_of_growing_withou
         writer.submit([_entry(i) for i in range(start, start + 10)])
         if writer.behind:
             writer.wait_for_room()
-        assert writer.pending <= 50 + 10 + 20  # the queue's limit, one more submit, the batch being written
+        assert writer.unlogged <= 50 + 10 + 20  # the queue's limit, one more submit, the batch being written
     assert writer.close() is None
     assert db.count() == 600 and max(deepest) <= 80
 
@@ -160,7 +160,7 @@ def test_a_backlog_behind_a_failing_database_goes_to_a_file_not_into_memory(db, 
     writer.submit([_entry(i) for i in range(1, 40)])  # past MAX_PENDING while failing: returns at once
     writer.wait_for_room()  # returns at once for a failing writer
     assert _eventually(lambda: list((tmp_path / "unsent").glob("*.jsonl")))  # saved by the writer's thread
-    assert writer.pending <= 1 and not writer.behind
+    assert writer.unlogged <= 1 and not writer.behind
     [spilled] = list((tmp_path / "unsent").glob("*.jsonl"))
     assert len(spilled.read_text().splitlines()) == 39
     last = writer.close()
