@@ -120,8 +120,8 @@ def batch_reason_lists(model, clean: Columns, probabilities: np.ndarray) -> tupl
     # A reason supports the decision: it raised the probability of an approved row (effect > 0)
     # or lowered that of a rejected one. Its strength is the size of the effect; -1: no reason.
     # Measured in log-odds, which never saturate the way probabilities do near 0 and 1.
-    columns = {name: np.asarray(clean[name]) for name in model.schema.names}
-    strength = model.log_odds(columns, probabilities)[None, :] - _swapped_log_odds(model, clean, fields, reference)
+    base = model.log_odds({name: np.asarray(clean[name]) for name in model.schema.names}, probabilities)
+    strength = base[None, :] - _swapped_log_odds(model, clean, fields, reference)
     np.negative(strength, out=strength, where=probabilities < model.threshold)
     strength[strength < MIN_LOG_ODDS] = -1.0
     # Each row's reasons as one integer: a digit (field, phrase) per rank, strongest first, so the
@@ -171,7 +171,7 @@ def _rank(strength: np.ndarray, k: int) -> np.ndarray:
 
 def _swapped_log_odds(model, clean: Columns, fields: list[Field], reference: dict) -> np.ndarray:
     """Log-odds with each field in turn set to the reference value: shape (fields, rows)."""
-    if model.compiled:  # the compiled form swaps one term of each row's sum
+    if model.compiled:  # the compiled form swaps one term of each row's sum: no plan needed
         return _swap_by_predict(model, clean, fields, reference)
     if not isinstance(clean, pd.DataFrame):
         clean = pd.DataFrame({name: clean[name] for name in model.schema.names}, copy=False)
@@ -189,8 +189,8 @@ def _swapped_log_odds(model, clean: Columns, fields: list[Field], reference: dic
 
 def _swap_by_predict(model, clean: Columns, fields: list[Field], reference: dict) -> np.ndarray:
     """The general way: every row once per swapped field, scored in one call (log-odds)."""
-    return model.swapped_log_odds({name: np.asarray(clean[name]) for name in model.schema.names},
-                                       [f.name for f in fields], reference)
+    columns = {name: np.asarray(clean[name]) for name in model.schema.names}
+    return model.swapped_log_odds(columns, [f.name for f in fields], reference)
 
 
 SAMPLE_CHECK = 64  # rows on which the fast path is checked against the general one, once per model
