@@ -16,9 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-from model.artifact import ModelIntegrityError, default_model_dir, load_model
-from model.batch import BatchError, BatchSummary, Progress, score_file
-from model.decision_log import DecisionLog, default_url
+from model.batch.files import BatchError, BatchSummary, Progress, score_file
+from model.records.log import DecisionLog, default_url
+from model.registry.store import ModelIntegrityError, default_model_dir, load_model
 
 SHOWN_PROBLEMS = 10
 

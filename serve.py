@@ -23,10 +23,10 @@ import sys
 from pathlib import Path
 
 from api.keys import KeyProblem, KeyStore
-from model.artifact import ModelIntegrityError, active_version, default_model_dir, load_model
-from model.decision_log import DecisionLog
-from model.log_writer import replay
-from model.training import ensure_model
+from model.records.log import DecisionLog
+from model.records.writer import replay
+from model.registry.store import ModelIntegrityError, active_version, default_model_dir, load_model
+from model.training.workflows import ensure_model
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,17 +12,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from model.artifact import (
+from model.core.formatting import percent
+from model.core.pipeline import MonotonicityError
+from model.registry.store import (
     ModelIntegrityError,
     activate_version,
     default_model_dir,
     list_versions,
     save_version,
 )
-from model.data import DataError, read_training_csv, split_target
-from model.formatting import percent
-from model.pipeline import MonotonicityError
-from model.training import parse_monotone, train, train_builtin
+from model.training.data import DataError, read_training_csv, split_target
+from model.training.train import parse_monotone, train, train_builtin
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -8,8 +8,8 @@ import orjson
 from fastapi import Request
 from fastapi.responses import Response
 
-from model.decide_rows import RowErrors
-from model.schema import FieldError
+from model.core.schema import FieldError
+from model.scoring.rows import RowErrors
 
 from .schemas import MAX_BODY_BYTES, ErrorBody
 

@@ -24,12 +24,12 @@ from fastapi.responses import Response
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from model.artifact import ModelIntegrityError, default_model_dir
-from model.decide_rows import RowDecision, RowErrors, decide_rows
-from model.decision_log import DecisionLog, entries_for_decisions, new_decision_ids
-from model.formatting import decision_label
-from model.log_writer import LogWriter
-from model.predictor import LoanModel
+from model.core.formatting import decision_label
+from model.records.log import DecisionLog, entries_for_decisions, new_decision_ids
+from model.records.writer import LogWriter
+from model.registry.store import ModelIntegrityError, default_model_dir
+from model.scoring.predictor import LoanModel
+from model.scoring.rows import RowDecision, RowErrors, decide_rows
 
 from .answers import JSON, ApiError, documented, json_response, parse_json, problem, read_body, summary
 from .keys import KeyStore, KeysUnavailable, bearer

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Column, DateTime, Engine, Index, Integer, MetaData, String, Table, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from model.decision_log import DecisionLog
+from model.records.log import DecisionLog
 
 log = logging.getLogger("loandesk.api")
 

@@ -6,8 +6,8 @@ import threading
 import time
 from pathlib import Path
 
-from model.artifact import load_model, read_card, resolve_version_dir
-from model.predictor import LoanModel
+from model.registry.store import load_model, read_card, resolve_version_dir
+from model.scoring.predictor import LoanModel
 
 CHECK_SECONDS = 1.0  # how often the active version is looked up on disk (not per request: that costs I/O)
 

@@ -10,9 +10,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from model.formatting import format_value
-from model.schema import Field as SchemaField
-from model.schema import Schema
+from model.core.formatting import format_value
+from model.core.schema import Field as SchemaField
+from model.core.schema import Schema
 
 MAX_ITEMS = 10_000  # applicants in one request
 MAX_BODY_BYTES = 8 * 1024 * 1024  # enough for MAX_ITEMS applicants with long field names

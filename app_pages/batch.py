@@ -5,8 +5,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from model.batch import SHOW, BatchError, preview_file, read_results, readable_results, score_file, select_rows
-from model.formatting import percent
+from model.batch.files import SHOW, BatchError, preview_file, read_results, readable_results, score_file, select_rows
+from model.core.formatting import percent
 from ui.batch_charts import probability_histogram
 from ui.resources import current_model, decision_log, officer
 

@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from model.decision_log import entry_for
-from model.explain import grid_2d
-from model.formatting import format_value, percent
-from model.schema import ValidationError
+from model.core.formatting import format_value, percent
+from model.core.schema import ValidationError
+from model.records.log import entry_for
+from model.scoring.explain import grid_2d
 from ui import charts, forms
 from ui.resources import current_model, decision_log, officer
 

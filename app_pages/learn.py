@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from model import lessons
-from model.formatting import format_value, percent
-from model.pipeline import model_kind
+from model.core.formatting import format_value, percent
+from model.core.pipeline import model_kind
+from model.learn import lessons
 from ui import charts, learn_charts
 from ui.resources import current_model
 

@@ -7,9 +7,11 @@ from collections.abc import Callable
 import streamlit as st
 
 from model import evaluation
-from model.artifact import ModelIntegrityError, activate_version, active_version, copy_with_threshold
-from model.formatting import percent, utc_time
-from model.predictor import LoanModel
+from model.core.errors import ModelIntegrityError
+from model.core.formatting import percent, utc_time
+from model.registry.store import activate_version, active_version
+from model.scoring.predictor import LoanModel
+from model.training.workflows import copy_with_threshold
 from ui import model_charts as charts
 from ui.resources import current_model, load_current, registry
 

@@ -6,9 +6,9 @@ from datetime import timedelta
 import streamlit as st
 
 from model import monitoring as mon
-from model.artifact import list_versions, load_holdout
-from model.decision_log import DecisionLogError, export_frame
-from model.formatting import percent
+from model.core.formatting import percent
+from model.records.log import DecisionLogError, export_frame
+from model.registry.store import list_versions, load_holdout
 from ui import monitoring_charts as charts
 from ui.resources import current_model, decision_log, officer, registry
 

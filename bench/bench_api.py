@@ -45,9 +45,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.scratch import scratch_model  # noqa: E402
-from model.artifact import ACTIVE_FILE, PIPELINE_FILE  # noqa: E402
-from model.data import BUILTIN_FEATURES, generate_applicants  # noqa: E402
-from model.decision_log import DecisionLog  # noqa: E402
+from model.records.log import DecisionLog  # noqa: E402
+from model.registry.store import ACTIVE_FILE, PIPELINE_FILE  # noqa: E402
+from model.training.data import BUILTIN_FEATURES, generate_applicants  # noqa: E402
 from tests.e2e import free_port  # noqa: E402
 
 WRK = "/usr/bin/wrk"

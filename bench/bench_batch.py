@@ -4,7 +4,7 @@
     python bench/bench_batch.py --rows 200000 --runs 5
 
 Naive: pd.read_csv, pipeline.predict_proba, to_csv (no validation, no reasons, nothing streamed).
-Ours: model.batch.score_file with the decision log off (validation, probability, decision, reasons,
+Ours: model.batch.files.score_file with the decision log off (validation, probability, decision, reasons,
 out_of_range, error, formula-safe CSV, streamed in chunks). Each run is its own process, so its
 peak memory (ru_maxrss) is its own; the time is the work alone, from the open of the input to the
 close of the output, after imports and model loading (which both pay alike: "idle" shows them).
@@ -33,8 +33,8 @@ def child(kind: str, source: str, output: str, model_dir: str) -> None:
     """One measured run, printed as JSON on the last line."""
     import pandas as pd
 
-    from model.artifact import load_model
-    from model.batch import score_file
+    from model.batch.files import score_file
+    from model.registry.store import load_model
 
     model = load_model(model_dir)
     start = time.perf_counter()
@@ -69,9 +69,9 @@ def main() -> None:
     import numpy as np
     import pandas as pd
 
-    from model.artifact import default_model_dir
-    from model.data import generate_applicants
-    from model.training import ensure_model
+    from model.registry.store import default_model_dir
+    from model.training.data import generate_applicants
+    from model.training.workflows import ensure_model
 
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
         tmp_path = Path(tmp)

@@ -20,8 +20,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.scratch import scratch_model
-from model.artifact import load_model
-from model.data import generate_applicants
+from model.registry.store import load_model
+from model.training.data import generate_applicants
 
 
 def percentiles(seconds: list[float]) -> tuple[float, float]:

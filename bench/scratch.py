@@ -7,8 +7,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from model.artifact import save_version
-from model.training import train_builtin
+from model.registry.store import save_version
+from model.training.train import train_builtin
 
 
 @contextlib.contextmanager

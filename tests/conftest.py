@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from model.artifact import load_model, save_version
-from model.training import train_builtin
+from model.registry.store import load_model, save_version
+from model.training.train import train_builtin
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "streamlit_app.py"

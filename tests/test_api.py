@@ -33,10 +33,10 @@ import api.registry
 from api import create_app
 from api.keys import KeyProblem, api_keys
 from api.schemas import MAX_BODY_BYTES, MAX_ITEMS
-from model import log_writer
-from model.artifact import load_model, save_version
-from model.decision_log import DecisionLog, LogResult
-from model.log_writer import replay
+from model.records import writer as log_writer
+from model.records.log import DecisionLog, LogResult
+from model.records.writer import replay
+from model.registry.store import load_model, save_version
 
 from .conftest import EXAMPLE, ROOT, private_pg_schema
 from .test_data import user_applicants
@@ -333,7 +333,7 @@ def test_the_model_card_is_public_without_training_data(client, auth, registry):
 
 
 def test_a_new_active_version_is_served_without_a_restart(client, auth, registry, monkeypatch):
-    from model.training import train_builtin
+    from model.training.train import train_builtin
 
     monkeypatch.setattr(api.registry, "CHECK_SECONDS", 0)
     before = post(client, EXAMPLE, auth).json()["model_version"]

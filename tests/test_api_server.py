@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from model.decision_log import DecisionLog
+from model.records.log import DecisionLog
 
 from .conftest import EXAMPLE, IN_CI, ROOT
 from .e2e import free_port
@@ -35,8 +35,8 @@ import runpy, sys
 sys.argv[0] = {serve!r}
 runpy.run_path({serve!r}, run_name="__main__")
 """
-SLOW_LOG = "import model.log_writer\nmodel.log_writer.PAUSE_SECONDS = {pause}"
-LOG_DOWN = ("from model.decision_log import DecisionLog, LogResult\n"
+SLOW_LOG = "import model.records.writer\nmodel.records.writer.PAUSE_SECONDS = {pause}"
+LOG_DOWN = ("from model.records.log import DecisionLog, LogResult\n"
             "DecisionLog.record = lambda self, entries: LogResult(0, 'disk full')")
 BEFORE_SIGTERM = 600  # decisions received before the server is told to stop
 

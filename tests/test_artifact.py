@@ -23,19 +23,20 @@ from sklearn.exceptions import InconsistentVersionWarning
 from sklearn.metrics import brier_score_loss, roc_auc_score
 from threadpoolctl import threadpool_limits
 
-import model.artifact as artifact
+import model.registry.store as artifact
 from model import ModelIntegrityError, load_model
-from model.artifact import (
+from model.core.metrics import fingerprint
+from model.registry.store import (
     activate_version,
     active_version,
-    copy_with_threshold,
     default_model_dir,
     list_versions,
     load_holdout,
     save_version,
 )
-from model.data import generate_applicants, split_target
-from model.training import ensure_model, fingerprint, train, train_builtin
+from model.training.data import generate_applicants, split_target
+from model.training.train import train, train_builtin
+from model.training.workflows import copy_with_threshold, ensure_model
 
 from .conftest import EXAMPLE, ROOT
 from .test_data import user_applicants
@@ -97,7 +98,7 @@ ROUND_TRIP = """
 import sys
 import numpy as np
 from model import load_model
-from model.data import generate_applicants
+from model.training.data import generate_applicants
 
 model = load_model(sys.argv[1])
 applicants = generate_applicants(300, seed=99).drop(columns="approved")
@@ -374,7 +375,7 @@ KILLED_MID_SAVE = """
 import os, sys
 from pathlib import Path
 import pandas as pd
-import model.artifact as artifact
+import model.registry.store as artifact
 
 def dump_and_die(obj, path, *args, **kwargs):
     Path(path).write_bytes(b"half a pickle")
@@ -466,7 +467,7 @@ def test_copy_with_threshold_saves_a_new_version_and_leaves_the_old(registry, mo
 
 def test_ensure_model_trains_only_when_there_is_none(tmp_path, monkeypatch, small):
     trainings = []
-    monkeypatch.setattr("model.training.train_builtin", lambda *a, **k: trainings.append(1) or small)
+    monkeypatch.setattr("model.training.workflows.train_builtin", lambda *a, **k: trainings.append(1) or small)
     registry = tmp_path / "fresh"
     first = ensure_model(registry)
     assert active_version(registry) == first.version and trainings == [1]

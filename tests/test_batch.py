@@ -11,10 +11,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from model.batch import OUTPUT_COLUMNS, BatchError, read_results, score_file, select_rows
-from model.data import generate_applicants
-from model.decision_log import DecisionLog
-from model.reasons import reason_text
+from model.batch.files import OUTPUT_COLUMNS, BatchError, read_results, score_file, select_rows
+from model.records.log import DecisionLog
+from model.scoring.reasons import reason_text
+from model.training.data import generate_applicants
 
 FEATURES = ["age", "income", "credit_score", "loan_amount", "employment_years"]
 

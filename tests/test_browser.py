@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from model.artifact import load_model
+from model.registry.store import load_model
 
 from .conftest import EXAMPLE, IN_CI, ROOT
 from .e2e import StreamlitServer, chromium, chromium_path, wait_for_app

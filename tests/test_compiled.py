@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from model.compiled import compile_pipeline, probe_applicants
-from model.data import split_target
-from model.predictor import LoanModel
-from model.training import train
+from model.scoring.compiled import compile_pipeline, probe_applicants
+from model.scoring.predictor import LoanModel
+from model.training.data import split_target
+from model.training.train import train
 
 from .test_data import user_applicants
 
@@ -59,7 +59,7 @@ def test_gradient_boosting_is_left_to_scikit_learn():
 
 def test_a_compiled_form_that_disagrees_is_never_used(model, monkeypatch, caplog):
     """Should the folding ever be wrong (a new scikit-learn, say), scikit-learn is used instead."""
-    import model.compiled as compiled
+    import model.scoring.compiled as compiled
 
     real_fold = compiled._fold
 
@@ -80,7 +80,7 @@ def test_a_compiled_form_that_disagrees_is_never_used(model, monkeypatch, caplog
 
 def test_swapping_a_field_for_its_reference_matches_scikit_learn(model, monkeypatch):
     """Reasons swap one field at a time; the compiled form swaps a term of the sum instead of rescoring."""
-    import model.predictor as predictor
+    import model.scoring.predictor as predictor
 
     monkeypatch.setattr(predictor, "compile_pipeline", lambda *args: None)
     slow = LoanModel(model.pipeline, model.card, model.path)

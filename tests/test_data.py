@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from model.artifact import load_holdout
-from model.data import (
+from model.registry.store import load_holdout
+from model.training.data import (
     BUILTIN_FEATURES,
     BUILTIN_TARGET,
     DataError,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.data import BUILTIN_FEATURES, generate_applicants
-from model.decide_rows import RowDecision, RowErrors, decide_rows
-from model.reasons import batch_reasons
+from model.scoring.reasons import batch_reasons
+from model.scoring.rows import RowDecision, RowErrors, decide_rows
+from model.training.data import BUILTIN_FEATURES, generate_applicants
 
 from .conftest import EXAMPLE
 

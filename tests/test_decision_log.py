@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import text, update
 
-from model.decision_log import (
+from model.records.log import (
     SCHEMA_VERSION,
     DecisionLog,
     DecisionLogError,
@@ -149,8 +149,8 @@ def test_a_log_from_a_newer_loandesk_is_refused_with_a_warning_not_corrupted(ope
 
 
 def test_a_batch_is_written_in_one_bulk_insert(open_log, model):
-    from model.data import generate_applicants
-    from model.reasons import batch_reasons
+    from model.scoring.reasons import batch_reasons
+    from model.training.data import generate_applicants
 
     applicants = generate_applicants(400, seed=7)[model.features]
     applicants.loc[3, "income"] = 2_000_000  # outside the training range

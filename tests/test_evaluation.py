@@ -8,8 +8,8 @@ import pytest
 from sklearn.metrics import accuracy_score, brier_score_loss, log_loss, roc_auc_score
 
 from model import evaluation
-from model.artifact import load_holdout, load_model, save_version
-from model.training import evaluate, train, train_builtin
+from model.registry.store import load_holdout, load_model, save_version
+from model.training.train import evaluate, train, train_builtin
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
-from model.artifact import load_model, save_version
-from model.data import generate_applicants, split_target
-from model.explain import CURVE_POINTS, REFINE_POINTS, REFINE_ROUNDS, _display_unit, grid_2d, sensitivity_curve
-from model.reasons import MIN_LOG_ODDS, batch_reasons, log_odds
-from model.training import train
+from model.registry.store import load_model, save_version
+from model.scoring.explain import CURVE_POINTS, REFINE_POINTS, REFINE_ROUNDS, _display_unit, grid_2d, sensitivity_curve
+from model.scoring.reasons import MIN_LOG_ODDS, batch_reasons, log_odds
+from model.training.data import generate_applicants, split_target
+from model.training.train import train
 
 from .conftest import EXAMPLE
 from .test_data import user_applicants

@@ -10,12 +10,13 @@ import pandas as pd
 import pytest
 from sklearn.preprocessing import StandardScaler
 
-from model import lessons, load_model
-from model.artifact import list_versions, load_holdout, save_version
-from model.data import generate_applicants
-from model.formatting import format_value
-from model.pipeline import model_kind
-from model.training import train, train_builtin
+from model import load_model
+from model.core.formatting import format_value
+from model.core.pipeline import model_kind
+from model.learn import lessons
+from model.registry.store import list_versions, load_holdout, save_version
+from model.training.data import generate_applicants
+from model.training.train import train, train_builtin
 
 from .conftest import EXAMPLE
 

@@ -9,9 +9,9 @@ import time
 import pytest
 from sqlalchemy import create_engine, text
 
-from model import log_writer as lw
-from model.decision_log import SCHEMA_VERSION, DecisionLog, LogEntry, LogResult
-from model.log_writer import LogWriter, replay
+from model.records import writer as lw
+from model.records.log import SCHEMA_VERSION, DecisionLog, LogEntry, LogResult
+from model.records.writer import LogWriter, replay
 
 
 def _entry(i: int) -> LogEntry:

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from model import monitoring as mon
-from model.data import generate_applicants
-from model.decision_log import DecisionLog
-from model.schema import Field
+from model.core.schema import Field
+from model.records.log import DecisionLog
+from model.training.data import generate_applicants
 
 
 def _log(rows: list[dict]) -> pd.DataFrame:
@@ -213,7 +213,7 @@ def test_a_simulated_sample_goes_on_record_marked_and_shows_drift(model, tmp_pat
 
 
 def test_a_model_without_the_builtin_fields_or_age(tmp_path):
-    from model.training import train
+    from model.training.train import train
 
     rng = np.random.default_rng(0)
     n = 400
@@ -221,7 +221,7 @@ def test_a_model_without_the_builtin_fields_or_age(tmp_path):
                              "sector": rng.choice(["retail", "farm", "tech"], n)})
     y = (features["turnover"] + rng.normal(0, 10, n) > 100).to_numpy().astype(int)
     trained = train(features, y, target="repaid", positive_label="1", model="logistic")
-    from model.artifact import load_model, save_version
+    from model.registry.store import load_model, save_version
 
     save_version(tmp_path / "m", trained.pipeline, trained.card, trained.holdout)
     other = load_model(tmp_path / "m")

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 import streamlit as st
 
-from model.artifact import load_model
-from model.batch import score_file
-from model.data import generate_applicants
-from model.decision_log import DecisionLog
+from model.batch.files import score_file
+from model.records.log import DecisionLog
+from model.registry.store import load_model
+from model.training.data import generate_applicants
 
 FEATURES = ["age", "income", "credit_score", "loan_amount", "employment_years"]
 BAD_ROWS = (3, 12)  # 0-based positions: rows 4 and 13 of the file

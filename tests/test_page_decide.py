@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from model.artifact import load_model, save_version
-from model.decision_log import DecisionLog
-from model.training import train
+from model.records.log import DecisionLog
+from model.registry.store import load_model, save_version
+from model.training.train import train
 
 from .conftest import EXAMPLE
 

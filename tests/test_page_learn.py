@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from model import lessons
-from model.artifact import load_model
-from model.explain import sensitivity_curve
-from model.formatting import percent
+from model.core.formatting import percent
+from model.learn import lessons
+from model.registry.store import load_model
+from model.scoring.explain import sensitivity_curve
 
 from .conftest import EXAMPLE
 

@@ -12,9 +12,9 @@ import pytest
 import sklearn
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
-from model.artifact import active_version, load_holdout, load_model, save_version
-from model.decision_log import DecisionLog
-from model.training import train_builtin
+from model.records.log import DecisionLog
+from model.registry.store import active_version, load_holdout, load_model, save_version
+from model.training.train import train_builtin
 
 PAGE = "app_pages/model.py"
 
@@ -219,8 +219,8 @@ def _quiet_streamlit_warnings(caplog):
 
 def test_a_broken_active_version_can_still_be_rolled_back(app, app_env):
     """The sidebar and the Model page survive an active version that fails verification."""
-    from model.artifact import active_version, list_versions, save_version
-    from model.training import train_builtin
+    from model.registry.store import active_version, list_versions, save_version
+    from model.training.train import train_builtin
 
     good = list_versions(app_env)[0].version
     other = train_builtin(seed=5, rows=1200)

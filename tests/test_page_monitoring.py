@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from model.artifact import load_model
-from model.data import generate_applicants
-from model.decision_log import DecisionLog, entries_for_rows
-from model.formatting import percent
+from model.core.formatting import percent
+from model.records.log import DecisionLog, entries_for_rows
+from model.registry.store import load_model
+from model.training.data import generate_applicants
 
 PAGE = "app_pages/monitoring.py"
 DAYS = 6
@@ -115,7 +115,7 @@ def test_the_page_on_a_seeded_log(app, seeded):
 
 
 def test_filters_by_date_and_version_and_simulated(app, seeded, app_env):
-    from model.monitoring import log_simulated_sample
+    from model.monitoring.report import log_simulated_sample
 
     at = _open(app)
     old = "20260101-000000-00000000"
@@ -142,8 +142,8 @@ def test_filters_by_date_and_version_and_simulated(app, seeded, app_env):
 
 
 def test_a_model_without_age_says_fairness_is_not_applicable(app, app_env):
-    from model.artifact import save_version
-    from model.training import train
+    from model.registry.store import save_version
+    from model.training.train import train
 
     frame = generate_applicants(600, seed=9)
     features = frame.drop(columns=["age", "approved"])

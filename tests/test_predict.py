@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from model import ValidationError
-from model.data import generate_applicants
+from model.training.data import generate_applicants
 
 from .conftest import EXAMPLE
 

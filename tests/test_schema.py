@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from model import Schema, ValidationError
-from model.artifact import load_model, save_version
-from model.data import read_training_csv, split_target
-from model.schema import KNOWN_FIELDS
-from model.training import train
+from model.core.schema import KNOWN_FIELDS
+from model.registry.store import load_model, save_version
+from model.training.data import read_training_csv, split_target
+from model.training.train import train
 
 from .conftest import EXAMPLE
 from .test_data import user_applicants

@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from model.artifact import list_versions
-from model.data import generate_applicants
-from model.decision_log import DecisionLog
+from model.records.log import DecisionLog
+from model.registry.store import list_versions
+from model.training.data import generate_applicants
 
 from .conftest import ROOT
 

@@ -6,8 +6,10 @@ import json
 
 import pytest
 
-from model.artifact import CARD_FILE, ModelIntegrityError, copy_with_threshold, load_model, save_version
-from model.training import train_builtin
+from model.core.errors import ModelIntegrityError
+from model.registry.store import CARD_FILE, load_model, save_version
+from model.training.train import train_builtin
+from model.training.workflows import copy_with_threshold
 
 
 @pytest.fixture(scope="module")

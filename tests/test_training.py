@@ -14,9 +14,9 @@ from sklearn.metrics import accuracy_score, brier_score_loss, roc_auc_score
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from model import DataError, MonotonicityError, ValidationError, load_model
-from model.artifact import active_version, list_versions, save_version
-from model.data import generate_applicants, split_target
-from model.training import evaluate, parse_monotone, train, train_builtin
+from model.registry.store import active_version, list_versions, save_version
+from model.training.data import generate_applicants, split_target
+from model.training.train import evaluate, parse_monotone, train, train_builtin
 
 from .conftest import ROOT
 from .test_data import user_applicants
@@ -140,7 +140,7 @@ def test_unconstrained_fields_may_go_either_way():
 
 # --- probabilities, metrics, selection -------------------------------------------------------
 def test_probabilities_are_calibrated_on_the_holdout(model):
-    from model.artifact import load_holdout
+    from model.registry.store import load_holdout
 
     holdout = load_holdout(model)
     y, p = holdout["label"].to_numpy(), holdout["probability"].to_numpy()
@@ -333,8 +333,8 @@ def test_train_py_lists_and_activates_versions(registry, tmp_path):
 
 def test_a_numeric_column_with_a_few_words_is_refused_by_name():
     """'n/a' among 200 incomes would otherwise turn income into a 200-category text column."""
-    from model.data import DataError, generate_applicants, split_target
-    from model.training import train
+    from model.training.data import DataError, generate_applicants, split_target
+    from model.training.train import train
 
     frame = generate_applicants(200, 3)
     frame["income"] = frame["income"].astype(object)

@@ -11,18 +11,18 @@ from sklearn.metrics import roc_auc_score
 from streamlit.testing.v1 import AppTest
 
 from model import evaluation
-from model.artifact import (
+from model.core.formatting import percent
+from model.records.log import DecisionLog
+from model.registry.store import (
     ModelIntegrityError,
     activate_version,
     active_version,
-    copy_with_threshold,
     load_holdout,
     load_model,
     save_version,
 )
-from model.decision_log import DecisionLog
-from model.formatting import percent
-from model.training import train_builtin
+from model.training.train import train_builtin
+from model.training.workflows import copy_with_threshold
 from train import main as train_cli
 
 from .conftest import APP, EXAMPLE
@@ -115,7 +115,7 @@ def test_rollback_makes_the_decide_page_use_the_older_version(app, app_env):
 
 
 def test_a_threshold_copy_is_the_same_pipeline_with_metrics_for_its_own_threshold(registry):
-    from model.artifact import copy_with_threshold, load_holdout, load_model
+    from model.registry.store import load_holdout, load_model
 
     parent = load_model(registry)
     copy = load_model(registry, version=copy_with_threshold(registry, parent.version, 0.7))

@@ -7,7 +7,7 @@ from itertools import pairwise
 import numpy as np
 import plotly.graph_objects as go
 
-from model.formatting import percent
+from model.core.formatting import percent
 from ui.charts import APPROVE, INK, REJECT
 
 BINS = 50  # 2-point bins: fine enough to see the threshold's neighbourhood

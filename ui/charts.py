@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from model.explain import Curve, Grid
-from model.formatting import format_value, percent
-from model.schema import Field
+from model.core.formatting import format_value, percent
+from model.core.schema import Field
+from model.scoring.explain import Curve, Grid
 
 APPROVE = "#2e7d32"
 REJECT = "#c62828"

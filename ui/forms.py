@@ -6,8 +6,8 @@ from typing import Any
 
 import streamlit as st
 
-from model.formatting import format_value
-from model.schema import Field, Schema
+from model.core.formatting import format_value
+from model.core.schema import Field, Schema
 
 NOT_GIVEN = "(not given)"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from model.formatting import decision_label, percent
-from model.lessons import Mistake
+from model.core.formatting import decision_label, percent
+from model.learn.lessons import Mistake
 from ui.charts import APPROVE, INK, REJECT
 
 

@@ -7,8 +7,8 @@ from itertools import cycle
 import pandas as pd
 import plotly.graph_objects as go
 
-from model.evaluation import ACTUALS, OUTCOMES, Confusion, FeatureEffects, PrecisionRecall, Reliability, Roc
-from model.formatting import percent
+from model.core.formatting import percent
+from model.evaluation.report import ACTUALS, OUTCOMES, Confusion, FeatureEffects, PrecisionRecall, Reliability, Roc
 from ui.charts import APPROVE, INK, LINE, REJECT
 
 # One colour per compared version, the first being the page's usual line colour.

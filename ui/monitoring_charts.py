@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from model.formatting import percent
-from model.monitoring import FOUR_FIFTHS, PSI_ACT, PSI_WATCH, FieldDrift
+from model.core.formatting import percent
+from model.monitoring.report import FOUR_FIFTHS, PSI_ACT, PSI_WATCH, FieldDrift
 
 from .charts import APPROVE, INK, LINE, REJECT
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from model.artifact import ModelIntegrityError, default_model_dir, load_model, read_card, resolve_version_dir
-from model.decision_log import DecisionLog, default_url
-from model.predictor import LoanModel
+from model.records.log import DecisionLog, default_url
+from model.registry.store import ModelIntegrityError, default_model_dir, load_model, read_card, resolve_version_dir
+from model.scoring.predictor import LoanModel
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -35,7 +35,7 @@ def load_current(version: str | None = None) -> LoanModel:
     except ModelIntegrityError:
         if version is not None or (path / "versions").is_dir():
             raise
-        from model.training import ensure_model  # training code is only needed on a first start
+        from model.training.workflows import ensure_model  # training code is only needed on a first start
 
         with st.spinner("First start: training the built-in loan model (a few seconds)…"):
             ensure_model(path)

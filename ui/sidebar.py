@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from model.artifact import ModelIntegrityError
-from model.formatting import percent, utc_time
+from model.core.formatting import percent, utc_time
+from model.registry.store import ModelIntegrityError
 from ui.resources import load_current
 
 

@@ -6,7 +6,7 @@ import math
 from datetime import datetime
 from typing import Any
 
-from .schema import Field
+from model.core.schema import Field
 
 
 def format_value(field: Field, value: Any) -> str:

@@ -11,16 +11,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 from typing import Any
 
+from model.core import config
+
 SIGNATURE_KEY = "signature"
-ENV_KEY = "LOANDESK_SIGNING_KEY"
-
-
-def signing_key() -> bytes | None:
-    key = os.environ.get(ENV_KEY, "")
-    return key.encode() if key else None
+ENV_KEY = config.SIGNING_KEY.name
+signing_key = config.signing_key
 
 
 def _digest(card: dict[str, Any], key: bytes) -> str:

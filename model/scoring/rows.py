@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .reasons import batch_reason_lists
-from .schema import FieldError, column_array
+from model.core.schema import FieldError, column_array
+from model.scoring.reasons import batch_reason_lists
 
 if TYPE_CHECKING:
-    from .predictor import LoanModel
+    from model.scoring.predictor import LoanModel
 
 
 @dataclass(slots=True)

@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from model.core.errors import DataError
+
 BUILTIN_TARGET = "approved"
 BUILTIN_FEATURES = ["age", "income", "credit_score", "loan_amount", "employment_years"]
 
 
-class DataError(ValueError):
-    """Training data that cannot be used, with a message that says what to fix."""
 
 
 def approval_log_odds(frame: pd.DataFrame) -> np.ndarray:

@@ -33,8 +33,10 @@ import sklearn
 from sklearn.exceptions import InconsistentVersionWarning
 from sklearn.pipeline import Pipeline
 
-from .schema import Schema
-from .signing import sign, signature_problem
+from model.core import config
+from model.core.errors import ModelIntegrityError
+from model.core.schema import Schema
+from model.registry.signing import sign, signature_problem
 
 CARD_FORMAT = 1
 PIPELINE_FILE = "pipeline.joblib"
@@ -43,13 +45,11 @@ HOLDOUT_FILE = "holdout.parquet"
 ACTIVE_FILE = "ACTIVE"
 VERSIONS_DIR = "versions"
 DEFAULT_MODEL_DIR = Path("artifacts") / "loan_approval_model"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = config.PROJECT_ROOT
 REQUIRED_CARD_KEYS = ("card_format", "name", "version", "schema", "threshold", "files", "pipeline_sha256",
                       "libraries", "target")
 
 
-class ModelIntegrityError(RuntimeError):
-    """The model on disk cannot be trusted or used; the message says why and what to do."""
 
 
 def library_versions() -> dict[str, str]:
@@ -75,7 +75,7 @@ def default_model_dir() -> Path:
 
     Beside the project, like the decision log, so that commands run from any folder find the same model.
     """
-    return Path(os.environ.get("LOANDESK_MODEL_DIR", PROJECT_ROOT / DEFAULT_MODEL_DIR))
+    return config.model_dir()
 
 
 # --- saving ----------------------------------------------------------------------------------
@@ -134,27 +134,6 @@ def save_version(
     return version
 
 
-def copy_with_threshold(registry: str | Path, version: str, threshold: float, *, activate: bool = False) -> str:
-    """Save a version again as a new version with another threshold (old one untouched).
-
-    The pipeline file is copied byte for byte (same SHA-256: provably the same model), and the
-    threshold-dependent metrics are recomputed from the hold-out so that the card describes the copy.
-    """
-    from .training import evaluate
-
-    if not 0.0 < threshold < 1.0:
-        raise ValueError(f"threshold must be between 0 and 1, not {threshold}")
-    registry = Path(registry)
-    source = load_model(registry, version=version)
-    written_by_save = ("card_format", "name", "version", "created_at", "libraries", "files", "pipeline_sha256",
-                       "signature")
-    card = {k: v for k, v in source.card.items() if k not in written_by_save}
-    card["threshold"] = float(threshold)
-    card["parent"] = version
-    holdout = load_holdout(source)
-    card["metrics"] = {**card.get("metrics", {}),
-                       **evaluate(holdout["label"].to_numpy(), holdout["probability"].to_numpy(), threshold)}
-    return save_version(registry, source.path / PIPELINE_FILE, card, holdout, activate=activate)
 
 
 def activate_version(registry: str | Path, version: str) -> None:
@@ -300,7 +279,7 @@ def verify(folder: Path, card: dict[str, Any], *, allow_version_mismatch: bool =
 def load_model(path: str | Path | None = None, *, version: str | None = None,
                allow_version_mismatch: bool = False):
     """Load a model verified end to end: card, checksums, library versions, then the pipeline."""
-    from .predictor import LoanModel
+    from model.scoring.predictor import LoanModel
 
     folder = resolve_version_dir(path if path is not None else default_model_dir(), version)
     card = read_card(folder)

@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import accuracy_score, brier_score_loss, log_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
-from .data import DataError
-from .pipeline import (
+from model.core.metrics import evaluate, fingerprint
+from model.core.pipeline import (
     MODEL_KINDS,
     MonotonicityError,
     build_pipeline,
     check_coefficient_signs,
 )
-from .schema import KNOWN_FIELDS, Schema
+from model.core.schema import KNOWN_FIELDS, Schema
+from model.training.data import DataError
 
 DEFAULT_THRESHOLD = 0.5
 DRIFT_BINS = 10
@@ -39,12 +38,6 @@ class TrainedModel:
     holdout: pd.DataFrame  # hold-out features, `label` and `probability`
 
 
-def fingerprint(frame: pd.DataFrame) -> str:
-    """SHA-256 of the training data's content (column names, values and order)."""
-    h = hashlib.sha256()
-    h.update("\x1f".join(map(str, frame.columns)).encode())
-    h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    return h.hexdigest()
 
 
 def parse_monotone(text: str | None) -> dict[str, int]:
@@ -166,20 +159,6 @@ def _rank_by_cv_auc(schema: Schema, x: pd.DataFrame, y: np.ndarray, seed: int, c
     return ["gbm", "logistic"] if diff.mean() > margin else ["logistic", "gbm"]
 
 
-def evaluate(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, float]:
-    """Hold-out metrics at a threshold; the Model page recomputes these from the stored hold-out."""
-    y = np.asarray(y)
-    pred = (proba >= threshold).astype(int)
-    approved = pred == 1
-    return {
-        "auc": float(roc_auc_score(y, proba)),
-        "brier": float(brier_score_loss(y, proba)),
-        "log_loss": float(log_loss(y, np.clip(proba, 1e-6, 1 - 1e-6))),
-        "accuracy": float(accuracy_score(y, pred)),
-        "approval_rate": float(approved.mean()),
-        "bad_rate_among_approved": float((y[approved] == 0).mean()) if approved.any() else 0.0,
-        "good_rejected_share": float((~approved[y == 1]).mean()) if (y == 1).any() else 0.0,
-    }
 
 
 def typical_applicant(frame: pd.DataFrame, schema: Schema) -> dict[str, Any]:
@@ -278,19 +257,10 @@ def _example_defaults(schema: Schema) -> dict[str, Any]:
 
 def train_builtin(seed: int = 42, rows: int = 5000, model: str = "auto", test_size: float = 0.2) -> TrainedModel:
     """The built-in loan model on generated applicants (see model/data.py for the rule)."""
-    from .data import BUILTIN_TARGET, generate_applicants, split_target
+    from model.training.data import BUILTIN_TARGET, generate_applicants, split_target
 
     frame = generate_applicants(rows, seed)
     features, y, positive = split_target(frame, BUILTIN_TARGET, "1")
     return train(features, y, target=BUILTIN_TARGET, positive_label=positive, model=model,
                  seed=seed, test_size=test_size, source=f"built-in applicants ({rows:,} rows, seed {seed})")
 
-
-def ensure_model(registry):
-    """The active model in `registry`, training and saving the built-in one first if there is none."""
-    from .artifact import active_version, load_model, save_version
-
-    if active_version(registry) is None:
-        trained = train_builtin()
-        save_version(registry, trained.pipeline, trained.card, trained.holdout)
-    return load_model(registry)

@@ -13,9 +13,9 @@ import sklearn
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
-from .compiled import compile_pipeline
-from .reasons import log_odds
-from .schema import Schema, Validation
+from model.core.schema import Schema, Validation
+from model.scoring.compiled import compile_pipeline
+from model.scoring.reasons import log_odds
 
 
 class LoanModel:
@@ -99,7 +99,7 @@ class LoanModel:
 
     def decide(self, applicant: Any, curve_field: str | None = None):
         """One applicant's full decision: probability, reasons, warnings, flip points, a curve."""
-        from .explain import decide
+        from model.scoring.explain import decide
 
         return decide(self, applicant, curve_field=curve_field)
 

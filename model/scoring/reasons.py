@@ -17,8 +17,8 @@ import pandas as pd
 import sklearn
 from sklearn.compose import ColumnTransformer
 
-from .formatting import format_value
-from .schema import Field
+from model.core.formatting import format_value
+from model.core.schema import Field
 
 Columns = pd.DataFrame | Mapping[str, np.ndarray]  # validated rows, by field name
 

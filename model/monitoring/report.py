@@ -12,11 +12,11 @@ from itertools import pairwise
 import numpy as np
 import pandas as pd
 
-from .data import generate_applicants
-from .decision_log import DecisionLog, LogResult, entries_for_rows, inputs_frame
-from .formatting import format_value, percent
-from .reasons import batch_reasons
-from .schema import Field
+from model.core.formatting import format_value, percent
+from model.core.schema import Field
+from model.records.log import DecisionLog, LogResult, entries_for_rows, inputs_frame
+from model.scoring.reasons import batch_reasons
+from model.training.data import generate_applicants
 
 PSI_EPSILON = 1e-4  # stands in for an empty bin's share, so that ln(a/e) stays finite
 PSI_WATCH = 0.1
@@ -81,7 +81,7 @@ class FieldDrift:
 
 
 def field_drift(f: Field, spec: dict[str, list], values: pd.Series) -> FieldDrift:
-    """Bin recent values exactly as training was binned (`model.training.drift_bins`)."""
+    """Bin recent values exactly as training was binned (`model.training.train.drift_bins`)."""
     values = values.dropna()
     if "edges" in spec:
         edges = np.asarray(spec["edges"], dtype=float)
@@ -206,7 +206,7 @@ def simulated_sample(model, n: int = SIMULATED_SAMPLE_SIZE, seed: int = 0) -> pd
     if set(names) <= set(generated.columns):
         sample = generated[names].astype({f: float for f in model.schema.numbers})
     else:
-        from .artifact import load_holdout
+        from model.registry.store import load_holdout
 
         holdout = load_holdout(model)
         sample = holdout[names].iloc[rng.integers(0, len(holdout), n)].reset_index(drop=True)

@@ -19,7 +19,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .decision_log import DecisionLog, LogEntry, LogResult
+from model.core import config
+from model.records.log import DecisionLog, LogEntry, LogResult
 
 log = logging.getLogger("loandesk.log_writer")
 
@@ -192,8 +193,7 @@ class LogWriter:
 
 def default_unsent_dir() -> Path:
     """LOANDESK_UNSENT_DIR, else data/unsent beside the app."""
-    configured = os.environ.get("LOANDESK_UNSENT_DIR")
-    return Path(configured) if configured else Path(__file__).resolve().parent.parent / "data" / "unsent"
+    return config.unsent_dir()
 
 
 def save_unsent(entries: list[LogEntry], folder: Path) -> Path:

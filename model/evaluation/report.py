@@ -25,11 +25,11 @@ from sklearn.metrics import (
 )
 from threadpoolctl import threadpool_limits
 
-from .artifact import list_versions, load_holdout
-from .formatting import percent, utc_time
-from .pipeline import feature_effects as coefficients
-from .predictor import LoanModel
-from .training import evaluate, fingerprint
+from model.core.formatting import percent, utc_time
+from model.core.metrics import evaluate, fingerprint
+from model.core.pipeline import feature_effects as coefficients
+from model.registry.store import list_versions, load_holdout
+from model.scoring.predictor import LoanModel
 
 # Thresholds the explorer offers, in half-point steps; the table and the slider share them.
 THRESHOLDS = np.round(np.arange(0.01, 0.99 + 1e-9, 0.005), 3)

@@ -24,7 +24,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-from .schema import Schema
+from model.core.schema import Schema
 
 log = logging.getLogger("loandesk.compiled")
 

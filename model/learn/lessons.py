@@ -17,11 +17,11 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from .artifact import ModelIntegrityError, load_holdout
-from .explain import Curve, sensitivity_curve
-from .formatting import decision_label, format_value, percent, with_article
-from .pipeline import model_kind
-from .schema import Field
+from model.core.formatting import decision_label, format_value, percent, with_article
+from model.core.pipeline import model_kind
+from model.core.schema import Field
+from model.registry.store import ModelIntegrityError, load_holdout
+from model.scoring.explain import Curve, sensitivity_curve
 
 BATCH_SIZE = 10  # "today's applications", scaled on their own in the model-only mistake
 SWAP_PREFERENCE = ("income", "loan_amount")  # two columns of the same unit: swapped, nothing looks odd
@@ -615,7 +615,7 @@ FLOW = (
         "Train",
         "`python train.py` on the command line; the **Model** page shows what was trained and how well it "
         "scores on the hold-out.",
-        "from model.training import train_builtin\n\n"
+        "from model.training.train import train_builtin\n\n"
         "trained = train_builtin()  # preprocessing and classifier fitted together, as one pipeline\n"
         "print(trained.card[\"model_kind\"], round(trained.card[\"metrics\"][\"auc\"], 3))",
     ),
@@ -623,7 +623,7 @@ FLOW = (
         "Save",
         "Every training run saves a new version; the **Model** page lists the versions and activates one "
         "(which is also how you roll back).",
-        "from model.artifact import default_model_dir, save_version\n\n"
+        "from model.registry.store import default_model_dir, save_version\n\n"
         "model_dir = default_model_dir()  # artifacts/loan_approval_model unless LOANDESK_MODEL_DIR says otherwise\n"
         "version = save_version(model_dir, trained.pipeline, trained.card, trained.holdout)\n"
         "print(version)",
@@ -631,7 +631,7 @@ FLOW = (
     FlowStep(
         "Load",
         "Every page loads the active version once, checksums verified; the sidebar says which version answers.",
-        "from model import load_model\nfrom model.artifact import default_model_dir\n\n"
+        "from model import load_model\nfrom model.registry.store import default_model_dir\n\n"
         "model = load_model(default_model_dir())  # refuses altered files before unpickling anything\n"
         "print(model.version, model.threshold)",
     ),

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .formatting import decision_label, format_value, with_article
-from .reasons import MAX_REASONS, MIN_LOG_ODDS, Reason, reason_text
-from .schema import Field
+from model.core.formatting import decision_label, format_value, with_article
+from model.core.schema import Field
+from model.scoring.reasons import MAX_REASONS, MIN_LOG_ODDS, Reason, reason_text
 
 CURVE_POINTS = 200
 REFINE_POINTS = 32

@@ -29,11 +29,12 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from threadpoolctl import threadpool_limits
 
-from .data import sniff_delimiter
-from .decision_log import DecisionLog, entries_for_rows
-from .formatting import decision_label, format_value, percent
-from .reasons import batch_reason_codes
-from .schema import Schema
+from model.core.errors import BatchError
+from model.core.formatting import decision_label, format_value, percent
+from model.core.schema import Schema
+from model.records.log import DecisionLog, entries_for_rows
+from model.scoring.reasons import batch_reason_codes
+from model.training.data import sniff_delimiter
 
 OUTPUT_COLUMNS = ("probability", "decision", "reasons", "out_of_range", "error")
 BLOCK_SIZE = 1 << 20  # bytes of CSV per chunk: about 45,000 rows of the built-in applicants
@@ -46,12 +47,6 @@ FORMULA_START = r"^[=+\-@\t\r]"
 PLAIN_NUMBER = r"^[+-]?(\d{1,3}(,\d{3})+(\.\d+)?|\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
 
 
-class BatchError(ValueError):
-    """Nothing could be scored (no such file, not a CSV, columns missing...): `reason` says why."""
-
-    def __init__(self, path: Path, reason: str):
-        self.path, self.reason = path, reason
-        super().__init__(f"{path}: {reason}")
 
 
 @dataclass

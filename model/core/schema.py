@@ -14,34 +14,15 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from model.core.errors import FieldError, ValidationError
+
 Kind = Literal["number", "category"]
 
 
-class ValidationError(ValueError):
-    """Input that does not fit the schema; `errors` holds every problem found, not just the first."""
-
-    def __init__(self, errors: list[FieldError], message: str | None = None):
-        self.errors = errors
-        super().__init__(message or _summarize(errors))
 
 
-@dataclass(frozen=True)
-class FieldError:
-    row: Any
-    field: str
-    value: Any
-    why: str
-
-    def __str__(self) -> str:
-        where = f"row {self.row}, " if self.row is not None else ""
-        return f"{where}{self.field} = {self.value!r}: {self.why}"
 
 
-def _summarize(errors: list[FieldError], limit: int = 20) -> str:
-    lines = [str(e) for e in errors[:limit]]
-    if len(errors) > limit:
-        lines.append(f"... and {len(errors) - limit} more")
-    return f"{len(errors)} invalid value(s):\n  " + "\n  ".join(lines)
 
 
 @dataclass(frozen=True)

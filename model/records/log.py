@@ -47,15 +47,17 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
-from .formatting import decision_label
+from model.core import config
+from model.core.errors import DecisionLogError
+from model.core.formatting import decision_label
 
 if TYPE_CHECKING:
-    from .decide_rows import RowDecision
+    from model.scoring.rows import RowDecision
 
 log = logging.getLogger("loandesk.decision_log")
 
 SCHEMA_VERSION = 2  # 2: decisions.decision_id, the id an API client is given for each decision
-DEFAULT_DB_PATH = Path(__file__).resolve().parent.parent / "data" / "decisions.db"
+DEFAULT_DB_PATH = config.DEFAULT_DB_PATH
 SOURCES = ("form", "batch page", "command", "api", "learn", "simulation")
 # How long a write waits for another writer before it gives up and warns: long enough for any bulk
 # insert to finish, short enough that an officer is never kept waiting for long.
@@ -89,8 +91,6 @@ meta = Table(
 )
 
 
-class DecisionLogError(RuntimeError):
-    """The decision log cannot be read; the message says why, for a person."""
 
 
 @dataclass
@@ -167,7 +167,7 @@ def entries_for_rows(
     """Log entries for many validated rows scored at once (a batch), all stamped with one time.
 
     `out_of_range` is `Validation.out_of_range` (a mask per field); `reasons` one text per row,
-    as `model.reasons.batch_reasons` gives them.
+    as `model.scoring.reasons.batch_reasons` gives them.
     """
     n = len(clean)
     probabilities = np.asarray(probabilities, dtype=float)
@@ -221,10 +221,7 @@ def _flagged_names(masks: dict[str, np.ndarray], n: int) -> list[str]:
 
 def default_url() -> str:
     """LOANDESK_DB_URL, else a SQLite file in the data folder beside the app."""
-    url = os.environ.get("LOANDESK_DB_URL")
-    if url:
-        return url
-    return f"sqlite:///{DEFAULT_DB_PATH}"
+    return config.db_url()
 
 
 class DecisionLog:

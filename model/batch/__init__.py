@@ -1,0 +1,43 @@
+"""Batch scoring of files: stream a CSV or Parquet file through the model, in bounded memory."""
+
+from .files import (
+    BLOCK_SIZE,
+    FORMULA_START,
+    LOG_ROWS,
+    MAX_PROBLEMS,
+    OUTPUT_COLUMNS,
+    PLAIN_NUMBER,
+    SHOW,
+    WORKERS,
+    BatchError,
+    BatchSummary,
+    Progress,
+    neutralize,
+    neutralize_text,
+    preview_file,
+    read_results,
+    readable_results,
+    score_file,
+    select_rows,
+)
+
+__all__ = [
+    "BLOCK_SIZE",
+    "FORMULA_START",
+    "LOG_ROWS",
+    "MAX_PROBLEMS",
+    "OUTPUT_COLUMNS",
+    "PLAIN_NUMBER",
+    "SHOW",
+    "WORKERS",
+    "BatchError",
+    "BatchSummary",
+    "Progress",
+    "neutralize",
+    "neutralize_text",
+    "preview_file",
+    "read_results",
+    "readable_results",
+    "score_file",
+    "select_rows",
+]

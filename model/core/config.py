@@ -1,0 +1,58 @@
+"""Every LOANDESK_* setting, declared once with its type, default and meaning.
+
+Settings are read when asked for, never at import, so that a test (or a server's worker) can set
+the environment first. Modules ask `config.model_dir()` and friends; nothing else reads os.environ.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the folder holding model/, app and CLIs
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its name, what it is for, and its default (as text, or None)."""
+
+    name: str
+    help: str
+    default: str | None = None
+
+    def read(self) -> str | None:
+        value = os.environ.get(self.name, "")
+        return value if value else self.default
+
+
+MODEL_DIR = Setting("LOANDESK_MODEL_DIR", "the model folder the app, score.py and serve.py use",
+                    str(PROJECT_ROOT / "artifacts" / "loan_approval_model"))
+DB_URL = Setting("LOANDESK_DB_URL", "SQLAlchemy URL of the decision log (default: a SQLite file in data/)")
+UNSENT_DIR = Setting("LOANDESK_UNSENT_DIR", "where decisions that could not be logged are kept until replayed",
+                     str(PROJECT_ROOT / "data" / "unsent"))
+SIGNING_KEY = Setting("LOANDESK_SIGNING_KEY", "key that signs model cards when saved and checks them on load")
+
+SETTINGS = (MODEL_DIR, DB_URL, UNSENT_DIR, SIGNING_KEY)
+DEFAULT_DB_PATH = PROJECT_ROOT / "data" / "decisions.db"
+
+
+def model_dir() -> Path:
+    """Where the app, score.py and serve.py look for the model unless told otherwise."""
+    return Path(MODEL_DIR.read() or "")
+
+
+def db_url() -> str:
+    """The decision log's URL: LOANDESK_DB_URL, else a SQLite file in the data folder beside the app."""
+    return DB_URL.read() or f"sqlite:///{DEFAULT_DB_PATH}"
+
+
+def unsent_dir() -> Path:
+    """Where decisions the log could not take wait for `serve.py --replay`."""
+    return Path(UNSENT_DIR.read() or "")
+
+
+def signing_key() -> bytes | None:
+    """The model-card signing key, or None when cards are not signed."""
+    key = SIGNING_KEY.read()
+    return key.encode() if key else None

@@ -1,0 +1,1 @@
+"""Scoring: LoanModel, its compiled fast path, the one columnar decision path, reasons and explanations."""
