@@ -83,13 +83,13 @@ def other_version(small, tmp_path_factory) -> Path:
 def unpickled(monkeypatch) -> list:
     """Records every attempt to unpickle a pipeline (it still happens, so a wrong load shows up)."""
     calls: list = []
-    real = joblib.load
+    real = artifact.unpickling.loads
 
-    def spy(source, *args, **kwargs):
-        calls.append(source)
-        return real(source, *args, **kwargs)
+    def spy(data, *args, **kwargs):
+        calls.append(data)
+        return real(data, *args, **kwargs)
 
-    monkeypatch.setattr(artifact.joblib, "load", spy)
+    monkeypatch.setattr(artifact.unpickling, "loads", spy)
     return calls
 
 
@@ -317,14 +317,14 @@ def test_other_scikit_learn_version_is_refused_naming_both(registry, model, unpi
 
 
 def test_pickle_that_scikit_learn_flags_as_another_version_is_refused(registry, monkeypatch):
-    real = joblib.load
+    real = artifact.unpickling.loads
 
-    def warning_load(path, *args, **kwargs):
+    def warning_load(data, *args, **kwargs):
         warnings.warn(InconsistentVersionWarning(estimator_name="Pipeline", current_sklearn_version=sklearn.__version__,
                                                  original_sklearn_version="1.0.2"), stacklevel=1)
-        return real(path, *args, **kwargs)
+        return real(data, *args, **kwargs)
 
-    monkeypatch.setattr(artifact.joblib, "load", warning_load)
+    monkeypatch.setattr(artifact.unpickling, "loads", warning_load)
     with pytest.raises(ModelIntegrityError, match=r"1\.0\.2"):
         load_model(registry)
     with warnings.catch_warnings():

@@ -68,3 +68,22 @@ class BatchError(LoanDeskError, ValueError):
     def __init__(self, path: Path, reason: str) -> None:
         self.path, self.reason = path, reason
         super().__init__(f"{path}: {reason}")
+
+
+class UnsafePickleError(ModelIntegrityError):
+    """A model file names code outside the allow-list; nothing it names was imported or run.
+
+    `refused` lists every (module, name) the file asked for and did not get, in the file's order.
+    """
+
+    def __init__(self, message: str, refused: list[tuple[str, str]]) -> None:
+        self.refused = refused
+        super().__init__(message)
+
+
+class ModelFolderError(ModelIntegrityError):
+    """A model folder that does not exist, holds no LoanDesk versions, or is not a folder at all."""
+
+
+class PipelineImportError(LoanDeskError, ValueError):
+    """A pipeline that cannot become a LoanDesk version: the message says what is wrong and what to do."""

@@ -14,7 +14,6 @@ previous version active and loadable. Every load checks the SHA-256 before a byt
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import platform
@@ -34,9 +33,11 @@ from sklearn.exceptions import InconsistentVersionWarning
 from sklearn.pipeline import Pipeline
 
 from model.core import config
-from model.core.errors import ModelIntegrityError
+from model.core.errors import ModelFolderError, ModelIntegrityError
 from model.core.schema import Schema
+from model.registry import unpickling
 from model.registry.signing import sign, signature_problem
+from model.registry.unpickling import Trust
 
 CARD_FORMAT = 1
 PIPELINE_FILE = "pipeline.joblib"
@@ -76,6 +77,90 @@ def default_model_dir() -> Path:
     Beside the project, like the decision log, so that commands run from any folder find the same model.
     """
     return config.model_dir()
+
+
+# --- which folder: never guessed ---------------------------------------------------------------
+PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".skops", ".sav")
+IMPORT_HINT = "python train.py --import {file} --data labelled.csv --target approved --out {out}"
+
+
+def builtin_model_dir() -> Path:
+    """The built-in model's folder beside the project, whatever LOANDESK_MODEL_DIR says."""
+    return PROJECT_ROOT / DEFAULT_MODEL_DIR
+
+
+def holds_versions(path: str | Path) -> bool:
+    """Whether `path` is a LoanDesk model folder: a versions/ folder with at least one model card."""
+    versions = Path(path) / VERSIONS_DIR
+    return versions.is_dir() and any((v / CARD_FILE).is_file() for v in versions.iterdir()
+                                     if not v.name.startswith("."))
+
+
+def may_train_builtin(path: str | Path) -> bool:
+    """A first start trains the built-in model only into the built-in folder, and only while that
+    folder holds nothing yet: any other folder is used as given or refused, never filled with a guess."""
+    path = Path(path)
+    if _same_path(path, builtin_model_dir()):
+        return not path.exists() or (path.is_dir() and _only_empty_versions(path))
+    return False
+
+
+def _only_empty_versions(path: Path) -> bool:
+    """Empty, or holding nothing but an empty versions/ folder (a save that never finished)."""
+    entries = [e for e in path.iterdir() if not e.name.startswith(".")]
+    if not entries:
+        return True
+    return [e.name for e in entries] == [VERSIONS_DIR] and entries[0].is_dir() and not holds_versions(path)
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    return a.expanduser().resolve() == b.expanduser().resolve()
+
+
+def model_folder_problem(path: str | Path, given_as: str = "") -> str | None:
+    """Why `path` cannot be read as a model folder (or version folder), in words; None when it can.
+
+    `given_as` names where the path came from ("LOANDESK_MODEL_DIR", "--model") for the message.
+    """
+    path = Path(path)
+    said = f"{given_as} is {path}" if given_as else str(path)
+    if (path / CARD_FILE).is_file() or holds_versions(path):
+        return None
+    if path.is_file() or path.suffix.lower() in PICKLE_SUFFIXES:
+        if path.suffix.lower() in PICKLE_SUFFIXES:
+            return (f"{said}: a saved model file, not a LoanDesk model folder. Make it a verified version first "
+                    f"with `{IMPORT_HINT.format(file=path, out='artifacts/my_model')}`, then use the folder "
+                    "artifacts/my_model")
+        return f"{said}: a file, not a LoanDesk model folder"
+    fix = (f"train a model into it with `python train.py --out {path}`, or import a saved pipeline with "
+           f"`{IMPORT_HINT.format(file='FILE.pkl', out=path)}`")
+    unset = " (or unset LOANDESK_MODEL_DIR to use the built-in model)" if given_as == "LOANDESK_MODEL_DIR" else ""
+    if not path.exists():
+        return f"{said}, which does not exist: check the path{unset}, or {fix}"
+    if not path.is_dir():
+        return f"{said}: not a folder"
+    pickles = sorted(p.name for p in path.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
+    if pickles:
+        return (f"{said}, which holds no LoanDesk versions but holds {', '.join(pickles[:3])}: import it with "
+                f"`{IMPORT_HINT.format(file=path / pickles[0], out=path / 'loandesk')}` and use {path / 'loandesk'}")
+    return f"{said}, which holds no LoanDesk versions{unset}: {fix}"
+
+
+def output_folder_problem(path: str | Path) -> str | None:
+    """Why a new version cannot be saved into `path`: only a new or empty folder, or a LoanDesk model
+    folder, takes one (a folder of other files is never turned into a model folder by accident)."""
+    path = Path(path)
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        return (f"--out {path} names a file: --out takes a model folder (one is made for you). To turn a saved "
+                f"pipeline into a version, use `{IMPORT_HINT.format(file=path, out='artifacts/my_model')}`")
+    if not path.exists() or holds_versions(path):
+        return None
+    if not path.is_dir():
+        return f"--out {path} is a file, not a folder"
+    if not _only_empty_versions(path):
+        return (f"--out {path} is a folder that already holds other files and no LoanDesk versions: choose a new "
+                "or empty folder, or an existing model folder")
+    return None
 
 
 # --- saving ----------------------------------------------------------------------------------
@@ -199,7 +284,7 @@ def resolve_version_dir(path: str | Path, version: str | None = None) -> Path:
         if not folder.is_dir():
             raise ModelIntegrityError(f"{path} has no version {version!r}")
         return folder
-    raise ModelIntegrityError(f"no model at {path}: train one with `python train.py --out {path}`")
+    raise ModelFolderError(model_folder_problem(path) or f"no model at {path}")
 
 
 def read_card(folder: Path) -> dict[str, Any]:
@@ -293,9 +378,14 @@ def load_model(path: str | Path | None = None, *, version: str | None = None,
         if not allow_version_mismatch:
             warnings.simplefilter("error", InconsistentVersionWarning)
         try:
-            pipeline = joblib.load(io.BytesIO(data))
+            # The checksum says these are the bytes that were saved; the allow-list says that even
+            # so they can only build a model (a card's trusted modules come from its import).
+            trust = Trust.parse((card.get("imported") or {}).get("trusted_modules") or ())
+            pipeline = unpickling.loads(data, trust, source=str(folder / PIPELINE_FILE))
         except InconsistentVersionWarning as exc:
             raise ModelIntegrityError(f"{folder / PIPELINE_FILE}: {exc}") from exc
+        except ModelIntegrityError:
+            raise
         except Exception as exc:  # a file whose checksum matched but cannot be read
             raise ModelIntegrityError(f"{folder / PIPELINE_FILE} could not be loaded: {exc}") from exc
     if not isinstance(pipeline, Pipeline):

@@ -42,6 +42,8 @@ import numpy as np
 from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler, _validate_fileobject_and_memmap
 from sklearn.exceptions import InconsistentVersionWarning
 
+from model.core.errors import UnsafePickleError
+
 # Packages whose modules may be imported while checking a name (importing runs a module's code, so a
 # module outside these and the trusted ones is never imported).
 LIBRARIES = ("sklearn", "numpy", "scipy", "pandas", "joblib", "pyarrow")
@@ -70,6 +72,9 @@ _EXACT: frozenset[tuple[str, str]] = frozenset({
     ("pandas.core.internals.managers", "BlockManager"), ("pandas.core.internals.managers", "SingleBlockManager"),
     ("pandas.arrays", "ArrowStringArray"), ("pandas.core.arrays.string_arrow", "ArrowStringArray"),
     ("pyarrow.lib", "_restore_array"), ("pyarrow.lib", "py_buffer"), ("pyarrow.lib", "type_for_alias"),
+    ("sklearn.compose._column_transformer", "make_column_selector"),
+    ("sklearn.compose._column_transformer", "_RemainderColsList"),
+    ("scipy.interpolate._bsplines", "BSpline"), ("scipy._lib.array_api_compat.numpy._aliases", "asarray"),
     ("sklearn.metrics._dist_metrics", "newObj"), ("sklearn.neighbors._kd_tree", "newObj"),
     ("sklearn.neighbors._ball_tree", "newObj"),
     *(("sklearn.feature_selection._univariate_selection", n)
@@ -89,21 +94,9 @@ _SKLEARN_BASES = frozenset({
     "sklearn.metrics._dist_metrics.DistanceMetric", "sklearn.neighbors._kd_tree.BinaryTree64",
     "sklearn.neighbors._kd_tree.BinaryTree32", "sklearn.neighbors._ball_tree.BinaryTree64",
     "sklearn.neighbors._ball_tree.BinaryTree32", "sklearn.neural_network._stochastic_optimizers.BaseOptimizer",
-    "sklearn.utils._bunch.Bunch",
+    "sklearn.utils._bunch.Bunch", "sklearn.calibration._CalibratedClassifier",
 })
 MAIN = "__main__"
-
-
-class UnsafePickleError(ValueError):
-    """The file names code outside the allow-list; nothing it names was imported or run.
-
-    `refused` lists every (module, name) refused, in the order the file names them.
-    """
-
-    def __init__(self, source: str, refused: Sequence[tuple[str, str]], stopped: str = ""):
-        self.source = source
-        self.refused = list(refused)
-        super().__init__(refusal_message(source, self.refused, stopped))
 
 
 @dataclass(frozen=True)
@@ -181,7 +174,7 @@ def _safe_object(obj: Any) -> bool:
     return False
 
 
-def _python3_name(unpickler: pickle._Unpickler, module: str, name: str) -> tuple[str, str]:  # noqa: SLF001
+def _python3_name(unpickler: pickle._Unpickler, module: str, name: str) -> tuple[str, str]:
     """Protocol 0-2 pickles spell Python 2 names (`__builtin__`); map them as pickle itself does."""
     if unpickler.proto < 3 and unpickler.fix_imports:
         if (module, name) in _compat_pickle.NAME_MAPPING:
@@ -230,7 +223,7 @@ class _Checker:
         return _Refused
 
 
-class _Plain(pickle._Unpickler):  # noqa: SLF001  (the pure-Python unpickler, as joblib uses)
+class _Plain(pickle._Unpickler):  # the pure-Python unpickler, as joblib uses
     """A nested pickle stream (joblib's object arrays) read through the same check."""
 
     def __init__(self, file: Any, checker: _Checker):
@@ -257,17 +250,14 @@ class _Restricted(NumpyUnpickler):
         raise pickle.UnpicklingError("the file uses persistent ids, which a saved model never needs")
 
     def load_build(self) -> None:
-        pickle._Unpickler.load_build(self)  # noqa: SLF001
+        pickle._Unpickler.load_build(self)
         top = self.stack[-1]
         if not isinstance(top, NumpyArrayWrapper):
             return
         self.stack.pop()
-        if top.dtype.hasobject:
-            # An object array is a nested pickle; older joblib reads it with an unchecked pickle.load.
-            array = _Plain(self.file_handle, self._checker).load()
-        else:
-            array = top.read(self, True)
-        self.stack.append(array)
+        # An object array is a nested pickle stream; older joblib reads it with an unchecked pickle.load.
+        nested = top.dtype.hasobject
+        self.stack.append(_Plain(self.file_handle, self._checker).load() if nested else top.read(self, True))
 
     dispatch[pickle.BUILD[0]] = load_build
 
@@ -320,12 +310,14 @@ def loads(data: bytes, trust: Trust = Trust(), source: str = "the file") -> Any:
             if not checker.refused:
                 raise ValueError(f"{source} could not be read as a pickle: {exc}") from exc
             stopped = str(exc)
+        except Warning:  # InconsistentVersionWarning turned into an error by the caller
+            raise
         except Exception as exc:
             if not checker.refused:  # a damaged or foreign file: say what failed, as the loader does
                 raise ValueError(f"{source} could not be read as a pickle ({type(exc).__name__}: {exc})") from exc
             stopped = "the check stopped there: what follows needs the refused code"
     if checker.refused:
-        raise UnsafePickleError(source, checker.refused, stopped)
+        raise UnsafePickleError(refusal_message(source, checker.refused, stopped), checker.refused)
     return obj
 
 
@@ -344,7 +336,7 @@ def _load_skops(path: Path, data: bytes, trust: Trust) -> Any:
         if not allowed(module, name, trust):
             refused.append((module, name))
     if refused:
-        raise UnsafePickleError(path.name, refused)
+        raise UnsafePickleError(refusal_message(path.name, refused), refused)
     return sio.loads(data, trusted=list(untrusted))
 
 

@@ -80,7 +80,7 @@ def train(
     empty = [str(c) for c in features.columns if features[c].isna().all()]
     if empty:
         raise DataError(f"column(s) with no values at all: {', '.join(empty)}; fill them in or remove them")
-    features = _normalize(features)
+    features = normalize_features(features)
     schema = Schema.infer(features, monotone)
     for name, sign in (monotone or {}).items():
         if sign and not schema[name].is_number:
@@ -96,7 +96,7 @@ def train(
     metrics = evaluate(y_test, proba, DEFAULT_THRESHOLD)
     metrics.update(n_train=len(x_train), n_test=len(x_test))
     approved_train = x_train[y_train == 1] if (y_train == 1).any() else x_train
-    schema = schema.with_defaults(_example_defaults(schema))
+    schema = schema.with_defaults(example_defaults(schema))
     holdout = x_test.reset_index(drop=True).copy()
     holdout["label"] = y_test
     holdout["probability"] = proba
@@ -206,7 +206,7 @@ def describe_steps(pipeline: Pipeline) -> list[str]:
     return steps
 
 
-def _normalize(features: pd.DataFrame) -> pd.DataFrame:
+def normalize_features(features: pd.DataFrame) -> pd.DataFrame:
     """Numbers as float, text as object, so training and serving see the same dtypes."""
     out = features.copy()
     for name in out.columns:
@@ -245,7 +245,7 @@ def _as_numbers(name: str, col: pd.Series) -> pd.Series | None:
     return None
 
 
-def _example_defaults(schema: Schema) -> dict[str, Any]:
+def example_defaults(schema: Schema) -> dict[str, Any]:
     """Keep the lesson's example customer where it fits the data, else use training medians."""
     out = {}
     for f in schema.fields:
