@@ -17,8 +17,10 @@ import time
 from pathlib import Path
 
 from model.batch.files import BatchError, BatchSummary, Progress, score_file
+from model.core import config
+from model.core.errors import ModelFolderError
 from model.records.log import DecisionLog, default_url
-from model.registry.store import ModelIntegrityError, default_model_dir, load_model
+from model.registry.store import ModelIntegrityError, default_model_dir, load_model, model_folder_problem
 
 SHOWN_PROBLEMS = 10
 
@@ -26,8 +28,13 @@ SHOWN_PROBLEMS = 10
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     output = args.output or args.applicants.with_name(f"{args.applicants.stem}-decisions.csv")
+    given_as = "--model" if args.model is not None else "LOANDESK_MODEL_DIR" if config.model_dir_given() else ""
+    path = args.model if args.model is not None else default_model_dir()
     try:
-        model = load_model(args.model, version=args.version)
+        problem = model_folder_problem(path, given_as)
+        if problem:
+            raise ModelFolderError(problem)
+        model = load_model(path, version=args.version)
     except ModelIntegrityError as exc:
         return _fail(f"the model cannot be used: {exc}")
     log = None if args.no_log else DecisionLog()
@@ -58,9 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", type=Path,
                         help="where to write the decisions: .csv, or .parquet for Parquet "
                              "(default: <applicants>-decisions.csv beside the input)")
-    parser.add_argument("--model", type=Path, default=default_model_dir(),
+    parser.add_argument("--model", type=Path,
                         help="a model folder (its active version) or a version folder "
-                             "(default: %(default)s, or LOANDESK_MODEL_DIR)")
+                             f"(default: LOANDESK_MODEL_DIR, else {default_model_dir()})")
     parser.add_argument("--version", help="score with this version of the model folder instead of the active one")
     parser.add_argument("--no-log", action="store_true",
                         help="do not record the decisions in the decision log (for throwaway runs)")

@@ -23,9 +23,17 @@ import sys
 from pathlib import Path
 
 from api.keys import KeyProblem, KeyStore
+from model.core import config
+from model.core.errors import ModelFolderError
 from model.records.log import DecisionLog
 from model.records.writer import replay
-from model.registry.store import ModelIntegrityError, active_version, default_model_dir, load_model
+from model.registry.store import (
+    ModelIntegrityError,
+    default_model_dir,
+    load_model,
+    may_train_builtin,
+    model_folder_problem,
+)
 from model.training.workflows import ensure_model
 
 
@@ -35,10 +43,15 @@ def main(argv: list[str] | None = None) -> int:
         return _keys(args)
     if args.replay is not None:
         return _replay(args.replay)
+    given_as = "--model" if args.model is not None else "LOANDESK_MODEL_DIR" if config.model_dir_given() else ""
+    args.model = args.model if args.model is not None else default_model_dir()
     try:
-        if args.model == default_model_dir() and active_version(args.model) is None:
+        if may_train_builtin(args.model):
             print("No model yet: training the built-in one (a few seconds)...", flush=True)
             ensure_model(args.model)
+        problem = model_folder_problem(args.model, given_as)
+        if problem:
+            raise ModelFolderError(problem)
         model = load_model(args.model)  # refuse to start on a model that cannot be trusted
     except ModelIntegrityError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -106,7 +119,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=_positive, default=1, help="server processes (default 1)")
-    p.add_argument("--model", type=Path, default=default_model_dir(), help="the model folder (its active version)")
+    p.add_argument("--model", type=Path, help="the model folder (its active version); default: LOANDESK_MODEL_DIR, "
+                   "else the built-in model's folder, trained on a first start")
     keys = p.add_mutually_exclusive_group()
     keys.add_argument("--new-key", metavar="NAME", help="create an API key for a calling system, print it, exit")
     keys.add_argument("--revoke-key", metavar="NAME", help="revoke the API key of that name, exit")

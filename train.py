@@ -4,6 +4,15 @@
     python train.py --data applicants.csv --target approved --positive-label yes --out artifacts/my_model
     python train.py --list                            # the versions kept, the active one marked
     python train.py --activate VERSION                # make a version active (roll back or forward)
+
+Deploy a pipeline you fitted and saved yourself (joblib.dump(pipeline, "loan_approval_model.pkl")):
+
+    python train.py --import loan_approval_model.pkl --data labelled.csv --target approved --out artifacts/my_model
+
+The file is loaded under an allow-list (scikit-learn, NumPy, SciPy, pandas), so nothing in it runs;
+your own transformers need --trust-module MODULE. It must be a fitted two-class classifier fitted on
+named columns; it is measured on the labelled data, its directions are checked (age may never count
+against an older applicant), and it is saved as a new verified version like any trained one.
 """
 
 from __future__ import annotations
@@ -19,9 +28,11 @@ from model.registry.store import (
     activate_version,
     default_model_dir,
     list_versions,
+    output_folder_problem,
     save_version,
 )
 from model.training.data import DataError, read_training_csv, split_target
+from model.training.importing import OVERLAP_NOTE, import_pipeline
 from model.training.train import parse_monotone, train, train_builtin
 
 
@@ -39,6 +50,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rows", type=int, default=5000, help="rows of built-in data to generate")
     p.add_argument("--monotone", help="directions for your own columns, e.g. income=+1,loan_amount=-1")
     p.add_argument("--activate", metavar="VERSION", help="make VERSION the active one and exit")
+    imp = p.add_argument_group("importing a pipeline you saved (--import)")
+    imp.add_argument("--import", dest="import_file", type=Path, metavar="FILE",
+                     help="a fitted scikit-learn pipeline or classifier (.pkl/.joblib from joblib.dump or pickle, "
+                          "or .skops) to make a new version from; needs --data with labelled rows")
+    imp.add_argument("--trust-module", action="append", default=[], metavar="MODULE",
+                     help="allow code from MODULE (your own transformers or functions) in the file; "
+                          "__main__=MODULE reads functions saved from a script or notebook from MODULE. Repeatable")
+    imp.add_argument("--allow-version-mismatch", action="store_true",
+                     help="import a file made with another scikit-learn version (recorded in the card)")
+    imp.add_argument("--allow-age-decline", action="store_true",
+                     help="import although approval falls as age rises; needs --justification (recorded)")
+    imp.add_argument("--justification", help="why an exception allowed above is lawful (recorded in the card)")
     p.add_argument("--list", action="store_true", help="list the versions and exit")
     return p.parse_args(argv)
 
@@ -52,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
             activate_version(args.out, args.activate)
             print(f"Active version of {args.out}: {args.activate}")
             return 0
+        problem = output_folder_problem(args.out)
+        if problem:
+            raise DataError(problem)
+        if args.import_file is not None:
+            return import_file(args)
         if args.data is None:
             trained = train_builtin(seed=args.seed, rows=args.rows, model=args.model, test_size=args.test_size)
         else:
@@ -65,6 +93,38 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     report(trained.card, args.out, version)
+    return 0
+
+
+def import_file(args: argparse.Namespace) -> int:
+    """--import: a saved pipeline and labelled data → a new verified version."""
+    if args.data is None:
+        raise DataError("--import needs --data: a CSV of labelled applicants to check and measure the pipeline on "
+                        f"(the columns it reads and {args.target!r})")
+    if not args.import_file.is_file():
+        raise DataError(f"--import {args.import_file}: no such file")
+    frame = read_training_csv(args.data)
+    version, imported = import_pipeline(
+        args.import_file, frame, args.target, args.out, positive_label=args.positive_label,
+        trust=args.trust_module, allow_version_mismatch=args.allow_version_mismatch,
+        allow_age_decline=args.allow_age_decline, justification=args.justification, source=str(args.data))
+    card, m = imported.card, imported.card["metrics"]
+    print(f"Imported {args.import_file.name} ({', '.join(card['pipeline_steps'])}), made with scikit-learn "
+          f"{card['imported']['made_with_sklearn']}.")
+    for note in imported.notes:
+        print(note if note.startswith("  ") else f"  {note}")
+    for warning in imported.warnings:
+        print(f"  warning: {warning}")
+    if card["imported"]["trusted_modules"]:
+        print(f"  trusted: {', '.join(card['imported']['trusted_modules'])} (it must be importable wherever the "
+              "model is served)")
+    print(f"On the labelled data ({m['n_test']:,} rows): AUC {m['auc']:.3f}, Brier {m['brier']:.3f}, "
+          f"accuracy {percent(m['accuracy'])}, approval rate {percent(m['approval_rate'])} at threshold "
+          f"{card['threshold']:.2f}.")
+    print(f"  {OVERLAP_NOTE}")
+    print(f"Saved version {version} to {args.out} (active).")
+    print(f"Use it:  LOANDESK_MODEL_DIR={args.out} streamlit run streamlit_app.py  |  "
+          f"python score.py applicants.csv --model {args.out}  |  python serve.py --model {args.out}")
     return 0
 
 

@@ -65,13 +65,16 @@ else:
     practice_section()
 
 # --- the mistakes ------------------------------------------------------------------------------
-st.header("Four common deployment mistakes, shown live")
+found = _mistakes(model, model.sha256, str(model.path))
+st.header("Four common deployment mistakes, shown live" if len(found) == 4
+          else "A common deployment mistake, shown live" if len(found) == 1
+          else "Common deployment mistakes, shown live")
 st.markdown(
     "Each one below is done for real: the saved pipeline's own fitted parts, fed the way a careless serving "
     "script would feed them, beside the saved pipeline answering the same customer. "
     + lessons.kind_note(model)
 )
-for number, mistake in enumerate(_mistakes(model, model.sha256, str(model.path)), start=1):
+for number, mistake in enumerate(found, start=1):
     st.subheader(f"{number}. {mistake.title}")
     wrong_col, right_col = st.columns(2, gap="large")
     with wrong_col, st.container(border=True):
@@ -135,3 +138,11 @@ st.markdown("Each step, where you meet it in LoanDesk, and the few lines of Pyth
 for number, step in enumerate(lessons.FLOW, start=1):
     st.markdown(f"**{number}. {step.step}.** {step.where}")
     st.code(step.code, language="python")
+
+# --- deploy the pipeline you saved ---------------------------------------------------------------
+st.header("Deploy the pipeline you saved")
+st.markdown("The lesson ends with `joblib.dump(pipeline, \"loan_approval_model.pkl\")`. These steps turn that file "
+            "into a verified LoanDesk version and serve it. Run them in order from the project folder.")
+for number, step in enumerate(lessons.DEPLOY, start=1):
+    st.markdown(f"**{number}. {step.step}.** {step.where}")
+    st.code(step.code, language=step.language)

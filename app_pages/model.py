@@ -7,11 +7,12 @@ from collections.abc import Callable
 import streamlit as st
 
 from model import evaluation
-from model.core.errors import ModelIntegrityError
+from model.core.errors import ModelFolderError, ModelIntegrityError
 from model.core.formatting import percent, utc_time
 from model.registry.store import activate_version, active_version
 from model.scoring.predictor import LoanModel
 from model.training.workflows import copy_with_threshold
+from ui import imported
 from ui import model_charts as charts
 from ui.resources import current_model, load_current, registry
 
@@ -86,7 +87,9 @@ def model_card(model: LoanModel) -> None:
         ]
         if "approval_rate" in data:
             lines.append(f"- Approval rate in the data: {percent(data['approval_rate'])}")
-        if "n_test" in metrics:
+        if "n_test" in metrics and card.get("imported"):
+            lines.append(f"- Measured on: {metrics['n_test']:,} labelled rows given at import (may overlap training)")
+        elif "n_test" in metrics:
             lines.append(f"- Hold-out: {metrics['n_test']:,} rows kept out of training")
         st.markdown("\n".join(lines))
     with middle.container(border=True):
@@ -106,9 +109,14 @@ def model_card(model: LoanModel) -> None:
 
 
 def performance(model: LoanModel, report: evaluation.Report) -> None:
-    st.header("Hold-out performance")
-    st.caption(f"Recomputed from the {report.rows:,} hold-out applicants stored with this version; "
-               "a good loan is one approved in the data.")
+    if model.card.get("imported"):
+        st.header("Performance on the labelled data")
+        st.caption(f"Recomputed from the {report.rows:,} labelled applicants given at import; a good loan is one "
+                   f"approved in the data. {model.card['imported'].get('holdout_note', '')}")
+    else:
+        st.header("Hold-out performance")
+        st.caption(f"Recomputed from the {report.rows:,} hold-out applicants stored with this version; "
+                   "a good loan is one approved in the data.")
     m = report.metrics
     cols = st.columns(4)
     cols[0].metric("AUC", f"{m['auc']:.3f}", help="Chance that a random good loan scores above a random bad one.")
@@ -208,12 +216,17 @@ if notice := st.session_state.pop("model.notice", None):
     st.success(notice, icon=":material/check_circle:")
 try:
     model = load_current()
+except ModelFolderError as exc:
+    st.error(f"The model cannot be used: {exc}")
+    st.stop()
 except ModelIntegrityError as exc:
     # A broken active version must not lock out the one place that can roll it back.
     st.error(f"The active version cannot be used: {exc}")
     versions(active_version(registry()))
     st.stop()
 model_card(model)
+imported.imported_facts(model)
+imported.directions_section(model)
 report = report_of(model)
 if report is not None:
     performance(model, report)

@@ -10,8 +10,17 @@ from pathlib import Path
 
 import streamlit as st
 
+from model.core import config
+from model.core.errors import ModelFolderError, ModelIntegrityError
 from model.records.log import DecisionLog, default_url
-from model.registry.store import ModelIntegrityError, default_model_dir, load_model, read_card, resolve_version_dir
+from model.registry.store import (
+    default_model_dir,
+    load_model,
+    may_train_builtin,
+    model_folder_problem,
+    read_card,
+    resolve_version_dir,
+)
 from model.scoring.predictor import LoanModel
 
 
@@ -27,19 +36,20 @@ def registry() -> Path:
 def load_current(version: str | None = None) -> LoanModel:
     """The active model (or one version), training the built-in model on a first start.
 
+    The built-in model is trained only into the built-in folder: a LOANDESK_MODEL_DIR that does not exist
+    or holds no versions is an error naming it (ModelFolderError), never a folder filled with a guess.
     Raises ModelIntegrityError when the model on disk cannot be trusted.
     """
     path = registry()
-    try:
-        folder = resolve_version_dir(path, version)
-    except ModelIntegrityError:
-        if version is not None or (path / "versions").is_dir():
-            raise
+    if version is None and may_train_builtin(path):
         from model.training.workflows import ensure_model  # training code is only needed on a first start
 
         with st.spinner("First start: training the built-in loan model (a few seconds)…"):
             ensure_model(path)
-        folder = resolve_version_dir(path)
+    problem = model_folder_problem(path, "LOANDESK_MODEL_DIR" if config.model_dir_given() else "")
+    if problem:
+        raise ModelFolderError(problem)
+    folder = resolve_version_dir(path, version)
     return _load(str(folder), read_card(folder)["pipeline_sha256"])
 
 

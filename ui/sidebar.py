@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from model.core.errors import ModelFolderError, ModelIntegrityError
 from model.core.formatting import percent, utc_time
-from model.registry.store import ModelIntegrityError
 from ui.resources import load_current
 
 
@@ -16,6 +16,10 @@ def model_sidebar() -> None:
         st.subheader("Model in use")
         try:
             model = load_current()
+        except ModelFolderError:
+            st.error("No model folder: see the message on the page.")
+            officer_field()
+            return
         except ModelIntegrityError:
             st.error("The active model cannot be used. Choose another version on the Model page.")
             officer_field()

@@ -42,6 +42,11 @@ def model_dir() -> Path:
     return Path(MODEL_DIR.read() or "")
 
 
+def model_dir_given() -> bool:
+    """Whether LOANDESK_MODEL_DIR names the model folder (so messages can say where a wrong path came from)."""
+    return bool(os.environ.get(MODEL_DIR.name, ""))
+
+
 def db_url() -> str:
     """The decision log's URL: LOANDESK_DB_URL, else a SQLite file in the data folder beside the app."""
     return DB_URL.read() or f"sqlite:///{DEFAULT_DB_PATH}"

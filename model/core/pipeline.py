@@ -71,15 +71,24 @@ def blanks_to_nan(x):
     return np.where(pd.isna(values), np.nan, values)
 
 
+def is_loandesk_shape(pipeline: Pipeline) -> bool:
+    """Built by `build_pipeline` (preprocess by column name, then the model), not imported from elsewhere."""
+    return [name for name, _ in pipeline.steps] == ["preprocess", "model"] and isinstance(
+        pipeline.steps[0][1], ColumnTransformer)
+
+
 def base_estimator(pipeline: Pipeline):
-    """The fitted classifier inside the calibration wrapper."""
-    model = pipeline.named_steps["model"]
+    """The fitted classifier: the last step, inside the calibration wrapper when there is one."""
+    model = pipeline.steps[-1][1]
     if isinstance(model, CalibratedClassifierCV):
         return model.calibrated_classifiers_[0].estimator
     return model
 
 
-def model_kind(pipeline: Pipeline) -> ModelKind:
+def model_kind(pipeline: Pipeline) -> str:
+    """"logistic" or "gbm" for LoanDesk's own pipelines; "imported" for any other shape."""
+    if not is_loandesk_shape(pipeline):
+        return "imported"
     return "logistic" if isinstance(base_estimator(pipeline), LogisticRegression) else "gbm"
 
 
@@ -105,9 +114,10 @@ def check_coefficient_signs(pipeline: Pipeline, schema: Schema) -> None:
 
 
 def feature_effects(pipeline: Pipeline) -> dict[str, float] | None:
-    """Standardized coefficients of a logistic model, by transformed feature name (None for GBM)."""
+    """Standardized coefficients of a logistic model, by transformed feature name (None for GBM, and
+    for an imported pipeline, whose inputs may not be standardized)."""
     estimator = base_estimator(pipeline)
-    if not isinstance(estimator, LogisticRegression):
+    if not is_loandesk_shape(pipeline) or not isinstance(estimator, LogisticRegression):
         return None
     names = pipeline.named_steps["preprocess"].get_feature_names_out()
     return {str(n): float(c) for n, c in zip(names, estimator.coef_[0], strict=True)}

@@ -35,7 +35,7 @@ from model.scoring.predictor import LoanModel
 THRESHOLDS = np.round(np.arange(0.01, 0.99 + 1e-9, 0.005), 3)
 RELIABILITY_BINS = 10
 PERMUTATION_REPEATS = 5
-KIND_LABELS = {"logistic": "Logistic regression", "gbm": "Gradient boosting"}
+KIND_LABELS = {"logistic": "Logistic regression", "gbm": "Gradient boosting", "imported": "Imported pipeline"}
 OUTCOMES = ("Approved", "Rejected")  # confusion matrix columns: what the model decided
 ACTUALS = ("Good loan", "Bad loan")  # confusion matrix rows: what the data says
 

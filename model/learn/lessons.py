@@ -18,7 +18,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from model.core.formatting import decision_label, format_value, percent, with_article
-from model.core.pipeline import model_kind
+from model.core.pipeline import is_loandesk_shape, model_kind
 from model.core.schema import Field
 from model.registry.store import ModelIntegrityError, load_holdout
 from model.scoring.explain import Curve, sensitivity_curve
@@ -26,7 +26,7 @@ from model.scoring.explain import Curve, sensitivity_curve
 BATCH_SIZE = 10  # "today's applications", scaled on their own in the model-only mistake
 SWAP_PREFERENCE = ("income", "loan_amount")  # two columns of the same unit: swapped, nothing looks odd
 PRACTICE_FIELD = "income"
-KIND_NAMES = {"logistic": "logistic regression", "gbm": "gradient boosting"}
+KIND_NAMES = {"logistic": "logistic regression", "gbm": "gradient boosting", "imported": "an imported pipeline"}
 
 
 # --- small pieces ----------------------------------------------------------------------------
@@ -426,8 +426,14 @@ def manual_transform(model, applicant: Any | None = None, holdout: Any = _LOAD) 
 
 
 def mistakes(model, applicant: Any | None = None) -> list[Mistake]:
-    """All four mistakes for one applicant (the example customer by default)."""
+    """All four mistakes for one applicant (the example customer by default).
+
+    Three of them take LoanDesk's own pipeline apart (its imputer and scaler); an imported pipeline
+    has its own shape, so it gets the one that applies to any pipeline: the changed feature order.
+    """
     holdout = _holdout(model)
+    if not is_loandesk_shape(model.pipeline):
+        return [m for m in (changed_order(model, applicant, holdout),) if m is not None]
     out = [unscaled_inputs(model, applicant, holdout), changed_order(model, applicant, holdout),
            model_only(model, applicant, holdout), manual_transform(model, applicant, holdout)]
     return [m for m in out if m is not None]
@@ -436,6 +442,10 @@ def mistakes(model, applicant: Any | None = None) -> list[Mistake]:
 def kind_note(model) -> str:
     """A sentence on why the mistakes matter for the active model's kind."""
     kind = model_kind(model.pipeline)
+    if kind == "imported":
+        return ("The model in use is a pipeline imported from a file, so only the mistake that applies to any "
+                "pipeline is shown here; the other three take LoanDesk's own pipeline apart (its imputer and "
+                "scaler) and appear with a model trained by `python train.py`.")
     if kind == "gbm":
         return ("The active model is gradient boosting. Trees do not multiply values, but their split points "
                 "were learned on scaled values, so a scaling mistake still moves applicants across them.")
@@ -651,5 +661,61 @@ FLOW = (
         "decision = model.decide(applicant)\n"
         "print(decision.label, f\"{decision.probability:.1%}\")\n"
         "print(model.predict_proba([applicant])[:, 1])  # the same probability, scikit-learn style",
+    ),
+)
+
+
+# --- deploy the pipeline you saved -----------------------------------------------------------
+@dataclass(frozen=True)
+class DeployStep:
+    step: str
+    where: str
+    code: str  # runs as shown, from the project folder, in order
+    language: str  # "python" (one session) or "bash" (one command a line)
+
+
+DEPLOY = (
+    DeployStep(
+        "Save it the lesson's way",
+        "In your notebook or script: fit the pipeline on a DataFrame, so that it knows its columns by name, and "
+        "dump it. Here the built-in applicants stand in for your labelled data.",
+        "import joblib\nimport pandas as pd\nfrom sklearn.linear_model import LogisticRegression\n"
+        "from sklearn.pipeline import Pipeline\nfrom sklearn.preprocessing import StandardScaler\n\n"
+        "from model.training.data import generate_applicants\n\n"
+        "generate_applicants(2000, seed=7).to_csv(\"labelled.csv\", index=False)  # your labelled applicants\n"
+        "df = pd.read_csv(\"labelled.csv\")\n"
+        "X = df[[\"age\", \"income\", \"credit_score\", \"loan_amount\", \"employment_years\"]]  # named columns\n"
+        "pipeline = Pipeline([(\"scaler\", StandardScaler()), (\"classifier\", LogisticRegression())])\n"
+        "pipeline.fit(X, df[\"approved\"])\n"
+        "joblib.dump(pipeline, \"loan_approval_model.pkl\")",
+        "python",
+    ),
+    DeployStep(
+        "Import it as a verified version",
+        "On the command line. The file is loaded under an allow-list, so nothing in it can run; LoanDesk checks "
+        "it is a fitted two-class classifier with named inputs, measures it on the labelled data, checks that "
+        "age never counts against an older applicant, and saves it as a version like any trained one.",
+        "python train.py --import loan_approval_model.pkl --data labelled.csv --target approved "
+        "--out artifacts/my_pipeline",
+        "bash",
+    ),
+    DeployStep(
+        "Serve it everywhere",
+        "The same folder works for a batch, the REST API and the app (Decide, Batch, Model, Monitoring).",
+        "python score.py labelled.csv --model artifacts/my_pipeline -o decisions.csv --no-log\n"
+        "python serve.py --model artifacts/my_pipeline\n"
+        "LOANDESK_MODEL_DIR=artifacts/my_pipeline streamlit run streamlit_app.py",
+        "bash",
+    ),
+    DeployStep(
+        "Or from Python",
+        "The imported version loads, verified, like any other, and answers with the pipeline's own probabilities.",
+        "from model import load_model\n\n"
+        "mine = load_model(\"artifacts/my_pipeline\")\n"
+        "customer = {\"age\": 35, \"income\": 62_000, \"credit_score\": 720, \"loan_amount\": 18_000, "
+        "\"employment_years\": 6}\n"
+        "print(mine.decide(customer).label, mine.predict_proba(customer)[0, 1])\n"
+        "print(pipeline.predict_proba(pd.DataFrame([customer]))[0, 1])  # the same number",
+        "python",
     ),
 )

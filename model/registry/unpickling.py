@@ -31,6 +31,7 @@ import hashlib
 import importlib
 import io
 import pickle
+import sys
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -203,6 +204,10 @@ class _Refused:
         pass
 
 
+class _TrustedMissing(pickle.UnpicklingError):
+    """A trusted module or name that cannot be imported here."""
+
+
 class _Checker:
     """The one find_class every unpickler here uses; it remembers what it refused."""
 
@@ -216,7 +221,7 @@ class _Checker:
                 return _resolve(module, name, self.trust)
             except (ImportError, AttributeError) as exc:
                 if module == MAIN or self.trust.covers(module):
-                    raise pickle.UnpicklingError(_missing_trusted(module, name, self.trust, exc)) from exc
+                    raise _TrustedMissing(_missing_trusted(module, name, self.trust, exc)) from exc
                 raise
         if (module, name) not in self.refused:
             self.refused.append((module, name))
@@ -306,6 +311,8 @@ def loads(data: bytes, trust: Trust = Trust(), source: str = "the file") -> Any:
                              "load it where it was made and dump it again with a current joblib")
         try:
             obj = _Restricted(fobj, checker).load()
+        except _TrustedMissing as exc:
+            raise ValueError(f"{source}: {exc}") from exc
         except pickle.UnpicklingError as exc:
             if not checker.refused:
                 raise ValueError(f"{source} could not be read as a pickle: {exc}") from exc
@@ -341,8 +348,9 @@ def _load_skops(path: Path, data: bytes, trust: Trust) -> Any:
 
 
 # --- messages --------------------------------------------------------------------------------
-_DANGEROUS_MODULES = ("os", "posix", "nt", "subprocess", "sys", "shutil", "socket", "importlib", "runpy",
-                      "pickle", "marshal", "ctypes", "code", "pty", "webbrowser")
+def _standard_library(module: str) -> bool:
+    """Python's own modules: a model never needs more of them than the allow-list holds."""
+    return module.split(".")[0] in sys.stdlib_module_names
 
 
 def refusal_message(source: str, refused: Sequence[tuple[str, str]], stopped: str = "") -> str:
@@ -357,7 +365,7 @@ def refusal_message(source: str, refused: Sequence[tuple[str, str]], stopped: st
             "saved the pipeline (__main__), so no one else can load it from this file. Put the code in a module "
             "(say my_features.py) that Python can import here, and pass --trust-module __main__=my_features; "
             "or import it from that module in your script, dump again, and pass --trust-module my_features.")
-    risky = [f"{m}.{n}" for m, n in refused if m != MAIN and m.split(".")[0] in (*_DANGEROUS_MODULES, "builtins")]
+    risky = [f"{m}.{n}" for m, n in refused if m != MAIN and _standard_library(m)]
     if risky:
         lines.append(f"{', '.join(risky)} can read or write files or run code: a model never needs "
                      f"{'it' if len(risky) == 1 else 'them'}. Do not use this file unless you know who made it "
@@ -370,8 +378,8 @@ def refusal_message(source: str, refused: Sequence[tuple[str, str]], stopped: st
                      + " ".join(f"--trust-module {m}" for m in dict.fromkeys(m for m, n in refused
                                                                             if m.split(".")[0] in LIBRARIES))
                      + " allows it.")
-    own = sorted({m for m, _ in refused if m != MAIN and m.split(".")[0] not in (*_DANGEROUS_MODULES, "builtins",
-                                                                                  *LIBRARIES)})
+    own = sorted({m for m, _ in refused if m != MAIN and not _standard_library(m)
+                  and m.split(".")[0] not in LIBRARIES})
     if own:
         lines.append(f"If {', '.join(own)} is your own code and you trust it, pass "
                      + " ".join(f"--trust-module {m}" for m in dict.fromkeys(m.split('.')[0] for m in own))
