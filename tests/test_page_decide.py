@@ -164,6 +164,7 @@ def _quiet_streamlit_warnings(caplog):
 
 def test_first_start_trains_the_built_in_model(app, tmp_path, monkeypatch):
     empty = tmp_path / "fresh" / "loan_approval_model"
+    monkeypatch.setattr("model.registry.store.builtin_model_dir", lambda: empty)  # stands in for the built-in folder
     monkeypatch.setenv("LOANDESK_MODEL_DIR", str(empty))
     at = app.run()
     assert not at.exception
