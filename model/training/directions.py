@@ -8,13 +8,14 @@ is what every applicant's curve does. Age (any column whose name says so) must n
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from model.core.protected import is_age_name
 
 GRID_POINTS = 25  # values per field, evenly spaced over the range seen in the data
 SAMPLE_ROWS = 200  # applicants whose curves are measured
@@ -114,15 +115,7 @@ def _sweep(score: Score, sample: pd.DataFrame, name: str, grid: np.ndarray) -> D
                      p_from=float(p[r, i]), p_to=float(p[r, j]))
 
 
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
-_NON_WORD = re.compile(r"[^0-9a-zA-Z]+")
-_NOT_APPLICANT = {"account", "accounts", "loan", "credit", "car", "vehicle", "home", "house", "property",
-                  "file", "history", "oldest", "newest", "average", "avg", "mean", "trade", "debt"}
-
-
 def is_age_column(name: str) -> bool:
     """Whether a column's name says it is the applicant's age ('age', 'Age', 'AGE_YEARS', 'applicantAge'),
-    not the age of an account or a car. One rule, kept small so that it can give way to the
-    fair-lending rule book (model/core/protected.py) when that lands."""
-    words = [w.lower() for w in _NON_WORD.split(_CAMEL.sub(" ", str(name))) if w]
-    return "age" in words and not _NOT_APPLICANT.intersection(words)
+    not the age of an account or a birth date: the fair-lending rule book's rule, one for all of LoanDesk."""
+    return is_age_name(name)
