@@ -374,6 +374,7 @@ def load_model(path: str | Path | None = None, *, version: str | None = None,
     data = pipeline_path.read_bytes() if pipeline_path.is_file() else None
     digests = {PIPELINE_FILE: hashlib.sha256(data).hexdigest()} if data is not None else None
     verify(folder, card, allow_version_mismatch=allow_version_mismatch, digests=digests)
+    assert data is not None  # verify refuses a missing pipeline file
     with warnings.catch_warnings():
         if not allow_version_mismatch:
             warnings.simplefilter("error", InconsistentVersionWarning)

@@ -177,7 +177,7 @@ def _safe_object(obj: Any) -> bool:
 
 def _python3_name(unpickler: pickle._Unpickler, module: str, name: str) -> tuple[str, str]:
     """Protocol 0-2 pickles spell Python 2 names (`__builtin__`); map them as pickle itself does."""
-    if unpickler.proto < 3 and unpickler.fix_imports:
+    if getattr(unpickler, "proto", 4) < 3 and getattr(unpickler, "fix_imports", True):
         if (module, name) in _compat_pickle.NAME_MAPPING:
             return _compat_pickle.NAME_MAPPING[(module, name)]
         return _compat_pickle.IMPORT_MAPPING.get(module, module), name
@@ -255,7 +255,7 @@ class _Restricted(NumpyUnpickler):
         raise pickle.UnpicklingError("the file uses persistent ids, which a saved model never needs")
 
     def load_build(self) -> None:
-        pickle._Unpickler.load_build(self)
+        pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
         top = self.stack[-1]
         if not isinstance(top, NumpyArrayWrapper):
             return

@@ -128,7 +128,7 @@ def prepare(file: str | Path, frame: pd.DataFrame, target: str, *, positive_labe
         raise PipelineImportError("the labelled rows that pass the checks hold only one class: "
                                   "the model cannot be measured on them")
     metrics = evaluate(y_ok, p_ok, DEFAULT_THRESHOLD)
-    metrics.update(n_train=None, n_test=int(ok.sum()))
+    metrics["n_test"] = int(ok.sum())  # no n_train: the rows it was fitted on are not known
     card["metrics"] = metrics
     card["reference"] = typical_applicant(clean[y_ok == 1], schema)
     card["drift_bins"] = drift_bins(clean, schema)
