@@ -216,7 +216,7 @@ def public_card(model: LoanModel) -> dict[str, Any]:
     """What a client may know of the model: no training rows, no hold-out, no drift bins."""
     card = model.card
     keep = ("name", "version", "created_at", "model_kind", "target", "positive_label", "threshold",
-            "schema", "metrics", "versions", "pipeline_sha256", "reference")
+            "schema", "metrics", "versions", "pipeline_sha256", "reference", "imported", "directions")
     out = {k: card[k] for k in keep if k in card}
     data = card.get("data", {})
     out["data"] = {k: data[k] for k in ("rows", "fingerprint", "approval_rate") if k in data}

@@ -157,7 +157,8 @@ def test_the_api_gives_the_original_probabilities(imported, original, applicants
     assert answer.status_code == 200, answer.text
     got = [r["probability"] for r in answer.json()]
     np.testing.assert_allclose(got, original.predict_proba(applicants.head(50))[:, 1], rtol=0, atol=1e-9)
-    assert card["model_kind"] == "imported"
+    assert card["model_kind"] == "imported" and card["imported"]["file"] == "loan_approval_model.pkl"
+    assert card["directions"]["fields"]["age"]["direction"] == "rises"  # what was checked, for the caller too
     assert "employment_years" in json.dumps(schema)
 
 
@@ -447,7 +448,11 @@ def test_every_page_works_on_the_imported_version(imported_app, original):
     assert "Imported pipeline" in text and "may overlap the rows the pipeline was trained on" in text
     assert "Performance on the labelled data" in text and "Directions, measured" in text
     directions = next(d.value for d in at.dataframe if "Direction" in d.value.columns)
-    assert dict(zip(directions["Field"], directions["Direction"], strict=True))["Age (age)"] == "Approval rises with it"
+    rows = directions.set_index("Field")
+    assert rows.loc["Age", "Direction"] == "Approval rises with it"
+    assert rows.loc["Age", "Rule"] == "age: may never fall (ECOA), checked"
+    assert rows.loc["Loan amount", "Direction"] == "Approval falls as it rises"
+    assert "AUC on the labelled data" in at.sidebar.markdown[0].value
 
     at.switch_page("app_pages/learn.py").run()
     assert not at.exception, at.exception

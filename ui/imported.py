@@ -47,11 +47,13 @@ def directions_section(model: LoanModel) -> None:
     labels = {f.name: f.label for f in model.schema.fields}
     ages = set(measured.get("age_fields") or ())
     table = pd.DataFrame([{
-        "Field": labels.get(name, name) + (" (age)" if name in ages else ""),
+        "Field": labels.get(name, name),
         "Direction": DIRECTION_WORDS.get(d.direction, d.direction),
         "Applicants rising": f"{d.rows_rising:,} of {d.rows:,}",
         "Applicants falling": f"{d.rows_falling:,} of {d.rows:,}",
-        "Largest fall": f"{d.largest_fall:.1%}" if d.largest_fall else "none",
+        "Largest drop as it rises": f"{d.largest_fall:.1%}" if d.largest_fall else "none",
+        "Rule": ("age: may never fall (ECOA), checked" if name in ages and not d.largest_fall
+                 else "age: FALLS, allowed at import" if name in ages else ""),
     } for name, d in fields.items()])
     st.dataframe(table, hide_index=True)
     allowed = measured.get("age_decline_allowed")

@@ -28,7 +28,8 @@ def model_sidebar() -> None:
         lines = [
             f"**{model.name}**",
             f"Version `{model.sha256[:8]}`, trained {utc_time(model.card.get('created_at'))}",
-            f"Hold-out AUC {auc:.3f} · threshold {percent(model.threshold)}" if auc is not None
+            f"{'AUC on the labelled data' if model.card.get('imported') else 'Hold-out AUC'} {auc:.3f} · "
+            f"threshold {percent(model.threshold)}" if auc is not None
             else f"Threshold {percent(model.threshold)}",
         ]
         st.markdown("  \n".join(lines), help=f"Version id: {model.version}")
