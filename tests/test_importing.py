@@ -23,6 +23,7 @@ from model.registry.store import activate_version, list_versions, load_model, sa
 from model.training.data import generate_applicants
 from model.training.importing import prepare
 from model.training.train import train_builtin
+from model.training.workflows import copy_with_threshold
 
 from .conftest import EXAMPLE, ROOT
 
@@ -183,7 +184,11 @@ def test_an_imported_version_can_be_rolled_back_and_forward(imported, tmp_path):
     assert load_model(folder).version == second
     activate_version(folder, first)
     assert load_model(folder).version == first and load_model(folder).card["model_kind"] == "imported"
-    assert {v.version for v in list_versions(folder)} == {first, second}
+    copy = copy_with_threshold(folder, first, 0.6, activate=True)  # the Model page's "Use this threshold"
+    again = load_model(folder)
+    assert again.version == copy and again.threshold == 0.6 and again.sha256 == load_model(folder, version=first).sha256
+    assert again.card["imported"] == load_model(folder, version=first).card["imported"]
+    assert {v.version for v in list_versions(folder)} == {first, second, copy}
 
 
 # --- refusals -------------------------------------------------------------------------------------
@@ -460,9 +465,19 @@ def test_every_page_works_on_the_imported_version(imported_app, original):
     assert "A common deployment mistake, shown live" in text and "Deploy the pipeline you saved" in text
     assert "an imported pipeline" in text
 
-    for page in ("app_pages/batch.py", "app_pages/monitoring.py"):
-        at.switch_page(page).run()
-        assert not at.exception, (page, at.exception)
+    at.switch_page("app_pages/batch.py").run()
+    csv = generate_applicants(30, seed=5).drop(columns="approved")
+    at.file_uploader(key="batch.upload").set_value(("applicants.csv", csv.to_csv(index=False).encode(),
+                                                     "text/csv")).run()
+    at.button(key="batch.score").click().run()
+    assert not at.exception, at.exception
+    approved = int((original.predict_proba(csv)[:, 1] >= 0.5).sum())
+    assert {m.label: m.value for m in at.metric}["Approved"] == f"{approved:,}"
+
+    at.switch_page("app_pages/monitoring.py").run()
+    next(b for b in at.button if b.label == "Score a simulated sample").click().run()
+    assert not at.exception, at.exception
+    assert any("simulated decisions scored" in s.value for s in at.success)
 
 
 # --- the Learn page's "deploy the pipeline you saved", run as shown -------------------------------
@@ -534,3 +549,18 @@ def _serve_briefly(folder: Path, env: dict[str, str]) -> None:
     finally:
         server.send_signal(signal.SIGTERM)
         assert server.wait(60) == 0
+
+
+def test_labelled_rows_with_gaps_the_pipeline_cannot_fill_are_explained(lesson):
+    frame = pd.read_csv(lesson / "labelled.csv")
+    frame.loc[[3, 9], "income"] = np.nan
+    with pytest.raises(PipelineImportError, match="gaps in income, which the pipeline cannot fill"):
+        prepare(lesson / "loan_approval_model.pkl", frame, "approved")
+
+
+def test_columns_the_pipeline_does_not_read_are_named_and_ignored(lesson):
+    frame = pd.read_csv(lesson / "labelled.csv")
+    frame.insert(0, "application_id", [f"A{i}" for i in range(len(frame))])
+    done = prepare(lesson / "loan_approval_model.pkl", frame, "approved")
+    assert "Columns the pipeline does not read, ignored: application_id." in done.notes
+    assert done.pipeline.feature_names_in_.tolist() == FIVE

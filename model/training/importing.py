@@ -89,12 +89,18 @@ def prepare(file: str | Path, frame: pd.DataFrame, target: str, *, positive_labe
     notes.append(f"Approved means {target} = {positive} (the model's class {classes[index]}, column "
                  f"{index} of predict_proba): {int(y.sum()):,} of {len(y):,} labelled rows "
                  f"({percent(float(y.mean()))}).")
+    ignored = [str(c) for c in frame.columns if c not in features and c != target]
+    if ignored:
+        notes.append(f"Columns the pipeline does not read, ignored: {', '.join(ignored)}.")
     pipeline = _as_loandesk_pipeline(estimator, index)
     try:
         own = np.asarray(estimator.predict_proba(x_raw), dtype=float)[:, index]
     except Exception as exc:
+        gaps = [f for f in features if x_raw[f].isna().any()]
+        hint = (f" The labelled data has gaps in {', '.join(gaps)}, which the pipeline cannot fill: drop those "
+                "rows, or refit with an imputer in the pipeline." if gaps else "")
         raise PipelineImportError(f"{file.name} could not score the labelled data: "
-                                  f"{type(exc).__name__}: {exc}") from exc
+                                  f"{type(exc).__name__}: {' '.join(str(exc).split())}.{hint}") from exc
     features_frame = normalize_features(x_raw)
     numbers = [n for n in features if pd.api.types.is_numeric_dtype(features_frame[n])]
     ages = [n for n in numbers if directions.is_age_column(n)]
