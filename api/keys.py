@@ -19,10 +19,11 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, DateTime, Engine, Index, Integer, MetaData, String, Table, insert, select, text, update
+from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from model.records.log import DecisionLog
+from model.records.tables import api_keys  # made by the decision log's migrations
 
 log = logging.getLogger("loandesk.api")
 
@@ -34,19 +35,7 @@ NAME_LENGTH = 36  # the log's source column holds "api:" + the name in 40 charac
 NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.-]{{0,{NAME_LENGTH - 1}}}")
 PREFIX = "ldk_"
 
-metadata = MetaData()
-api_keys = Table(
-    "api_keys", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("name", String(40), nullable=False, index=True),
-    Column("salt", String(32), nullable=False),
-    Column("key_hash", String(64), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("revoked_at", DateTime(timezone=True)),
-    # At most one live key per name, even when two `--new-key` commands race.
-    Index("ux_api_keys_live_name", "name", unique=True,
-          sqlite_where=text("revoked_at IS NULL"), postgresql_where=text("revoked_at IS NULL")),
-)
+
 
 
 class KeyProblem(ValueError):
@@ -82,8 +71,7 @@ class KeyStore:
 
     def _engine(self) -> Engine:
         if not self._ready:
-            self.decision_log.ensure_schema()  # makes a SQLite file's folder, as the log's first use does
-            metadata.create_all(self.decision_log.engine)
+            self.decision_log.ensure_schema()  # the migrations make the key table too
             self._ready = True
         return self.decision_log.engine
 

@@ -73,7 +73,7 @@ def client(app):
 
 @pytest.fixture
 def key(app) -> str:
-    return app.state.keys.create(KEY_NAME)
+    return app.state.services.keys.create(KEY_NAME)
 
 
 @pytest.fixture
@@ -219,7 +219,7 @@ def test_bad_items_carry_their_own_errors_and_the_rest_are_decided(client, auth,
     for i, applicant in good.items():
         assert set(results[i]) == RESULT_FIELDS
         assert results[i]["probability"] == pytest.approx(model.predict_proba(applicant)[0, 1], abs=1e-9)
-    assert app.state.writer.flush()
+    assert app.state.services.writer.flush()
     log = open_log(db_url)
     assert log.count() == len(good)
     assert log.known_ids([results[i]["decision_id"] for i in good]) == {results[i]["decision_id"] for i in good}
@@ -239,7 +239,7 @@ def test_decision_is_probability_at_or_above_threshold(client, auth, registry):
 
 
 def test_a_probability_exactly_at_the_threshold_is_approved(client, auth, app):
-    served = app.state.active.get()
+    served = app.state.services.active.get()
     p = post(client, EXAMPLE, auth).json()["probability"]
     served.threshold = p
     at = post(client, EXAMPLE, auth).json()
@@ -295,9 +295,9 @@ def test_the_decision_id_finds_the_logged_decision(app, auth, registry, db_url, 
 
 
 def test_the_source_is_the_name_of_the_key_used(client, app, db_url, open_log):
-    other = app.state.keys.create("risk-batch.v2")
+    other = app.state.services.keys.create("risk-batch.v2")
     result = post(client, EXAMPLE, {"Authorization": f"Bearer {other}"}).json()
-    assert app.state.writer.flush()
+    assert app.state.services.writer.flush()
     assert open_log(db_url).find(result["decision_id"])["source"] == "api:risk-batch.v2"
 
 
@@ -315,7 +315,7 @@ def test_an_array_of_the_most_items_is_decided(client, auth, app, db_url, open_l
     results = response.json()
     assert len(results) == MAX_ITEMS and all("decision_id" in r for r in results)
     assert results[0]["probability"] < results[-1]["probability"]  # income rises along the array
-    assert app.state.writer.flush()
+    assert app.state.services.writer.flush()
     assert open_log(db_url).count() == MAX_ITEMS
 
 
@@ -426,7 +426,7 @@ def test_malformed_json_is_400_invalid_json(client, auth, raw):
 def test_nan_and_infinity_literals_are_400_invalid_json(client, auth, raw, app):
     assert b"NaN" in raw or b"Infinity" in raw
     error_body(post_raw(client, raw, auth), 400, "invalid_json")
-    assert app.state.writer.unlogged == 0 and app.state.writer.written == 0  # nothing was decided
+    assert app.state.services.writer.unlogged == 0 and app.state.services.writer.written == 0  # nothing was decided
 
 
 @pytest.mark.parametrize("raw", [b"5", b'"x"', b"null", b"true", b"false", b"3.5", b'"{\\"age\\": 35}"'])
@@ -459,7 +459,7 @@ def test_a_streamed_body_over_the_limit_is_413_without_a_length(client, auth):
 def test_more_than_the_most_items_is_413(client, auth, app):
     body = error_body(post(client, [EXAMPLE] * (MAX_ITEMS + 1), auth), 413, "too_large")
     assert f"{MAX_ITEMS:,}" in body["message"]
-    assert app.state.writer.written == 0 and app.state.writer.unlogged == 0
+    assert app.state.services.writer.written == 0 and app.state.services.writer.unlogged == 0
 
 
 @pytest.mark.parametrize(("method", "path"), [
@@ -508,18 +508,18 @@ def test_the_scheme_is_case_insensitive(client, key):
 
 def test_a_refused_request_is_not_logged(client, app, key):
     post(client, EXAMPLE, {"Authorization": "Bearer nope"})
-    assert app.state.writer.written == 0 and app.state.writer.unlogged == 0
+    assert app.state.services.writer.written == 0 and app.state.services.writer.unlogged == 0
 
 
 def test_a_revoked_key_is_refused(client, app, auth):
-    other = app.state.keys.create("other-system")
+    other = app.state.services.keys.create("other-system")
     assert post(client, EXAMPLE, auth).status_code == 200
-    assert app.state.keys.revoke(KEY_NAME) == 1
+    assert app.state.services.keys.revoke(KEY_NAME) == 1
     unauthorized(post(client, EXAMPLE, auth))
     unauthorized(client.get("/v1/model", headers=auth))
     assert post(client, EXAMPLE, {"Authorization": f"Bearer {other}"}).status_code == 200  # others still work
     with pytest.raises(KeyProblem, match="no live key"):
-        app.state.keys.revoke(KEY_NAME)
+        app.state.services.keys.revoke(KEY_NAME)
 
 
 def test_a_key_revoked_from_the_command_line_is_refused_by_a_running_app(client, app, auth, db_url,
@@ -532,7 +532,7 @@ def test_a_key_revoked_from_the_command_line_is_refused_by_a_running_app(client,
 
 
 def test_the_key_table_holds_no_key_only_salted_hashes(app, db_url, tmp_path):
-    keys = {name: app.state.keys.create(name) for name in ("alpha", "beta")}
+    keys = {name: app.state.services.keys.create(name) for name in ("alpha", "beta")}
     engine = create_engine(db_url)
     with engine.connect() as conn:
         rows = conn.execute(select(api_keys)).mappings().all()
@@ -554,7 +554,7 @@ def test_the_key_table_holds_no_key_only_salted_hashes(app, db_url, tmp_path):
 
 
 def test_two_keys_are_never_the_same(app):
-    made = [app.state.keys.create(f"system-{i}") for i in range(20)]
+    made = [app.state.services.keys.create(f"system-{i}") for i in range(20)]
     assert len(set(made)) == len(made)
     assert all(len(k) >= 40 for k in made)
 
@@ -576,7 +576,7 @@ def test_new_key_from_the_command_line_works_against_the_app(app, client, db_url
     result = eventually(lambda: (r := post(client, EXAMPLE, {"Authorization": f"Bearer {key}"})).status_code == 200
                         and r)
     assert result.status_code == 200, result.text
-    assert app.state.writer.flush()
+    assert app.state.services.writer.flush()
     assert open_log(db_url).find(result.json()["decision_id"])["source"] == "api:loan-origination"
 
 
@@ -610,21 +610,21 @@ def test_an_invalid_key_name_is_refused_on_the_command_line(db_url, name, regist
 @pytest.mark.parametrize("name", ["", " ", "has space", "-x", "_x", "x" * 37, "a/b", "a:b", "naïve", "x\n"])
 def test_an_invalid_key_name_is_refused_by_the_store(app, name):
     with pytest.raises(KeyProblem, match="not a usable key name"):
-        app.state.keys.create(name)
+        app.state.services.keys.create(name)
 
 
 def test_the_longest_name_fits_the_logs_source_column(client, app, db_url, open_log):
     """"api:" + a 36-character name is the most the log's 40-character source column holds."""
     name = "n" * 36
-    auth = {"Authorization": f"Bearer {app.state.keys.create(name)}"}
+    auth = {"Authorization": f"Bearer {app.state.services.keys.create(name)}"}
     decided = post(client, EXAMPLE, auth).json()
-    assert app.state.writer.flush() and app.state.writer.healthy
+    assert app.state.services.writer.flush() and app.state.services.writer.healthy
     assert open_log(db_url).find(decided["decision_id"])["source"] == f"api:{name}"
 
 
 def test_two_live_keys_of_one_name_are_impossible_even_in_a_race(app, db_url):
     """The check before the insert can race with another command; a unique index on live names cannot."""
-    app.state.keys.create("racer")
+    app.state.services.keys.create("racer")
     engine = create_engine(db_url)
     with pytest.raises(Exception, match="UNIQUE"), engine.begin() as conn:
         conn.execute(api_keys.insert().values(name="racer", salt="00" * 16, key_hash="00" * 32,
@@ -643,20 +643,20 @@ def test_a_server_never_reads_keys_on_a_requests_path(app, monkeypatch):
     """Until its refresher has read the table, a server answers 503 at once rather than hitting the
     database from the request (an unreachable one would stall every client for its timeout)."""
     reads = []
-    monkeypatch.setattr(app.state.keys, "_reload", lambda: reads.append(1))
-    app.state.keys._refreshing = True  # as after start_refreshing()
+    monkeypatch.setattr(app.state.services.keys, "_reload", lambda: reads.append(1))
+    app.state.services.keys._refreshing = True  # as after start_refreshing()
     with pytest.raises(api.keys.KeysUnavailable, match="not been read yet"):
-        app.state.keys.name_for("ldk_anything")
+        app.state.services.keys.name_for("ldk_anything")
     assert reads == []
 
 
 def test_a_copy_of_the_keys_too_old_to_trust_is_refused(app, monkeypatch):
     """If the table cannot be reread for KEYS_MAX_AGE_SECONDS, a revoked key must not keep working."""
-    key = app.state.keys.create("old-copy")
-    assert app.state.keys.name_for(key) == "old-copy"
+    key = app.state.services.keys.create("old-copy")
+    assert app.state.services.keys.name_for(key) == "old-copy"
     monkeypatch.setattr(api.keys, "KEYS_MAX_AGE_SECONDS", 0.0)
     with pytest.raises(api.keys.KeysUnavailable, match="not been reread"):
-        app.state.keys.name_for(key)
+        app.state.services.keys.name_for(key)
 
 
 def test_revoking_an_unknown_name_is_exit_2(db_url):
@@ -673,21 +673,21 @@ def fast_retries(monkeypatch):
 @pytest.fixture
 def log_down(app, monkeypatch):
     """DecisionLog.record fails (as on a full disk) until `restore()`; counts the attempts."""
-    real = app.state.decision_log.record
+    real = app.state.services.decision_log.record
     attempts = []
 
     def failing(entries):
         attempts.append(len(list(entries)))
         return LogResult(0, "disk full")
 
-    monkeypatch.setattr(app.state.decision_log, "record", failing)
+    monkeypatch.setattr(app.state.services.decision_log, "record", failing)
 
     class Down:
         tries = attempts
 
         @staticmethod
         def restore():
-            monkeypatch.setattr(app.state.decision_log, "record", real)
+            monkeypatch.setattr(app.state.services.decision_log, "record", real)
 
     return Down
 
@@ -699,7 +699,7 @@ def test_decisions_are_served_while_the_log_is_down_and_written_when_it_is_back(
     rest = post(client, applicants_with_incomes([25_000, 70_000, 110_000]), auth)
     assert rest.status_code == 200
     ids = [first.json()["decision_id"], *(r["decision_id"] for r in rest.json())]
-    wait_until(lambda: log_down.tries and not app.state.writer.healthy, "the writer to fail")
+    wait_until(lambda: log_down.tries and not app.state.services.writer.healthy, "the writer to fail")
 
     ready = client.get("/readyz")
     assert ready.status_code == 503
@@ -714,7 +714,7 @@ def test_decisions_are_served_while_the_log_is_down_and_written_when_it_is_back(
     assert client.get("/readyz").json()["unlogged_decisions"] == len(ids)
 
     log_down.restore()
-    assert app.state.writer.flush()
+    assert app.state.services.writer.flush()
     log = open_log(db_url)
     assert log.known_ids(ids) == set(ids)
     assert log.count() == len(ids)
@@ -776,7 +776,7 @@ def test_readyz_asks_the_database_even_when_no_decision_is_flowing(registry, tmp
     """A quiet replica whose database went away must leave the balancer's rotation before a client finds out."""
     app = create_app(registry, f"sqlite:///{tmp_path / 'decisions.db'}", tmp_path / "unsent")
     with TestClient(app) as client:
-        monkeypatch.setattr(app.state.decision_log, "ping", lambda: "connection refused by db.internal:5432")
+        monkeypatch.setattr(app.state.services.decision_log, "ping", lambda: "connection refused by db.internal:5432")
         ready = client.get("/readyz")
         assert ready.status_code == 503
         assert ready.json()["problems"] == ["decision log: cannot be reached (see the server log)"]
@@ -824,7 +824,7 @@ def csv_model(tmp_path_factory) -> Path:
 def test_a_model_trained_on_a_users_csv_is_served_with_its_own_schema(csv_model, tmp_path):
     model = load_model(csv_model)
     app = create_app(csv_model, f"sqlite:///{tmp_path / 'csv.db'}", tmp_path / "unsent")
-    key = app.state.keys.create("csv-client")
+    key = app.state.services.keys.create("csv-client")
     auth = {"Authorization": f"Bearer {key}"}
     with TestClient(app) as client:
         applicant = client.get("/openapi.json").json()["components"]["schemas"]["Applicant"]
@@ -859,14 +859,14 @@ def test_a_model_trained_on_a_users_csv_is_served_with_its_own_schema(csv_model,
             {k: v for k, v in example.items() if k not in ("savings", "region")},
         ], headers=auth).json()
         assert [r["imputed"] for r in gaps] == [["savings"], ["region"], ["region", "savings"]]
-        assert client.app.state.writer.flush()
+        assert client.app.state.services.writer.flush()
 
 
 # --- 6. Schemathesis: every documented operation, generated requests -----------------------------
 @pytest.fixture
 def fuzz_target(registry, tmp_path) -> dict:
     app = create_app(registry, f"sqlite:///{tmp_path / 'fuzz.db'}", tmp_path / "unsent")
-    return {"app": app, "key": app.state.keys.create("schemathesis")}
+    return {"app": app, "key": app.state.services.keys.create("schemathesis")}
 
 
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(fuzz_target):
@@ -906,7 +906,7 @@ def pg_url():
 @pytest.mark.postgres
 def test_postgres_keys_and_decisions(registry, pg_url, tmp_path, open_log):
     app = create_app(registry, pg_url, tmp_path / "unsent")
-    key = app.state.keys.create("pg-client")
+    key = app.state.services.keys.create("pg-client")
     auth = {"Authorization": f"Bearer {key}"}
     with TestClient(app) as client:
         unauthorized(post(client, EXAMPLE, {"Authorization": "Bearer ldk_wrong"}))
@@ -914,7 +914,7 @@ def test_postgres_keys_and_decisions(registry, pg_url, tmp_path, open_log):
         many = post(client, [*applicants_with_incomes([30_000, 90_000]), {"age": 3}], auth).json()
         assert many[2]["index"] == 2
         assert client.get("/readyz").status_code == 200
-        app.state.keys.revoke("pg-client")
+        app.state.services.keys.revoke("pg-client")
         unauthorized(post(client, EXAMPLE, auth))
     log = open_log(pg_url)
     ids = [one["decision_id"], many[0]["decision_id"], many[1]["decision_id"]]
@@ -932,7 +932,7 @@ def test_postgres_keys_and_decisions(registry, pg_url, tmp_path, open_log):
 @pytest.mark.postgres
 def test_postgres_concurrent_requests_lose_no_decision(registry, pg_url, tmp_path, open_log):
     app = create_app(registry, pg_url, tmp_path / "unsent")
-    auth = {"Authorization": f"Bearer {app.state.keys.create('pg-load')}"}
+    auth = {"Authorization": f"Bearer {app.state.services.keys.create('pg-load')}"}
     received: list[str] = []
     failures: list[str] = []
     lock = threading.Lock()

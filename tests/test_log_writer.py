@@ -22,7 +22,9 @@ def _entry(i: int) -> LogEntry:
 
 @pytest.fixture
 def db(tmp_path) -> DecisionLog:
-    return DecisionLog(f"sqlite:///{tmp_path / 'decisions.db'}")
+    log = DecisionLog(f"sqlite:///{tmp_path / 'decisions.db'}")
+    log.ensure_schema()  # made up front: these tests time the writer, not the first migration
+    return log
 
 
 def test_entries_from_many_threads_all_arrive_in_few_transactions(db, tmp_path, monkeypatch):
@@ -108,7 +110,7 @@ def test_a_version_1_log_is_migrated_with_its_rows_kept(tmp_path):
     con.commit()
     con.close()
     db = DecisionLog(f"sqlite:///{path}")
-    assert db.schema_version() == SCHEMA_VERSION == 2
+    assert db.schema_version() == SCHEMA_VERSION >= 2
     assert db.record(_entry(1)).ok
     frame = db.read()
     assert len(frame) == 2 and set(frame["model_version"]) == {"v0", "v1"}

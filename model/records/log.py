@@ -23,26 +23,14 @@ import numpy as np
 import orjson
 import pandas as pd
 from sqlalchemy import (
-    JSON,
-    Boolean,
-    Column,
     Connection,
-    DateTime,
     Engine,
-    Float,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
     create_engine,
     event,
     func,
     insert,
-    inspect,
     select,
     text,
-    update,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
@@ -50,13 +38,15 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from model.core import config
 from model.core.errors import DecisionLogError
 from model.core.formatting import decision_label
+from model.records import migrate
+from model.records.tables import decisions, meta
 
 if TYPE_CHECKING:
     from model.scoring.rows import RowDecision
 
 log = logging.getLogger("loandesk.decision_log")
 
-SCHEMA_VERSION = 2  # 2: decisions.decision_id, the id an API client is given for each decision
+SCHEMA_VERSION = migrate.SCHEMA_VERSION  # the head migration's number
 DEFAULT_DB_PATH = config.DEFAULT_DB_PATH
 SOURCES = ("form", "batch page", "command", "api", "learn", "simulation")
 # How long a write waits for another writer before it gives up and warns: long enough for any bulk
@@ -64,32 +54,6 @@ SOURCES = ("form", "batch page", "command", "api", "learn", "simulation")
 BUSY_SECONDS = 10
 CONNECT_SECONDS = 5
 SCHEMA_ATTEMPTS = 4
-
-metadata = MetaData()
-decisions = Table(
-    "decisions", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("decided_at", DateTime(timezone=True), nullable=False, index=True),
-    Column("model_name", String(200), nullable=False),
-    Column("model_version", String(100), nullable=False, index=True),
-    Column("model_sha256", String(64), nullable=False),
-    Column("source", String(40), nullable=False),
-    Column("officer", String(200)),
-    Column("simulated", Boolean, nullable=False, default=False),
-    Column("inputs", JSON, nullable=False),
-    Column("probability", Float, nullable=False),
-    Column("threshold", Float, nullable=False),
-    Column("decision", Integer, nullable=False),
-    Column("reasons", Text, nullable=False, default=""),
-    Column("out_of_range", Text, nullable=False, default=""),
-    Column("decision_id", String(32), unique=True),
-)
-meta = Table(
-    "loandesk_meta", metadata,
-    Column("key", String(50), primary_key=True),
-    Column("value", String(200), nullable=False),
-)
-
 
 
 
@@ -246,10 +210,11 @@ class DecisionLog:
         return self.engine.execution_options(loandesk_write=True)
 
     def ensure_schema(self) -> None:
-        """Create the tables on first use and record the schema version (for later migrations).
+        """Bring the schema to this LoanDesk's migrations on first use (see `model.records.migrate`).
 
-        Two processes starting on a new database may both try to create it; the loser's error is
-        retried, and by then the tables are there.
+        SQLite logs, and any new empty database, are migrated here; a PostgreSQL log that is behind is
+        refused with the command that upgrades it. Two processes starting on a new database may both
+        try; the loser's error is retried, and by then the tables are there.
         """
         if self._ready:
             return
@@ -259,22 +224,40 @@ class DecisionLog:
         for attempt in range(SCHEMA_ATTEMPTS):
             try:
                 with self._writer().begin() as conn:
-                    metadata.create_all(conn)
-                    found = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
-                    if found is None:
-                        conn.execute(insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
-                    elif int(found) < SCHEMA_VERSION:
-                        _migrate(conn, int(found))
-                        found = SCHEMA_VERSION
+                    found = migrate.meta_version(conn)
+                    if found is not None and found > SCHEMA_VERSION:
+                        break
+                    if migrate.pending(conn):
+                        if url.get_backend_name() != "sqlite" and not migrate.is_empty(conn):
+                            raise DecisionLogError(
+                                f"the decision log at {self!r} has an older schema: run "
+                                "`python -m model.records migrate` to upgrade it (every row is kept)")
+                        migrate.upgrade(conn)
                 break
             except SQLAlchemyError:
                 if attempt == SCHEMA_ATTEMPTS - 1:
                     raise
                 time.sleep(0.05 * (attempt + 1))
-        if found is not None and int(found) > SCHEMA_VERSION:
+        if found is not None and found > SCHEMA_VERSION:
             raise RuntimeError(f"the decision log has schema version {found}; this LoanDesk "
                                f"knows version {SCHEMA_VERSION}: upgrade LoanDesk")
         self._ready = True
+
+    def migrate(self) -> tuple[str | None, str]:
+        """Upgrade the schema to this LoanDesk's head revision, every row kept: (before, after)."""
+        url = make_url(self.url)
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        with self._writer().begin() as conn:
+            before = migrate.current(conn)
+            after = migrate.upgrade(conn)
+        self._ready = True
+        return before, after
+
+    def revision(self) -> tuple[str | None, str]:
+        """(the database's revision, this LoanDesk's head revision)."""
+        with self.engine.connect() as conn:
+            return migrate.current(conn), migrate.head()
 
     def schema_version(self) -> int:
         self.ensure_schema()
@@ -460,12 +443,6 @@ def _insert(conn: Connection, entries: list[LogEntry]) -> None:
 _compiled_inserts: dict[str, tuple[str, list[str], dict, bool]] = {}
 
 
-def _migrate(conn: Connection, found: int) -> None:
-    """Bring a log written by an older LoanDesk up to SCHEMA_VERSION, inside the caller's transaction."""
-    if found < 2 and "decision_id" not in {c["name"] for c in inspect(conn).get_columns("decisions")}:
-        conn.execute(text("ALTER TABLE decisions ADD COLUMN decision_id VARCHAR(32)"))
-        conn.execute(text("CREATE UNIQUE INDEX IF NOT EXISTS ix_decisions_decision_id ON decisions (decision_id)"))
-    conn.execute(update(meta).where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
 
 
 def _make_engine(url: str) -> Engine:

@@ -1,0 +1,31 @@
+"""The served model's card, as much of it as a client may know."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from model.scoring.predictor import LoanModel
+
+from ..answers import documented, json_response
+from ..deps import CallerDep, ModelDep
+
+router = APIRouter(prefix="/v1", tags=["model"])
+
+
+@router.get("/model", summary="The served model's card: schema, metrics, version", responses=documented(401, 503))
+async def model_card(_: CallerDep, model: ModelDep) -> Response:
+    return json_response(public_card(model))
+
+
+def public_card(model: LoanModel) -> dict[str, Any]:
+    """What a client may know of the model: no training rows, no hold-out, no drift bins."""
+    card = model.card
+    keep = ("name", "version", "created_at", "model_kind", "target", "positive_label", "threshold",
+            "schema", "metrics", "versions", "pipeline_sha256", "reference", "imported", "directions")
+    out = {k: card[k] for k in keep if k in card}
+    data = card.get("data", {})
+    out["data"] = {k: data[k] for k in ("rows", "fingerprint", "approval_rate") if k in data}
+    return out
