@@ -8,6 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from model.core.formatting import percent
+from model.core.metrics import approves
 from ui.charts import APPROVE, INK, REJECT
 
 BINS = 50  # 2-point bins: fine enough to see the threshold's neighbourhood
@@ -21,7 +22,7 @@ def probability_histogram(probabilities: np.ndarray, threshold: float) -> go.Fig
     p = np.asarray(probabilities, dtype=float)
     counts, edges = np.histogram(p[~np.isnan(p)], bins=BINS, range=(0.0, 1.0))
     centers = (edges[:-1] + edges[1:]) / 2
-    colors = [APPROVE if lo >= threshold else REJECT for lo in edges[:-1]]
+    colors = [APPROVE if approves(float(lo), threshold) else REJECT for lo in edges[:-1]]
     labels = [f"{percent(lo, 0)}–{percent(hi, 0)}" for lo, hi in pairwise(edges)]
     fig = go.Figure(go.Bar(
         x=centers, y=counts, width=edges[1] - edges[0], marker_color=colors, customdata=labels,

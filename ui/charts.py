@@ -6,6 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from model.core.formatting import format_value, percent
+from model.core.metrics import approves
 from model.core.schema import Field
 from model.scoring.explain import Curve, Grid
 
@@ -38,7 +39,7 @@ def probability_bar(probability: float, threshold: float) -> go.Figure:
     """The calibrated probability against the threshold, on one bar."""
     # Figures are built in one go (shapes as layout dicts): plotly's add_* helpers validate on
     # every call and cost more than the model itself.
-    approved = probability >= threshold
+    approved = approves(probability, threshold)
     return go.Figure(
         data=[go.Bar(x=[probability], y=[""], orientation="h", marker_color=APPROVE if approved else REJECT,
                      hovertemplate="Approval probability %{x:.1%}<extra></extra>")],

@@ -32,8 +32,9 @@ from threadpoolctl import threadpool_limits
 from model.core.errors import BatchError
 from model.core.formatting import decision_label, format_value, percent
 from model.core.schema import Schema
-from model.records.log import DecisionLog, entries_for_rows
-from model.scoring.reasons import batch_reason_codes
+from model.records.log import DecisionLog, entries_for, new_decision_ids
+from model.scoring.decisions import Decided, decide
+from model.scoring.predictor import LoanModel
 from model.training.data import sniff_delimiter
 
 OUTPUT_COLUMNS = ("probability", "decision", "reasons", "out_of_range", "error")
@@ -298,34 +299,27 @@ class _Chunk:
     scored: int
     approved: int
     problems: list[str]
-    # The scored rows, for the decision log: validated values, probabilities, reasons, range flags.
-    clean: pd.DataFrame
-    probability: np.ndarray
-    reasons: np.ndarray
-    out_of_range: dict[str, np.ndarray]
+    decided: Decided  # the scored rows, for the decision log
 
 
-def _score_chunk(model, batch: pa.RecordBatch, first: int, for_csv: bool) -> _Chunk:
+def _score_chunk(model: LoanModel, batch: pa.RecordBatch, first: int, for_csv: bool) -> _Chunk:
     """Validate, score and explain one chunk; `first` is the number of its first row."""
     schema = model.schema
     n = batch.num_rows
     frame = pd.DataFrame({f.name: _feature(batch.column(f.name), f.is_number) for f in schema.fields},
                          index=pd.RangeIndex(first, first + n), copy=False)
-    validation = model.validate(frame)
+    decided = decide(model, frame)
+    validation = decided.validation
     bad = validation.bad_rows
     ok = ~bad
-    clean = validation.clean[ok] if bad.any() else validation.clean
     probability = np.full(n, np.nan)
     decision = np.zeros(n, dtype=np.int8)
     reason_codes = np.zeros(n, dtype=np.int32)
-    texts = np.array([""], dtype=object)
-    p = np.empty(0)
-    if len(clean):
-        p = model.approval_probability(clean)
-        codes, texts = batch_reason_codes(model, clean, p)
-        probability[ok] = p
-        decision[ok] = p >= model.threshold
-        reason_codes[ok] = codes
+    texts = decided.reason_texts()
+    if len(decided):
+        probability[ok] = decided.probability
+        decision[ok] = decided.decision
+        reason_codes[ok] = decided.reason_codes
     flag_codes, flag_texts = _flag_texts(validation.out_of_range, schema.names)
     messages = _row_errors(validation.errors, batch, first)
     error = np.full(n, None, dtype=object)
@@ -346,10 +340,9 @@ def _score_chunk(model, batch: pa.RecordBatch, first: int, for_csv: bool) -> _Ch
     if for_csv:
         table = pa.Table.from_arrays([_safe_text(column) for column in table.columns], names=table.column_names)
     return _Chunk(
-        table=table, rows=n, scored=int(ok.sum()), approved=int(decision[ok].sum()),
+        table=table, rows=n, scored=len(decided), approved=int(decided.decision.sum()),
         problems=[f"row {row}: {message}" for row, message in list(messages.items())[:MAX_PROBLEMS]],
-        clean=clean, probability=p, reasons=texts[reason_codes[ok]],
-        out_of_range={name: mask[ok] for name, mask in validation.out_of_range.items()},
+        decided=decided,
     )
 
 
@@ -389,14 +382,13 @@ def _flag_texts(masks: dict[str, np.ndarray], names: list[str]) -> tuple[np.ndar
     return codes, texts
 
 
-def _record(log: DecisionLog, model, chunk: _Chunk, summary: BatchSummary, source: str, officer: str | None) -> None:
+def _record(log: DecisionLog, model: LoanModel, chunk: _Chunk, summary: BatchSummary, source: str,
+            officer: str | None) -> None:
     """Bulk writes of LOG_ROWS entries each; after a failure the rest is not tried (the warning says so)."""
     for start in range(0, chunk.scored, LOG_ROWS):
-        part = slice(start, start + LOG_ROWS)
-        entries = entries_for_rows(
-            model, chunk.clean.iloc[part], chunk.probability[part], source=source, officer=officer,
-            reasons=chunk.reasons[part], out_of_range={k: v[part] for k, v in chunk.out_of_range.items()},
-        )
+        entries = entries_for(model, chunk.decided, source=source, officer=officer,
+                              decision_ids=new_decision_ids(min(LOG_ROWS, chunk.scored - start)),
+                              rows=slice(start, start + LOG_ROWS))
         result = log.record(entries)
         summary.logged += result.written
         if result.warning:

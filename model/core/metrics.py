@@ -4,14 +4,20 @@ the registry's threshold copies and the Model page alike."""
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, brier_score_loss, log_loss, roc_auc_score
 
 
-def approves(probability, threshold: float):
-    """The approval rule, in one place: approved when the probability is at or above the threshold."""
+def approves(probability: Any, threshold: float) -> Any:
+    """The approval rule, in one place: approved when the probability is at or above the threshold.
+
+    A float gives a bool; an array (or list) gives a boolean array.
+    """
+    if isinstance(probability, float):
+        return probability >= threshold
     return np.asarray(probability) >= threshold
 
 
@@ -26,7 +32,7 @@ def fingerprint(frame: pd.DataFrame) -> str:
 def evaluate(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, float]:
     """Hold-out metrics at a threshold; the Model page recomputes these from the stored hold-out."""
     y = np.asarray(y)
-    pred = (proba >= threshold).astype(int)
+    pred = approves(proba, threshold).astype(int)
     approved = pred == 1
     return {
         "auc": float(roc_auc_score(y, proba)),

@@ -26,7 +26,7 @@ from sklearn.metrics import (
 from threadpoolctl import threadpool_limits
 
 from model.core.formatting import percent, utc_time
-from model.core.metrics import evaluate, fingerprint
+from model.core.metrics import approves, evaluate, fingerprint
 from model.core.pipeline import feature_effects as coefficients
 from model.registry.store import list_versions, load_holdout
 from model.scoring.predictor import LoanModel
@@ -156,7 +156,7 @@ def reliability(label: np.ndarray, probability: np.ndarray, bins: int = RELIABIL
 
 
 def confusion(label: np.ndarray, probability: np.ndarray, threshold: float) -> Confusion:
-    approved = (np.asarray(probability) >= threshold).astype(int)
+    approved = approves(probability, threshold).astype(int)
     return Confusion(confusion_matrix(label, approved, labels=[1, 0]), float(threshold))
 
 

@@ -18,6 +18,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from model.core.formatting import decision_label, format_value, percent, with_article
+from model.core.metrics import approves
 from model.core.pipeline import is_loandesk_shape, model_kind
 from model.core.schema import Field
 from model.registry.store import ModelIntegrityError, load_holdout
@@ -137,11 +138,11 @@ class Mistake:
 
     @property
     def wrong_label(self) -> str:
-        return decision_label(self.wrong >= self.threshold)
+        return decision_label(bool(approves(self.wrong, self.threshold)))
 
     @property
     def right_label(self) -> str:
-        return decision_label(self.right >= self.threshold)
+        return decision_label(bool(approves(self.right, self.threshold)))
 
     @property
     def difference(self) -> float:
@@ -149,7 +150,7 @@ class Mistake:
 
     @property
     def decision_changed(self) -> bool:
-        return (self.wrong >= self.threshold) != (self.right >= self.threshold)
+        return bool(approves(self.wrong, self.threshold) != approves(self.right, self.threshold))
 
     @property
     def holdout_text(self) -> str:
@@ -470,7 +471,7 @@ class Practice:
 
     @property
     def approved(self) -> bool:
-        return self.probability >= self.threshold
+        return bool(approves(self.probability, self.threshold))
 
     @property
     def label(self) -> str:

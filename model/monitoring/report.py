@@ -14,8 +14,9 @@ import pandas as pd
 
 from model.core.formatting import format_value, percent
 from model.core.schema import Field
-from model.records.log import DecisionLog, LogResult, entries_for_rows, inputs_frame
-from model.scoring.reasons import batch_reasons
+from model.records.log import DecisionLog, LogResult, entries_for, inputs_frame, new_decision_ids
+from model.scoring.decisions import decide
+from model.scoring.predictor import LoanModel
 from model.training.data import generate_applicants
 
 PSI_EPSILON = 1e-4  # stands in for an empty bin's share, so that ln(a/e) stays finite
@@ -235,19 +236,12 @@ def _lowest(f: Field) -> float | None:
     return max(floors) if floors else None
 
 
-def log_simulated_sample(model, log: DecisionLog, n: int = SIMULATED_SAMPLE_SIZE, seed: int = 0,
+def log_simulated_sample(model: LoanModel, log: DecisionLog, n: int = SIMULATED_SAMPLE_SIZE, seed: int = 0,
                          officer: str | None = None) -> LogResult:
     """Score a simulated drifted sample and put it on record, marked simulated."""
-    validation = model.validate(simulated_sample(model, n, seed))
-    good = ~validation.bad_rows
-    clean = validation.clean[good]
-    probabilities = model.approval_probability(clean)
-    entries = entries_for_rows(
-        model, clean, probabilities, source=SIMULATION_SOURCE, simulated=True, officer=officer,
-        reasons=batch_reasons(model, clean, probabilities),
-        out_of_range={k: v[good] for k, v in validation.out_of_range.items()},
-    )
-    return log.record(entries)
+    decided = decide(model, simulated_sample(model, n, seed))
+    return log.record(entries_for(model, decided, source=SIMULATION_SOURCE, simulated=True, officer=officer,
+                                  decision_ids=new_decision_ids(len(decided))))
 
 
 # --- the log, for people ---------------------------------------------------------------------------

@@ -38,10 +38,14 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from model.core import config
 from model.core.errors import DecisionLogError
 from model.core.formatting import decision_label
+from model.core.metrics import approves
 from model.records import migrate
 from model.records.tables import decisions, meta
 
 if TYPE_CHECKING:
+    from model.scoring.decisions import Decided
+    from model.scoring.explain import Decision
+    from model.scoring.predictor import LoanModel
     from model.scoring.rows import RowDecision
 
 log = logging.getLogger("loandesk.decision_log")
@@ -106,62 +110,74 @@ class LogResult:
         return self.warning is None
 
 
-def entry_for(model, decision, *, source: str, officer: str | None = None, simulated: bool = False) -> LogEntry:
-    """The log entry for a `Decision` made by `model`."""
-    return LogEntry(
-        model_name=model.name, model_version=model.version, model_sha256=model.sha256,
-        source=source, officer=officer, simulated=simulated, inputs=decision.applicant,
-        probability=decision.probability, threshold=decision.threshold, decision=decision.decision,
-        reasons="; ".join(r.text for r in decision.reasons),
-        out_of_range=", ".join(decision.out_of_range),
-    )
+def entry_for(model: LoanModel, decision: Decision, *, source: str, officer: str | None = None,
+              simulated: bool = False, decision_id: str | None = None) -> LogEntry:
+    """The log entry for one explained `Decision` (the Decide page's)."""
+    [entry] = make_entries(
+        model, inputs=[decision.applicant], probability=[decision.probability],
+        reasons=["; ".join(r.text for r in decision.reasons)], out_of_range=[", ".join(decision.out_of_range)],
+        source=source, officer=officer, simulated=simulated,
+        decision_ids=[decision_id] if decision_id else None)
+    return entry
 
 
-def entries_for_rows(
-    model,
-    clean: pd.DataFrame,
-    probabilities: np.ndarray,
-    *,
-    source: str,
-    reasons: Sequence[str] | None = None,
-    out_of_range: dict[str, np.ndarray] | None = None,
-    officer: str | None = None,
-    simulated: bool = False,
-) -> list[LogEntry]:
-    """Log entries for many validated rows scored at once (a batch), all stamped with one time.
-
-    `out_of_range` is `Validation.out_of_range` (a mask per field); `reasons` one text per row,
-    as `model.scoring.reasons.batch_reasons` gives them.
-    """
+def entries_for_rows(model: LoanModel, clean: pd.DataFrame, probabilities: np.ndarray, *, source: str,
+                     reasons: Sequence[str] | None = None, out_of_range: dict[str, np.ndarray] | None = None,
+                     officer: str | None = None, simulated: bool = False) -> list[LogEntry]:
+    """Log entries for validated rows already scored elsewhere (a test's or a tool's own frame)."""
     n = len(clean)
-    probabilities = np.asarray(probabilities, dtype=float)
-    flagged = _flagged_names(out_of_range or {}, n)
-    reasons = list(reasons) if reasons is not None else [""] * n
     records = clean.astype(object).where(clean.notna(), None).to_dict("records")
-    now = datetime.now(UTC)
-    return [
-        LogEntry(
-            model_name=model.name, model_version=model.version, model_sha256=model.sha256,
-            source=source, officer=officer, simulated=simulated, inputs=inputs,
-            probability=float(p), threshold=model.threshold, decision=int(p >= model.threshold),
-            reasons=str(r or ""), out_of_range=o, decided_at=now,
-        )
-        for inputs, p, r, o in zip(records, probabilities, reasons, flagged, strict=True)
-    ]
+    return make_entries(model, inputs=records, probability=probabilities,
+                        reasons=list(reasons) if reasons is not None else [""] * n,
+                        out_of_range=_flagged_names(out_of_range or {}, n), source=source, officer=officer,
+                        simulated=simulated)
 
 
-def entries_for_decisions(model, results: Sequence[RowDecision], *, source: str,
+def entries_for(model: LoanModel, decided: Decided, *, source: str, officer: str | None = None,
+                simulated: bool = False, decision_ids: Sequence[str] | None = None,
+                rows: slice = slice(None)) -> list[LogEntry]:
+    """Log entries for the good rows of a columnar decision (`rows` picks a part of them)."""
+    names = list(decided.clean)
+    columns = [_plain(decided.clean[name][rows].tolist()) for name in names]
+    inputs = [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+    texts = decided.reason_texts()[decided.reason_codes[rows]]
+    flagged = _flagged_names({k: v[rows] for k, v in decided.out_of_range.items()}, len(inputs))
+    return make_entries(model, inputs=inputs, probability=decided.probability[rows], reasons=texts,
+                        out_of_range=flagged, source=source, officer=officer, simulated=simulated,
+                        decision_ids=decision_ids)
+
+
+def entries_for_decisions(model: LoanModel, results: Sequence[RowDecision], *, source: str,
                           decision_ids: Sequence[str]) -> list[LogEntry]:
-    """Log entries for `decide_rows` results, all stamped with one time, each with its decision id."""
+    """Log entries for `decide_rows` results, each with its decision id."""
+    return make_entries(
+        model, inputs=[r.inputs for r in results], probability=[r.probability for r in results],
+        reasons=["; ".join(r.reasons) for r in results], out_of_range=[", ".join(r.out_of_range) for r in results],
+        source=source, decision_ids=decision_ids)
+
+
+def make_entries(model: LoanModel, *, inputs: Sequence[dict[str, Any]], probability: Sequence[float] | np.ndarray,
+                 reasons: Sequence[str] | np.ndarray, out_of_range: Sequence[str], source: str,
+                 officer: str | None = None, simulated: bool = False,
+                 decision_ids: Sequence[str] | None = None) -> list[LogEntry]:
+    """The one place a decision becomes a log entry: all stamped with one time, decided by `approves`."""
     now = datetime.now(UTC)
+    threshold = model.threshold
     name, version, sha = model.name, model.version, model.sha256
+    probability = np.asarray(probability, dtype=float)
+    decision = approves(probability, threshold).tolist()
+    ids = list(decision_ids) if decision_ids is not None else [None] * len(inputs)
     return [
-        LogEntry(model_name=name, model_version=version, model_sha256=sha, source=source, inputs=r.inputs,
-                 probability=r.probability, threshold=r.threshold, decision=r.decision,
-                 reasons="; ".join(r.reasons), out_of_range=", ".join(r.out_of_range),
-                 decided_at=now, decision_id=decision_id)
-        for r, decision_id in zip(results, decision_ids, strict=True)
+        LogEntry(model_name=name, model_version=version, model_sha256=sha, source=source, officer=officer,
+                 simulated=simulated, inputs=row, probability=p, threshold=threshold, decision=int(d),
+                 reasons=str(r or ""), out_of_range=o, decided_at=now, decision_id=i)
+        for row, p, d, r, o, i in zip(inputs, probability.tolist(), decision, reasons, out_of_range, ids, strict=True)
     ]
+
+
+def _plain(values: list) -> list:
+    """NaN (a gap) as None, for the log's JSON."""
+    return [None if v != v else v for v in values]
 
 
 def new_decision_ids(n: int) -> list[str]:

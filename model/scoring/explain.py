@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from model.core.formatting import decision_label, format_value, with_article
+from model.core.metrics import approves
 from model.core.schema import Field
 from model.scoring.reasons import MAX_REASONS, MIN_LOG_ODDS, Reason, reason_text
 
@@ -67,7 +68,7 @@ class Decision:
 
     @property
     def approved(self) -> bool:
-        return self.probability >= self.threshold
+        return bool(approves(self.probability, self.threshold))
 
     @property
     def decision(self) -> int:
@@ -137,7 +138,7 @@ def _one_row(model, applicant: Any):
 
 def _crossings(values: np.ndarray, probs: np.ndarray, threshold: float) -> list[tuple[int, int]]:
     """Index pairs (i, i+1) between which the decision changes."""
-    approved = probs >= threshold
+    approved = approves(probs, threshold)
     return [(i, i + 1) for i in np.flatnonzero(approved[:-1] != approved[1:])]
 
 
@@ -162,9 +163,9 @@ def _refine(model, row: pd.DataFrame, brackets: list[tuple[str, float, float]]) 
             if pairs:  # always, unless the model is not deterministic
                 i, j = pairs[0]
                 current[k] = (name, grid[i], grid[j])
-                ends[k] = grid[i] if p[i] >= threshold else grid[j]
+                ends[k] = grid[i] if approves(float(p[i]), threshold) else grid[j]
             else:
-                ends[k] = lo if p[0] >= threshold else hi
+                ends[k] = lo if approves(float(p[0]), threshold) else hi
     return [float(e) for e in ends]
 
 
@@ -185,9 +186,9 @@ def flip_sentence(f: Field, value: float | None, grid: np.ndarray, curve_probs: 
     label = f.label.lower()
     rng = f"{format_value(f, grid[0])} to {format_value(f, grid[-1])}"
     if value is None:
-        if np.all(curve_probs >= threshold):
+        if np.all(approves(curve_probs, threshold)):
             return f"Approved at any {label} from {rng}"
-        if np.all(curve_probs < threshold):
+        if not np.any(approves(curve_probs, threshold)):
             return f"No {label} from {rng} would get this applicant approved"
         return f"The decision changes more than once as {label} varies"
     shown = format_value(f, value)
@@ -226,7 +227,7 @@ def decide(model, applicant: Any, curve_field: str | None = None) -> Decision:
     probs = model.score_columns(cols)
     p = float(probs[0])
     threshold = model.threshold
-    approved = p >= threshold
+    approved = approves(p, threshold)
 
     effects = {f.name: p - float(probs[1 + k]) for k, f in enumerate(swap_fields)}
     # Which fields count, and in what order, in log-odds: probabilities saturate near 0 and 1,

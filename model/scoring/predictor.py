@@ -13,6 +13,7 @@ import sklearn
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
+from model.core.metrics import approves
 from model.core.schema import Schema, Validation
 from model.scoring.compiled import compile_pipeline
 from model.scoring.reasons import log_odds
@@ -81,7 +82,7 @@ class LoanModel:
 
     def predict(self, data: Any) -> np.ndarray:
         """1 approved, 0 rejected, at the model's stored threshold."""
-        return (self.predict_proba(data)[:, 1] >= self.threshold).astype(int)
+        return approves(self.predict_proba(data)[:, 1], self.threshold).astype(int)
 
     def approval_probability(self, clean: pd.DataFrame) -> np.ndarray:
         """Probabilities for rows that already passed validation (schema order, clean dtypes)."""

@@ -18,6 +18,7 @@ import sklearn
 from sklearn.compose import ColumnTransformer
 
 from model.core.formatting import format_value
+from model.core.metrics import approves
 from model.core.schema import Field
 
 Columns = pd.DataFrame | Mapping[str, np.ndarray]  # validated rows, by field name
@@ -122,7 +123,7 @@ def batch_reason_lists(model, clean: Columns, probabilities: np.ndarray) -> tupl
     # Measured in log-odds, which never saturate the way probabilities do near 0 and 1.
     base = model.log_odds({name: np.asarray(clean[name]) for name in model.schema.names}, probabilities)
     strength = base[None, :] - _swapped_log_odds(model, clean, fields, reference)
-    np.negative(strength, out=strength, where=probabilities < model.threshold)
+    np.negative(strength, out=strength, where=~approves(probabilities, model.threshold))
     strength[strength < MIN_LOG_ODDS] = -1.0
     # Each row's reasons as one integer: a digit (field, phrase) per rank, strongest first, so the
     # text is built once per distinct combination rather than once per row.

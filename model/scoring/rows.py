@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from model.core.metrics import approves
 from model.core.schema import FieldError, column_array
-from model.scoring.reasons import batch_reason_lists
+from model.scoring.decisions import decide_columns
 
 if TYPE_CHECKING:
     from model.scoring.predictor import LoanModel
@@ -33,7 +34,7 @@ class RowDecision:
 
     @property
     def decision(self) -> int:
-        return int(self.probability >= self.threshold)
+        return int(approves(self.probability, self.threshold))
 
 
 @dataclass(frozen=True)
@@ -59,22 +60,19 @@ def decide_rows(model: LoanModel, rows: list[Any]) -> list[RowDecision | RowErro
     # "is required" error or a gap to impute, never a failure of the whole list.
     objects = [rows[i] for i in at]
     columns = {name: column_array([row.get(name) for row in objects]) for name in names}
-    validation = model.schema.validate_columns(columns, pd.RangeIndex(len(objects)))
-    for e in validation.errors:
+    decided = decide_columns(model, columns, pd.RangeIndex(len(objects)))
+    for e in decided.validation.errors:
         i = at[int(e.row)]
         if out[i] is None:
             out[i] = RowErrors([])
         out[i].errors.append(FieldError(i, e.field, rows[i].get(e.field), e.why))  # the value as sent
-    good = np.flatnonzero(~validation.bad_rows)
-    clean = {name: validation.columns[name][good] for name in names}
-    probabilities = model.score_columns(clean) if len(good) else np.empty(0)
-    codes, lists = batch_reason_lists(model, clean, probabilities)
-    flagged = _names_per_row(validation.out_of_range, good)
-    gaps = _names_per_row(validation.imputed, good)
+    good = decided.good
+    flagged = _names_per_row(decided.validation.out_of_range, good)
+    gaps = _names_per_row(decided.validation.imputed, good)
     inputs = [dict(zip(names, values, strict=True))
-              for values in zip(*(_plain(clean[name].tolist()) for name in names), strict=True)]
-    threshold = model.threshold
-    for k, (j, p) in enumerate(zip(good.tolist(), probabilities.tolist(), strict=True)):
+              for values in zip(*(_plain(decided.clean[name].tolist()) for name in names), strict=True)]
+    lists, codes, threshold = decided.reason_lists, decided.reason_codes, decided.threshold
+    for k, (j, p) in enumerate(zip(good.tolist(), decided.probability.tolist(), strict=True)):
         out[at[j]] = RowDecision(p, threshold, lists[codes[k]], flagged[k], gaps[k], inputs[k])
     return out  # type: ignore[return-value]
 
