@@ -5,10 +5,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from model.batch.files import SHOW, BatchError, preview_file, read_results, readable_results, score_file, select_rows
+from model.batch.files import SHOW, BatchError, preview_file, read_results, score_file, select_rows
 from model.core.formatting import percent
 from ui.batch_charts import probability_histogram
 from ui.resources import current_model, decision_log, officer
+from ui.tables import readable_results
 
 PREVIEW_ROWS = 10
 TABLE_ROWS = 1000  # rows drawn in the results table; the download has them all

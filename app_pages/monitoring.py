@@ -7,10 +7,11 @@ import streamlit as st
 
 from model import monitoring as mon
 from model.core.formatting import percent
-from model.records.log import DecisionLogError, export_frame
+from model.records.log import DecisionLogError
 from model.registry.store import list_versions, load_holdout
 from ui import monitoring_charts as charts
 from ui.resources import current_model, decision_log, officer, registry
+from ui.tables import export_frame, readable_log
 
 model = current_model()
 log = decision_log()
@@ -171,7 +172,7 @@ else:
 st.header("The decision log")
 st.caption(f"The {min(len(frame), mon.LOG_ROWS_SHOWN):,} most recent of {len(frame):,} decisions; "
            "the CSV holds them all.")
-st.dataframe(mon.readable_log(reference, frame.head(mon.LOG_ROWS_SHOWN)), hide_index=True)
+st.dataframe(readable_log(reference, frame.head(mon.LOG_ROWS_SHOWN)), hide_index=True)
 st.download_button(
     "Download these decisions (CSV)", data=lambda: export_frame(frame).to_csv(index=False).encode("utf-8"),
     file_name=f"decision-log-{start:%Y%m%d}-{end:%Y%m%d}.csv", mime="text/csv", on_click="ignore",

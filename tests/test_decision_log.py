@@ -22,10 +22,10 @@ from model.records.log import (
     default_url,
     entries_for_rows,
     entry_for,
-    export_frame,
     inputs_frame,
     meta,
 )
+from ui.tables import export_frame
 
 from .conftest import EXAMPLE
 

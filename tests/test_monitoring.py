@@ -14,6 +14,7 @@ from model import monitoring as mon
 from model.core.schema import Field
 from model.records.log import DecisionLog
 from model.training.data import generate_applicants
+from ui.tables import readable_log
 
 
 def _log(rows: list[dict]) -> pd.DataFrame:
@@ -208,7 +209,7 @@ def test_a_simulated_sample_goes_on_record_marked_and_shows_drift(model, tmp_pat
     for name in ("age", "loan_amount", "employment_years"):
         assert table.loc[name, "band"] == "stable", table
     assert frame["out_of_range"].ne("").any()
-    assert mon.readable_log(model, frame)["Source"].eq("simulated").all()
+    assert readable_log(model, frame)["Source"].eq("simulated").all()
     log.dispose()
 
 
@@ -242,7 +243,7 @@ def test_the_readable_log_writes_values_for_people(model):
     frame = _log([{"inputs": {"age": 35, "income": 62_000.0}, "decision": 1, "probability": 0.714},
                   {"inputs": {"age": 70, "income": 15_000.0}, "decision": 0, "probability": 0.2,
                    "simulated": True}])
-    table = mon.readable_log(model, frame)
+    table = readable_log(model, frame)
     assert list(table["Decision"]) == ["Approved", "Rejected"]
     assert list(table["Approval probability"]) == ["71.4%", "20.0%"]
     assert list(table["Annual income"]) == ["$62,000", "$15,000"]

@@ -16,7 +16,6 @@ from .files import (
     neutralize_text,
     preview_file,
     read_results,
-    readable_results,
     score_file,
     select_rows,
 )
@@ -37,7 +36,6 @@ __all__ = [
     "neutralize_text",
     "preview_file",
     "read_results",
-    "readable_results",
     "score_file",
     "select_rows",
 ]

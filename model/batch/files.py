@@ -30,8 +30,6 @@ import pyarrow.parquet as pq
 from threadpoolctl import threadpool_limits
 
 from model.core.errors import BatchError
-from model.core.formatting import decision_label, format_value, percent
-from model.core.schema import Schema
 from model.records.log import DecisionLog, entries_for, new_decision_ids
 from model.scoring.decisions import Decided, decide
 from model.scoring.predictor import LoanModel
@@ -450,30 +448,3 @@ def neutralize_text(text: str) -> str:
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
-
-
-def readable_results(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
-    """The scored rows as an officer reads them: "$62,000", "71.4%", "Approved", field labels."""
-    out = frame.copy()
-    for f in schema.fields:
-        if f.is_number and f.name in out:
-            numbers = pd.to_numeric(out[f.name].astype("string").str.replace(r"^\$|,", "", regex=True),
-                                    errors="coerce")
-            text = [format_value(f, v) if not np.isnan(v) else raw if isinstance(raw, str) else ""
-                    for v, raw in zip(numbers.to_numpy(dtype=float, na_value=np.nan), out[f.name], strict=True)]
-            out[f.name] = pd.Series(text, index=out.index, dtype="string")
-    scored = out["probability"].notna()
-    out["decision"] = [decision_label(d == 1) if s else "" for d, s in zip(out["decision"], scored, strict=True)]
-    out["probability"] = [percent(p) if s else "" for p, s in zip(out["probability"], scored, strict=True)]
-    labels = {f.name: f.label for f in schema.fields}
-    out["out_of_range"] = [", ".join(labels.get(n.strip(), n) for n in str(v).split(",")) if isinstance(v, str) and v
-                           else "" for v in out["out_of_range"]]
-    for name in ("reasons", "error"):
-        out[name] = out[name].astype("string").fillna("")
-    first = ["decision", "probability", "error", "reasons", "out_of_range"]  # what the officer reads first
-    out = out[first + [c for c in out.columns if c not in first]]
-    out = out.rename(columns={**{f.name: f.title for f in schema.fields}, "probability": "Approval probability",
-                              "decision": "Decision", "reasons": "Reasons", "out_of_range": "Outside training range",
-                              "error": "Error"})
-    out.index.name = "Row"
-    return out

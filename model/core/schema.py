@@ -6,7 +6,6 @@ consumer follows without code changes.
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from typing import Any, Literal
@@ -14,6 +13,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from model.core.coercion import blanks, to_numbers
 from model.core.errors import FieldError, ValidationError
 
 Kind = Literal["number", "category"]
@@ -229,9 +229,9 @@ class Schema:
         cell_bad = {f.name: np.zeros(n, dtype=bool) for f in self.fields}
         for f in self.fields:
             raw = frame[f.name]
-            blank = _blank(raw)
+            blank = blanks(raw)
             if f.is_number:
-                values = _to_number(raw)
+                values = to_numbers(raw)
                 not_number = ~blank & np.isnan(values)
                 flag(not_number, f, raw, "is not a number")
                 flag(np.isinf(values), f, raw, "is not a finite number")
@@ -245,7 +245,7 @@ class Schema:
                     flag(ok & (values < 0), f, raw, "is negative; training never had negative values")
                 if f.max_minus is not None and f.max_minus[0] in frame:
                     other, offset = f.max_minus
-                    limit = _to_number(frame[other]) - offset
+                    limit = to_numbers(frame[other]) - offset
                     other_ok = ~cell_bad.get(other, np.zeros(n, dtype=bool))  # no limit from a refused value
                     flag(ok & other_ok & (values > limit), f, raw,
                          lambda pos, o=other, off=offset, lim=limit:
@@ -287,57 +287,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
-
-
-def _blank(raw: np.ndarray) -> np.ndarray:
-    if raw.dtype.kind in "iub":
-        return np.zeros(len(raw), dtype=bool)
-    if raw.dtype.kind == "f":
-        return np.isnan(raw)
-    mask = pd.isna(raw)
-    strings = np.array([isinstance(v, str) for v in raw], dtype=bool)
-    if strings.any():
-        mask[strings] = [not v.strip() for v in raw[strings]]
-    return mask
-
-
-_THOUSANDS = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?")
-
-
-def _number_text(text: str) -> str:
-    """'$62,000' → '62000'. A comma counts only as a thousands separator: '62.000,50' stays
-    unreadable rather than becoming 62.0005."""
-    text = text.strip().removeprefix("$").strip()
-    return text.replace(",", "") if _THOUSANDS.fullmatch(text) else text
-
-
-def _to_number(raw: np.ndarray) -> np.ndarray:
-    if raw.dtype.kind == "b":
-        return np.full(len(raw), np.nan)
-    if raw.dtype.kind in "iuf":
-        return raw.astype(float)
-    cleaned = [_number_text(v) if isinstance(v, str) else v for v in raw]
-    if any(isinstance(v, bool | np.bool_) for v in cleaned):
-        cleaned = [np.nan if isinstance(v, bool | np.bool_) else v for v in cleaned]
-    try:
-        return pd.to_numeric(pd.Series(cleaned, dtype=object), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    except (TypeError, ValueError, OverflowError):  # a list, a dict or a huge integer among the values
-        return np.array([_one_number(v) for v in cleaned], dtype=float)
-
-
-def _one_number(value: Any) -> float:
-    """One value as a float, NaN when it is not a number; a number too large for a float is inf."""
-    if isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool | np.bool_):
-        try:
-            return float(value)
-        except OverflowError:
-            return np.inf if value > 0 else -np.inf
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return np.nan
-    return np.nan
 
 
 def _columns(data: Any) -> tuple[dict[str, np.ndarray], pd.Index]:

@@ -27,7 +27,6 @@ from .report import (
     probability_psi,
     psi,
     psi_band,
-    readable_log,
     simulated_sample,
 )
 
@@ -58,6 +57,5 @@ __all__ = [
     "probability_psi",
     "psi",
     "psi_band",
-    "readable_log",
     "simulated_sample",
 ]

@@ -12,7 +12,7 @@ from itertools import pairwise
 import numpy as np
 import pandas as pd
 
-from model.core.formatting import format_value, percent
+from model.core.formatting import format_value
 from model.core.schema import Field
 from model.records.log import DecisionLog, LogResult, entries_for, inputs_frame, new_decision_ids
 from model.scoring.decisions import decide
@@ -242,23 +242,3 @@ def log_simulated_sample(model: LoanModel, log: DecisionLog, n: int = SIMULATED_
     decided = decide(model, simulated_sample(model, n, seed))
     return log.record(entries_for(model, decided, source=SIMULATION_SOURCE, simulated=True, officer=officer,
                                   decision_ids=new_decision_ids(len(decided))))
-
-
-# --- the log, for people ---------------------------------------------------------------------------
-def readable_log(model, log: pd.DataFrame) -> pd.DataFrame:
-    """The log as an officer reads it: times, money and percentages written out, simulated rows marked."""
-    inputs = inputs_frame(log)
-    out = pd.DataFrame({
-        "Decided (UTC)": log["decided_at"].dt.strftime("%d %b %Y, %H:%M"),
-        "Decision": np.where(log["decision"].astype(int) == 1, "Approved", "Rejected"),
-        "Approval probability": [percent(p) for p in log["probability"]],
-    }, index=log.index)
-    for f in model.schema.fields:
-        if f.name in inputs.columns:
-            out[f.label] = [format_value(f, v) for v in inputs[f.name]]
-    out["Reasons"] = log["reasons"]
-    out["Out of range"] = log["out_of_range"]
-    out["Source"] = np.where(log["simulated"], "simulated", log["source"])
-    out["Officer"] = log["officer"].fillna("")
-    out["Version"] = log["model_version"]
-    return out.reset_index(drop=True)

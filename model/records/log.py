@@ -37,7 +37,6 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from model.core import config
 from model.core.errors import DecisionLogError
-from model.core.formatting import decision_label
 from model.core.metrics import approves
 from model.records import migrate
 from model.records.tables import decisions, meta
@@ -394,18 +393,6 @@ def inputs_frame(log_frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(list(log_frame["inputs"]), index=log_frame.index)
 
 
-def export_frame(log_frame: pd.DataFrame) -> pd.DataFrame:
-    """The log as one flat table for a CSV: one column per input, the decision in words."""
-    inputs = inputs_frame(log_frame)
-    out = log_frame.drop(columns=["inputs"]).copy()
-    out["decided_at"] = out["decided_at"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-    out["decision"] = [decision_label(bool(d)) for d in out["decision"]]
-    clash = [c for c in inputs.columns if c in out.columns]
-    inputs = inputs.rename(columns={c: f"input_{c}" for c in clash})
-    front = ["id", "decision_id", "decided_at", "model_name", "model_version", "model_sha256", "source",
-             "officer", "simulated"]
-    back = ["probability", "threshold", "decision", "reasons", "out_of_range"]
-    return pd.concat([out[front], inputs, out[back]], axis=1)
 
 
 def _insert(conn: Connection, entries: list[LogEntry]) -> None:

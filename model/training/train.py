@@ -11,6 +11,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
+from model.core.coercion import to_numbers
 from model.core.metrics import evaluate, fingerprint
 from model.core.pipeline import (
     MODEL_KINDS,
@@ -233,7 +234,7 @@ def _as_numbers(name: str, col: pd.Series) -> pd.Series | None:
     filled = given[given.notna() & (given != "")]
     if filled.empty:
         return None
-    numbers = pd.to_numeric(filled.str.replace(r"^\$|,(?=\d{3}(\D|$))", "", regex=True), errors="coerce")
+    numbers = pd.Series(to_numbers(filled.to_numpy(dtype=object)), index=filled.index)
     stray = filled[numbers.isna()]
     if stray.empty:
         return numbers.reindex(col.index).astype(float)
