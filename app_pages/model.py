@@ -30,7 +30,7 @@ def version_effects(_model: LoanModel, lineage: str) -> evaluation.FeatureEffect
 
 def effects_of(model: LoanModel) -> evaluation.FeatureEffects:
     """A threshold copy has its parent's pipeline and hold-out, so it shares the parent's (cached) effects."""
-    return version_effects(model, str(model.path.parent / (model.card.get("parent") or model.version)))
+    return version_effects(model, str(model.path.parent / (model.card.parent or model.version)))
 
 
 def report_of(model: LoanModel) -> evaluation.Report | None:
@@ -72,8 +72,8 @@ def make_active(previous: str | None, version: str) -> str:
 
 def model_card(model: LoanModel) -> None:
     card = model.card
-    data, metrics = card.get("data", {}), card.get("metrics", {})
-    st.caption(f"Version `{model.version}` is active · trained {utc_time(card.get('created_at'))} · "
+    data, metrics = card.data, card.metrics
+    st.caption(f"Version `{model.version}` is active · trained {utc_time(card.created_at)} · "
                f"pipeline SHA-256 `{model.sha256[:12]}`")
     left, middle, right = st.columns(3)
     with left.container(border=True):
@@ -83,7 +83,7 @@ def model_card(model: LoanModel) -> None:
             f"- Source: {data.get('source') or 'unknown'}",
             f"- Rows: {data['rows']:,}" if "rows" in data else "- Rows: unknown",
             f"- Fingerprint: `{fingerprint[:12]}`" if fingerprint else "- Fingerprint: unknown",
-            f"- Target: `{card['target']}`, approved when it is `{card.get('positive_label', '1')}`",
+            f"- Target: `{card.target}`, approved when it is `{card.positive_label}`",
         ]
         if "approval_rate" in data:
             lines.append(f"- Approval rate in the data: {percent(data['approval_rate'])}")
@@ -93,19 +93,19 @@ def model_card(model: LoanModel) -> None:
             lines.append(f"- Hold-out: {metrics['n_test']:,} rows kept out of training")
         st.markdown("\n".join(lines))
     with middle.container(border=True):
-        st.markdown(f"**Pipeline** · {evaluation.kind_label(card.get('model_kind', '?'))}")
-        st.markdown("\n".join(f"- {step}" for step in card.get("pipeline_steps", [])))
-        cv_auc = card.get("selection", {}).get("cv_auc") or {}
+        st.markdown(f"**Pipeline** · {evaluation.kind_label(card.model_kind)}")
+        st.markdown("\n".join(f"- {step}" for step in card.pipeline_steps))
+        cv_auc = card.selection.get("cv_auc") or {}
         if cv_auc:
             st.markdown("Chosen by 5-fold cross-validated AUC: " + ", ".join(
                 f"{evaluation.kind_label(k).lower()} {v:.3f}" for k, v in cv_auc.items()))
         line = f"Threshold: **{percent(model.threshold)}**"
-        if card.get("parent"):
-            line += f" (set on the Model page; same pipeline as version `{card['parent']}`)"
+        if card.parent:
+            line += f" (set on the Model page; same pipeline as version `{card.parent}`)"
         st.markdown(line)
     with right.container(border=True):
         st.markdown("**Libraries**")
-        st.markdown("\n".join(f"- {name} {version}" for name, version in card.get("libraries", {}).items()))
+        st.markdown("\n".join(f"- {name} {version}" for name, version in card.libraries.items()))
 
 
 def performance(model: LoanModel, report: evaluation.Report) -> None:

@@ -24,10 +24,10 @@ def model_sidebar() -> None:
             st.error("The active model cannot be used. Choose another version on the Model page.")
             officer_field()
             return
-        auc = model.card.get("metrics", {}).get("auc")
+        auc = model.card.auc
         lines = [
             f"**{model.name}**",
-            f"Version `{model.sha256[:8]}`, trained {utc_time(model.card.get('created_at'))}",
+            f"Version `{model.sha256[:8]}`, trained {utc_time(model.card.created_at)}",
             f"{'AUC on the labelled data' if model.card.get('imported') else 'Hold-out AUC'} {auc:.3f} · "
             f"threshold {percent(model.threshold)}" if auc is not None
             else f"Threshold {percent(model.threshold)}",

@@ -22,10 +22,10 @@ async def model_card(_: CallerDep, model: ModelDep) -> Response:
 
 def public_card(model: LoanModel) -> dict[str, Any]:
     """What a client may know of the model: no training rows, no hold-out, no drift bins."""
-    card = model.card
+    card = model.card.raw
     keep = ("name", "version", "created_at", "model_kind", "target", "positive_label", "threshold",
             "schema", "metrics", "versions", "pipeline_sha256", "reference", "imported", "directions")
     out = {k: card[k] for k in keep if k in card}
-    data = card.get("data", {})
+    data = model.card.data
     out["data"] = {k: data[k] for k in ("rows", "fingerprint", "approval_rate") if k in data}
     return out

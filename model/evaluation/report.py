@@ -225,8 +225,8 @@ def report(model: LoanModel) -> Report:
     y = holdout["label"].to_numpy(dtype=int)
     p = holdout["probability"].to_numpy(dtype=float)
     return Report(
-        version=model.version, model_kind=model.card.get("model_kind", "?"),
-        created_at=model.card.get("created_at", ""), threshold=model.threshold, label=y, probability=p,
+        version=model.version, model_kind=model.card.model_kind,
+        created_at=model.card.created_at, threshold=model.threshold, label=y, probability=p,
         metrics=evaluate(y, p, model.threshold), roc=roc(y, p), precision_recall=precision_recall(y, p),
         reliability=reliability(y, p), thresholds=threshold_table(y, p),
         holdout_fingerprint=fingerprint(holdout[[*model.schema.names, "label"]]),

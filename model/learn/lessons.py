@@ -359,7 +359,7 @@ def model_only(model, applicant: Any | None = None, holdout: Any = _LOAD) -> Mis
                                     _with_numbers(model, batch.head(1), StandardScaler().fit_transform(raw[:1])))[0])
     seen = _scaling_table(model, columns, refit.mean_, refit.scale_, wrong_z[0],
                           scaler.mean_, scaler.scale_, scaler.transform(raw[:1])[0], "today's batch")
-    n_train = int(model.card.get("metrics", {}).get("n_train") or scaler.n_samples_seen_)
+    n_train = int(model.card.metrics.get("n_train") or scaler.n_samples_seen_)
     f = model.schema[columns[0]] if PRACTICE_FIELD not in columns else model.schema[PRACTICE_FIELD]
     k = columns.index(f.name)
     why = (f"The scaler that belongs to this model learned its averages from {n_train:,} training applicants "

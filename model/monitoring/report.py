@@ -113,7 +113,7 @@ def _range_labels(f: Field, edges: np.ndarray) -> list[str]:
 
 def drift(model, log: pd.DataFrame) -> list[FieldDrift]:
     """Every input with training bins in the model card, against the log's recent inputs."""
-    bins = model.card.get("drift_bins", {})
+    bins = model.card.drift_bins
     inputs = inputs_frame(log)
     out = []
     for f in model.schema.fields:

@@ -397,7 +397,7 @@ def load_model(path: str | Path | None = None, *, version: str | None = None,
 def load_holdout(model) -> pd.DataFrame:
     """The stored hold-out (features, label, probability), checked against the card."""
     path = Path(model.path) / HOLDOUT_FILE
-    expected = model.card["files"].get(HOLDOUT_FILE)
+    expected = model.card.files.get(HOLDOUT_FILE)
     if expected and sha256_file(path) != expected:
         raise ModelIntegrityError(f"{path} does not match its model card")
     return pd.read_parquet(path)

@@ -205,7 +205,7 @@ def decide(model, applicant: Any, curve_field: str | None = None) -> Decision:
     validation = _one_row(model, applicant)
     row = _row(validation)
     schema = model.schema
-    reference = model.card.get("reference", {})
+    reference = model.card.reference
     flip_fields = [f for f in schema.fields
                    if f.is_number and not f.protected and f.monotone and f.train_max > f.train_min]
     curve_fields = [f.name for f in flip_fields]

@@ -13,6 +13,7 @@ import sklearn
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
+from model.core.card import ModelCard
 from model.core.metrics import approves
 from model.core.schema import Schema, Validation
 from model.scoring.compiled import compile_pipeline
@@ -22,15 +23,15 @@ from model.scoring.reasons import log_odds
 class LoanModel:
     """A verified pipeline with its model card. Treat it as read-only: the app shares one instance."""
 
-    def __init__(self, pipeline: Pipeline, card: dict[str, Any], path: str | Path):
+    def __init__(self, pipeline: Pipeline, card: Mapping[str, Any], path: str | Path):
         self._pipeline = pipeline
-        self.card = card
+        self.card = card if isinstance(card, ModelCard) else ModelCard.from_dict(card)
         self.path = Path(path)
-        self.schema = Schema.from_dict(card["schema"])
-        self.threshold = float(card["threshold"])
-        self.name: str = card["name"]
-        self.version: str = card["version"]
-        self.sha256: str = card["pipeline_sha256"]
+        self.schema: Schema = self.card.schema
+        self.threshold: float = self.card.threshold
+        self.name: str = self.card.name
+        self.version: str = self.card.version
+        self.sha256: str = self.card.pipeline_sha256
         self._compiled = compile_pipeline(pipeline, self.schema)
         self._plan = None if self._compiled is not None else ServingPlan.of(pipeline)  # scikit-learn's fast path
 

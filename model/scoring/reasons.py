@@ -113,7 +113,7 @@ def batch_reason_codes(model, clean: Columns, probabilities: np.ndarray) -> tupl
 
 def batch_reason_lists(model, clean: Columns, probabilities: np.ndarray) -> tuple[np.ndarray, list[tuple[str, ...]]]:
     """`batch_reason_codes` with each distinct combination as its reasons, strongest first."""
-    reference = model.card.get("reference", {})
+    reference = model.card.reference
     fields = [f for f in model.schema.fields if f.name in reference and not f.protected]
     n = len(probabilities)
     if n == 0 or not fields:

@@ -30,7 +30,7 @@ def copy_with_threshold(registry: str | Path, version: str, threshold: float, *,
     source = load_model(registry, version=version)
     written_by_save = ("card_format", "name", "version", "created_at", "libraries", "files", "pipeline_sha256",
                        "signature")
-    card = {k: v for k, v in source.card.items() if k not in written_by_save}
+    card = {k: v for k, v in source.card.raw.items() if k not in written_by_save}
     card["threshold"] = float(threshold)
     card["parent"] = version
     holdout = load_holdout(source)
