@@ -33,4 +33,5 @@ class ActiveModel:
                 self._model, self._key = None, None
                 self._model, self._key = load_model(folder), key
             self._checked_at = time.monotonic()
+            assert self._model is not None
             return self._model

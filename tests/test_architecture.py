@@ -37,3 +37,8 @@ def test_a_model_saved_before_the_layers_loads_and_predicts_the_same(tmp_path):
     rows = expected.drop(columns="expected_probability")
     got = loaded.predict_proba(rows)[:, 1]
     np.testing.assert_allclose(got, expected["expected_probability"].to_numpy(), rtol=0, atol=1e-12)
+
+
+def test_the_type_checker_passes_on_the_core_and_the_api():
+    done = subprocess.run([_tool("mypy")], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]

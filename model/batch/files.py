@@ -84,7 +84,7 @@ class BatchSummary:
 
 
 def score_file(
-    model,
+    model: LoanModel,
     input_path: str | Path,
     output_path: str | Path,
     *,

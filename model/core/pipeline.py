@@ -6,7 +6,7 @@ mistakes (different preprocessing, changed feature order, manual transforms) imp
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -65,7 +65,7 @@ def build_pipeline(schema: Schema, kind: ModelKind, seed: int = 42, calibrate: b
     return Pipeline([("preprocess", preprocess), ("model", model)])
 
 
-def blanks_to_nan(x):
+def blanks_to_nan(x: Any) -> np.ndarray:
     """None and NaN both mean a gap; SimpleImputer sees only NaN, and None would become a category."""
     values = np.asarray(x, dtype=object)
     return np.where(pd.isna(values), np.nan, values)
@@ -77,7 +77,7 @@ def is_loandesk_shape(pipeline: Pipeline) -> bool:
         pipeline.steps[0][1], ColumnTransformer)
 
 
-def base_estimator(pipeline: Pipeline):
+def base_estimator(pipeline: Pipeline) -> Any:
     """The fitted classifier: the last step, inside the calibration wrapper when there is one."""
     model = pipeline.steps[-1][1]
     if isinstance(model, CalibratedClassifierCV):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,9 @@ from model.core.schema import Field
 from model.registry.store import ModelIntegrityError, load_holdout
 from model.scoring.explain import Curve, sensitivity_curve
 
+if TYPE_CHECKING:
+    from model.scoring.predictor import LoanModel
+
 BATCH_SIZE = 10  # "today's applications", scaled on their own in the model-only mistake
 SWAP_PREFERENCE = ("income", "loan_amount")  # two columns of the same unit: swapped, nothing looks odd
 PRACTICE_FIELD = "income"
@@ -31,7 +34,7 @@ KIND_NAMES = {"logistic": "logistic regression", "gbm": "gradient boosting", "im
 
 
 # --- small pieces ----------------------------------------------------------------------------
-def example_customer(model) -> dict[str, Any]:
+def example_customer(model: LoanModel) -> dict[str, Any]:
     """The lesson's example customer (age 35, income $62,000, ...), or the model's typical applicant."""
     return model.schema.defaults()
 
@@ -198,7 +201,7 @@ def _scaling_table(model, columns: list[str], wrong_mean, wrong_std, wrong_z, ri
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def unscaled_inputs(model, applicant: Any | None = None, holdout: Any = _LOAD) -> Mistake:
+def unscaled_inputs(model: LoanModel, applicant: Any | None = None, holdout: Any = _LOAD) -> Mistake:
     """Mistake 1: the fitted classifier alone, fed raw numbers, as if preprocessing had been forgotten."""
     applicant = example_customer(model) if applicant is None else applicant
     clean = _clean(model, applicant)
@@ -237,7 +240,7 @@ def unscaled_inputs(model, applicant: Any | None = None, holdout: Any = _LOAD) -
     )
 
 
-def swap_fields(model) -> tuple[str, str] | None:
+def swap_fields(model: LoanModel) -> tuple[str, str] | None:
     """The two number columns the feature-order lesson swaps: income and loan amount when there are."""
     numbers = [f.name for f in model.schema.fields if f.is_number]
     if all(name in numbers for name in SWAP_PREFERENCE):
@@ -252,7 +255,7 @@ def _relabel(clean: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
     return out
 
 
-def changed_order(model, applicant: Any | None = None, holdout: Any = _LOAD) -> Mistake | None:
+def changed_order(model: LoanModel, applicant: Any | None = None, holdout: Any = _LOAD) -> Mistake | None:
     """Mistake 2: the same values in another column order, read by position instead of by name."""
     pair = swap_fields(model)
     if pair is None:
@@ -312,7 +315,7 @@ class OrderGuard:
     probability: float
 
 
-def order_guard(model, applicant: Any | None = None) -> OrderGuard:
+def order_guard(model: LoanModel, applicant: Any | None = None) -> OrderGuard:
     applicant = example_customer(model) if applicant is None else applicant
     clean = _clean(model, applicant)
     try:
@@ -334,7 +337,7 @@ def _batch_scaled(raw: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
-def todays_batch(model, applicant: Any | None = None, holdout: Any = _LOAD) -> pd.DataFrame:
+def todays_batch(model: LoanModel, applicant: Any | None = None, holdout: Any = _LOAD) -> pd.DataFrame:
     """The example customer first, then the next hold-out applicants: a day's applications."""
     applicant = example_customer(model) if applicant is None else applicant
     clean = _clean(model, applicant)
@@ -344,7 +347,7 @@ def todays_batch(model, applicant: Any | None = None, holdout: Any = _LOAD) -> p
     return pd.concat([clean, holdout.head(BATCH_SIZE - 1)], ignore_index=True)
 
 
-def model_only(model, applicant: Any | None = None, holdout: Any = _LOAD) -> Mistake:
+def model_only(model: LoanModel, applicant: Any | None = None, holdout: Any = _LOAD) -> Mistake:
     """Mistake 3: only the classifier was saved, so serving fits a new scaler on the data it has."""
     applicant = example_customer(model) if applicant is None else applicant
     holdout = _holdout(model, holdout)
@@ -382,7 +385,7 @@ def model_only(model, applicant: Any | None = None, holdout: Any = _LOAD) -> Mis
     )
 
 
-def typed_constants(model) -> tuple[np.ndarray, np.ndarray]:
+def typed_constants(model: LoanModel) -> tuple[np.ndarray, np.ndarray]:
     """The training mean and standard deviation as a person copies them by hand: one significant figure."""
     _, scaler, _, _ = _number_steps(model.pipeline)
     mean = np.array([_signif(v) for v in scaler.mean_])
@@ -390,7 +393,7 @@ def typed_constants(model) -> tuple[np.ndarray, np.ndarray]:
     return mean, std
 
 
-def manual_transform(model, applicant: Any | None = None, holdout: Any = _LOAD) -> Mistake:
+def manual_transform(model: LoanModel, applicant: Any | None = None, holdout: Any = _LOAD) -> Mistake:
     """Mistake 4: scaling re-typed by hand in the serving code, with constants that drift from training."""
     applicant = example_customer(model) if applicant is None else applicant
     clean = _clean(model, applicant)
@@ -426,7 +429,7 @@ def manual_transform(model, applicant: Any | None = None, holdout: Any = _LOAD) 
     )
 
 
-def mistakes(model, applicant: Any | None = None) -> list[Mistake]:
+def mistakes(model: LoanModel, applicant: Any | None = None) -> list[Mistake]:
     """All four mistakes for one applicant (the example customer by default).
 
     Three of them take LoanDesk's own pipeline apart (its imputer and scaler); an imported pipeline
@@ -440,7 +443,7 @@ def mistakes(model, applicant: Any | None = None) -> list[Mistake]:
     return [m for m in out if m is not None]
 
 
-def kind_note(model) -> str:
+def kind_note(model: LoanModel) -> str:
     """A sentence on why the mistakes matter for the active model's kind."""
     kind = model_kind(model.pipeline)
     if kind == "imported":
@@ -478,7 +481,7 @@ class Practice:
         return decision_label(self.approved)
 
 
-def practice_field(model) -> str | None:
+def practice_field(model: LoanModel) -> str | None:
     """The field the practice slider moves: income, else the first number with a direction."""
     numbers = [f for f in model.schema.fields if f.is_number and f.train_max > f.train_min]
     if any(f.name == PRACTICE_FIELD for f in numbers):
@@ -501,7 +504,7 @@ def _slope(model, clean: pd.DataFrame, name: str, at: float, step: float) -> flo
     return float(probs[1] - probs[0])
 
 
-def practice(model, value: float, field: str | None = None, applicant: Any | None = None) -> Practice:
+def practice(model: LoanModel, value: float, field: str | None = None, applicant: Any | None = None) -> Practice:
     """The example customer with `field` set to `value`: the decision, the curve and the flip point."""
     field = field or practice_field(model)
     applicant = dict(example_customer(model) if applicant is None else applicant)
@@ -527,7 +530,7 @@ def _points_only(slope: float) -> str:
     return f"{'' if slope >= 0 else '−'}{abs(100 * slope):.1f} points"
 
 
-def practice_sentence(model, p: Practice) -> str:
+def practice_sentence(model: LoanModel, p: Practice) -> str:
     """Where the decision flips and how sensitive the model is there, in words."""
     f = model.schema[p.field]
     label = f.label.lower()

@@ -111,7 +111,7 @@ def _range_labels(f: Field, edges: np.ndarray) -> list[str]:
     return [f"under {shown[0]}", *middle, f"{shown[-1]} and over"]
 
 
-def drift(model, log: pd.DataFrame) -> list[FieldDrift]:
+def drift(model: LoanModel, log: pd.DataFrame) -> list[FieldDrift]:
     """Every input with training bins in the model card, against the log's recent inputs."""
     bins = model.card.drift_bins
     inputs = inputs_frame(log)
@@ -124,7 +124,7 @@ def drift(model, log: pd.DataFrame) -> list[FieldDrift]:
     return out
 
 
-def drift_table(model, drifts: list[FieldDrift]) -> pd.DataFrame:
+def drift_table(model: LoanModel, drifts: list[FieldDrift]) -> pd.DataFrame:
     """One row per field: label, PSI, band, how many recent values."""
     return pd.DataFrame({
         "field": [d.field for d in drifts],
@@ -143,11 +143,11 @@ def probability_psi(holdout_probabilities: np.ndarray, recent: np.ndarray, bins:
     edges = np.unique(np.quantile(holdout_probabilities, np.linspace(0, 1, bins + 1)))[1:-1]
     shares = [np.bincount(np.searchsorted(edges, x, side="right"), minlength=len(edges) + 1) / len(x)
               for x in (np.asarray(holdout_probabilities, dtype=float), recent)]
-    return psi(*shares)
+    return psi(shares[0], shares[1])
 
 
 # --- out-of-range inputs -------------------------------------------------------------------------
-def out_of_range_counts(model, log: pd.DataFrame) -> pd.DataFrame:
+def out_of_range_counts(model: LoanModel, log: pd.DataFrame) -> pd.DataFrame:
     """Per numeric field: how many logged decisions had it outside the training range, and what share."""
     names = log["out_of_range"].fillna("").str.split(r"\s*[,;]\s*", regex=True) if len(log) else pd.Series()
     flagged = pd.Series([n for row in names for n in row if n]).value_counts()
@@ -171,7 +171,7 @@ def out_of_range_share(log: pd.DataFrame) -> float:
 
 
 # --- fairness ------------------------------------------------------------------------------------
-def fairness_applicable(model) -> bool:
+def fairness_applicable(model: LoanModel) -> bool:
     return "age" in model.schema
 
 
@@ -193,7 +193,7 @@ def age_bands(log: pd.DataFrame) -> pd.DataFrame:
 
 
 # --- a simulated drifted sample (for demos) --------------------------------------------------------
-def simulated_sample(model, n: int = SIMULATED_SAMPLE_SIZE, seed: int = 0) -> pd.DataFrame:
+def simulated_sample(model: LoanModel, n: int = SIMULATED_SAMPLE_SIZE, seed: int = 0) -> pd.DataFrame:
     """Applicants unlike the training data, to show what drift alerts look like.
 
     The built-in fields come from the applicant generator on another seed; a model trained on
@@ -220,7 +220,7 @@ def simulated_sample(model, n: int = SIMULATED_SAMPLE_SIZE, seed: int = 0) -> pd
         moved = moved.clip(lower=_lowest(f), upper=f.hard_max)
         sample[name] = moved.round() if f.integer else moved
     beyond = [f for f in model.schema.fields if f.is_number and f.max_minus is None and f.train_std
-              and (f.hard_max is None or f.hard_max > f.train_max)]
+              and (f.hard_max is None or f.hard_max > (f.train_max or 0.0))]
     if beyond:
         rows = np.flatnonzero(rng.random(n) < SIMULATED_BEYOND_RANGE)
         for row, k in zip(rows, rng.integers(0, len(beyond), len(rows)), strict=True):

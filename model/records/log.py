@@ -277,7 +277,7 @@ class DecisionLog:
     def schema_version(self) -> int:
         self.ensure_schema()
         with self.engine.connect() as conn:
-            return int(conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar())
+            return int(conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar() or 0)
 
     def record(self, entries: LogEntry | Iterable[LogEntry]) -> LogResult:
         """Write entries in one transaction; never raises: a failure comes back as a warning."""
@@ -368,7 +368,7 @@ class DecisionLog:
 
     def count(self) -> int:
         with self._reading() as conn:
-            return int(conn.execute(select(func.count()).select_from(decisions)).scalar())
+            return int(conn.execute(select(func.count()).select_from(decisions)).scalar() or 0)
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
@@ -408,11 +408,11 @@ def _insert(conn: Connection, entries: list[LogEntry]) -> None:
     if compiled is None:
         columns = [c for c in decisions.c if c.name != "id"]
         statement = insert(decisions).compile(dialect=dialect, column_keys=[c.name for c in columns])
-        order = list(statement.positiontup) if statement.positional else [c.name for c in columns]
+        order = list(statement.positiontup or []) if statement.positional else [c.name for c in columns]
         processors = {c.name: c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns}
         compiled = _compiled_inserts[dialect.name] = (str(statement), order, processors, statement.positional)
     sql, order, processors, positional = compiled
-    values = {
+    values: dict[str, list[Any]] = {
         "decided_at": [_utc(e.decided_at) for e in entries],
         "model_name": [e.model_name for e in entries],
         "model_version": [e.model_version for e in entries],
@@ -479,11 +479,10 @@ def _json_text(value: Any) -> str:
 
 def _utc(moment: datetime | date) -> datetime:
     """A UTC datetime; naive ones (and plain dates, at midnight) are taken to be UTC already."""
-    if not isinstance(moment, datetime):
-        moment = datetime(moment.year, moment.month, moment.day)
-    if isinstance(moment, pd.Timestamp):
-        moment = moment.to_pydatetime()
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    when = moment if isinstance(moment, datetime) else datetime(moment.year, moment.month, moment.day)
+    if isinstance(when, pd.Timestamp):
+        when = when.to_pydatetime()
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def _json_safe(value: Any) -> Any:

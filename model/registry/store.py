@@ -23,7 +23,7 @@ import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import joblib
 import numpy as np
@@ -38,6 +38,9 @@ from model.core.schema import Schema
 from model.registry import unpickling
 from model.registry.signing import sign, signature_problem
 from model.registry.unpickling import Trust
+
+if TYPE_CHECKING:
+    from model.scoring.predictor import LoanModel
 
 CARD_FORMAT = 1
 PIPELINE_FILE = "pipeline.joblib"
@@ -362,7 +365,7 @@ def verify(folder: Path, card: dict[str, Any], *, allow_version_mismatch: bool =
 
 
 def load_model(path: str | Path | None = None, *, version: str | None = None,
-               allow_version_mismatch: bool = False):
+               allow_version_mismatch: bool = False) -> LoanModel:
     """Load a model verified end to end: card, checksums, library versions, then the pipeline."""
     from model.scoring.predictor import LoanModel
 
@@ -394,7 +397,7 @@ def load_model(path: str | Path | None = None, *, version: str | None = None,
     return LoanModel(pipeline, card, folder)
 
 
-def load_holdout(model) -> pd.DataFrame:
+def load_holdout(model: LoanModel) -> pd.DataFrame:
     """The stored hold-out (features, label, probability), checked against the card."""
     path = Path(model.path) / HOLDOUT_FILE
     expected = model.card.files.get(HOLDOUT_FILE)

@@ -78,9 +78,9 @@ class CompiledLogistic:
             if f.name == name:
                 x = np.asarray(values, dtype=float)
                 return f.weight * (np.where(np.isnan(x), f.fill, x) - f.mean)
-        for f in self.categories:
-            if f.name == name:
-                return np.array([f.weights.get(_category(v, f.fill), 0.0) for v in values])
+        for c in self.categories:
+            if c.name == name:
+                return np.array([c.weights.get(_category(v, c.fill), 0.0) for v in values])
         raise KeyError(name)
 
     def _calibrated(self, margin: np.ndarray) -> np.ndarray:
@@ -100,9 +100,9 @@ class CompiledLogistic:
         for f in self.numbers:
             x = np.asarray(columns[f.name], dtype=float)
             score += f.weight * (np.where(np.isnan(x), f.fill, x) - f.mean)
-        for f in self.categories:
-            fill, weights = f.fill, f.weights
-            score += np.array([weights.get(_category(v, fill), 0.0) for v in columns[f.name]])
+        for c in self.categories:
+            fill, weights = c.fill, c.weights
+            score += np.array([weights.get(_category(v, fill), 0.0) for v in columns[c.name]])
         return score
 
 

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from model.core.formatting import decision_label, format_value, with_article
 from model.core.metrics import approves
-from model.core.schema import Field
+from model.core.schema import Field, Schema
 from model.scoring.reasons import MAX_REASONS, MIN_LOG_ODDS, Reason, reason_text
+
+if TYPE_CHECKING:
+    from model.scoring.predictor import LoanModel
 
 CURVE_POINTS = 200
 REFINE_POINTS = 32
@@ -86,7 +89,7 @@ def _repeat(row: dict[str, Any], n: int) -> dict[str, np.ndarray]:
             for name, value in row.items()}
 
 
-def value_range(schema, f: Field, row: dict[str, Any]) -> tuple[float, float]:
+def value_range(schema: Schema, f: Field, row: dict[str, Any]) -> tuple[float, float]:
     """Where a field may go for this applicant: the training range, within the hard bounds and the
     cross-field rules (employment length can never exceed age − 14, so neither end may break it)."""
     lo, hi = float(f.train_min), float(f.train_max)
@@ -102,7 +105,7 @@ def value_range(schema, f: Field, row: dict[str, Any]) -> tuple[float, float]:
     return lo, max(lo, hi)
 
 
-def view_range(schema, f: Field, row: dict[str, Any]) -> tuple[float, float]:
+def view_range(schema: Schema, f: Field, row: dict[str, Any]) -> tuple[float, float]:
     """Where a chart should look: the middle 98% of training values, widened to show this applicant."""
     lo, hi = value_range(schema, f, row)
     view_lo = f.train_p01 if f.train_p01 is not None else lo
@@ -118,7 +121,7 @@ def _finite(value: Any) -> bool:
     return isinstance(value, int | float) and math.isfinite(value)
 
 
-def curve_grid(schema, f: Field, row: dict[str, Any], points: int = CURVE_POINTS) -> np.ndarray:
+def curve_grid(schema: Schema, f: Field, row: dict[str, Any], points: int = CURVE_POINTS) -> np.ndarray:
     """The values a sensitivity curve visits for this applicant, evenly spaced."""
     return np.linspace(*value_range(schema, f, row), points)
 
@@ -200,7 +203,7 @@ def flip_sentence(f: Field, value: float | None, grid: np.ndarray, curve_probs: 
 
 
 # --- the public explanations -----------------------------------------------------------------
-def decide(model, applicant: Any, curve_field: str | None = None) -> Decision:
+def decide(model: LoanModel, applicant: Any, curve_field: str | None = None) -> Decision:
     """A full decision in two predict calls (plus a small refinement call for the flip points)."""
     validation = _one_row(model, applicant)
     row = _row(validation)
@@ -282,7 +285,7 @@ def decide(model, applicant: Any, curve_field: str | None = None) -> Decision:
     )
 
 
-def sensitivity_curve(model, applicant: Any, field_name: str, points: int = CURVE_POINTS) -> Curve:
+def sensitivity_curve(model: LoanModel, applicant: Any, field_name: str, points: int = CURVE_POINTS) -> Curve:
     """Approval probability across one field's training range, all else fixed, in one call."""
     row = _row(_one_row(model, applicant))
     f = model.schema[field_name]
@@ -301,7 +304,7 @@ def sensitivity_curve(model, applicant: Any, field_name: str, points: int = CURV
                  model.threshold, flips)
 
 
-def grid_2d(model, applicant: Any, x_field: str, y_field: str, points: int = 40) -> Grid:
+def grid_2d(model: LoanModel, applicant: Any, x_field: str, y_field: str, points: int = 40) -> Grid:
     """Approval probability over two numeric fields' training ranges, in one call."""
     if x_field == y_field:
         raise ValueError("choose two different fields")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -18,6 +18,9 @@ from model.core.metrics import approves
 from model.core.schema import Schema, Validation
 from model.scoring.compiled import compile_pipeline
 from model.scoring.reasons import log_odds
+
+if TYPE_CHECKING:
+    from model.scoring.explain import Decision
 
 
 class LoanModel:
@@ -99,7 +102,7 @@ class LoanModel:
                 return self._pipeline.predict_proba(frame)[:, 1]
             return self._plan(columns)
 
-    def decide(self, applicant: Any, curve_field: str | None = None):
+    def decide(self, applicant: Any, curve_field: str | None = None) -> Decision:
         """One applicant's full decision: probability, reasons, warnings, flip points, a curve."""
         from model.scoring.explain import decide
 

@@ -10,7 +10,7 @@ import math
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -21,7 +21,10 @@ from model.core.formatting import format_value
 from model.core.metrics import approves
 from model.core.schema import Field
 
-Columns = pd.DataFrame | Mapping[str, np.ndarray]  # validated rows, by field name
+if TYPE_CHECKING:
+    from model.scoring.predictor import LoanModel
+
+Columns: TypeAlias = pd.DataFrame | Mapping[str, np.ndarray]  # validated rows, by field name
 
 MAX_REASONS = 4  # more principal reasons than this stop being useful to an applicant
 # A field that moves the log-odds less than this is no reason: about half a percentage point of
@@ -89,7 +92,7 @@ def _reason_codes(f: Field, values: np.ndarray, reference: Any) -> np.ndarray:
     return np.where(np.isnan(values), 0, code)
 
 
-def batch_reasons(model, clean: Columns, probabilities: np.ndarray) -> np.ndarray:
+def batch_reasons(model: LoanModel, clean: Columns, probabilities: np.ndarray) -> np.ndarray:
     """The principal reasons for many validated rows at once, `;`-separated, by the same rule as
     `decide` (each field swapped for the typical approved applicant's value).
 
@@ -99,7 +102,7 @@ def batch_reasons(model, clean: Columns, probabilities: np.ndarray) -> np.ndarra
     return texts[codes]
 
 
-def batch_reason_codes(model, clean: Columns, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def batch_reason_codes(model: LoanModel, clean: Columns, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """`batch_reasons` as codes into a short table of distinct texts: `texts[codes]` is the text.
 
     Rows share a handful of combinations, so a writer can dictionary-encode them instead of
@@ -111,7 +114,8 @@ def batch_reason_codes(model, clean: Columns, probabilities: np.ndarray) -> tupl
     return codes, texts
 
 
-def batch_reason_lists(model, clean: Columns, probabilities: np.ndarray) -> tuple[np.ndarray, list[tuple[str, ...]]]:
+def batch_reason_lists(model: LoanModel, clean: Columns,
+                       probabilities: np.ndarray) -> tuple[np.ndarray, list[tuple[str, ...]]]:
     """`batch_reason_codes` with each distinct combination as its reasons, strongest first."""
     reference = model.card.reference
     fields = [f for f in model.schema.fields if f.name in reference and not f.protected]
@@ -131,9 +135,9 @@ def batch_reason_lists(model, clean: Columns, probabilities: np.ndarray) -> tupl
     if tables is None:
         tables = _tables[model] = [_reason_table(f, reference[f.name]) for f in fields]
     width = max(len(t) for t in tables)
-    base = len(fields) * width + 1
+    radix = len(fields) * width + 1
     ranks = min(MAX_REASONS, len(fields))
-    place = np.append(base ** np.arange(ranks - 1, -1, -1, dtype=np.int64), 0)  # rank ≥ ranks: left out
+    place = np.append(radix ** np.arange(ranks - 1, -1, -1, dtype=np.int64), 0)  # rank ≥ ranks: left out
     key = np.zeros(n, dtype=np.int64)
     for k, f in enumerate(fields):
         rank = np.minimum(_rank(strength, k), ranks)
@@ -152,9 +156,9 @@ def batch_reason_lists(model, clean: Columns, probabilities: np.ndarray) -> tupl
         if parts is None:
             found, rest = [], combo
             while rest:
-                rest, digit = divmod(rest, base)
-                if digit:
-                    k, code = divmod(digit - 1, width)
+                rest, d = divmod(rest, radix)
+                if d:
+                    k, code = divmod(d - 1, width)
                     found.append(tables[k][code])
             parts = known[combo] = tuple(reversed(found))
         lists.append(parts)

@@ -63,9 +63,10 @@ def decide_rows(model: LoanModel, rows: list[Any]) -> list[RowDecision | RowErro
     decided = decide_columns(model, columns, pd.RangeIndex(len(objects)))
     for e in decided.validation.errors:
         i = at[int(e.row)]
-        if out[i] is None:
-            out[i] = RowErrors([])
-        out[i].errors.append(FieldError(i, e.field, rows[i].get(e.field), e.why))  # the value as sent
+        problems = out[i]
+        if not isinstance(problems, RowErrors):
+            problems = out[i] = RowErrors([])
+        problems.errors.append(FieldError(i, e.field, rows[i].get(e.field), e.why))  # the value as sent
     good = decided.good
     flagged = _names_per_row(decided.validation.out_of_range, good)
     gaps = _names_per_row(decided.validation.imputed, good)

@@ -128,7 +128,7 @@ def _fit(schema: Schema, model: str, x: pd.DataFrame, y: np.ndarray, seed: int):
     """The chosen kind, fitted: auto ranks the kinds by cross-validated AUC and takes the first
     whose directions hold; an explicitly chosen kind fails loudly instead."""
     cv_auc: dict[str, float] = {}
-    ranked = _rank_by_cv_auc(schema, x, y, seed, cv_auc) if model == "auto" else [model]
+    ranked: list[Any] = _rank_by_cv_auc(schema, x, y, seed, cv_auc) if model == "auto" else [model]
     refused = []
     for kind in ranked:
         candidate = build_pipeline(schema, kind, seed).fit(x, y)
@@ -250,9 +250,11 @@ def example_defaults(schema: Schema) -> dict[str, Any]:
     """Keep the lesson's example customer where it fits the data, else use training medians."""
     out = {}
     for f in schema.fields:
-        outside = f.is_number and f.default is not None and not f.train_min <= float(f.default) <= f.train_max
-        if outside:
-            out[f.name] = round(f.train_median) if f.integer else round(f.train_median, 2)
+        low, high, median = f.train_min, f.train_max, f.train_median
+        if low is None or high is None or median is None or f.default is None:
+            continue
+        if f.is_number and not low <= float(f.default) <= high:
+            out[f.name] = round(median) if f.integer else round(median, 2)
     return out
 
 
