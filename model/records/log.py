@@ -238,7 +238,7 @@ class DecisionLog:
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         for attempt in range(SCHEMA_ATTEMPTS):
             try:
-                with self._writer().begin() as conn:
+                with migrate.one_at_a_time(), self._writer().begin() as conn:
                     found = migrate.meta_version(conn)
                     if found is not None and found > SCHEMA_VERSION:
                         break

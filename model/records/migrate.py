@@ -9,6 +9,7 @@ stamped at that revision and upgraded from there.
 
 from __future__ import annotations
 
+import threading
 from functools import cache
 from pathlib import Path
 
@@ -22,6 +23,9 @@ from model.core.errors import DecisionLogError
 from model.records.tables import meta
 
 SCRIPTS = Path(__file__).resolve().parent / "migrations"
+# Alembic runs a migration through a module-level context: one thread at a time per process. (Other
+# processes are kept apart by the database's own locks; the loser retries.)
+_ONE_AT_A_TIME = threading.RLock()
 
 
 def _config(conn: Connection | None = None) -> Config:
@@ -34,6 +38,11 @@ def _config(conn: Connection | None = None) -> Config:
 @cache
 def _scripts() -> ScriptDirectory:
     return ScriptDirectory.from_config(_config())
+
+
+def one_at_a_time() -> threading.RLock:
+    """Hold this while a transaction that may migrate is open (the first use of a log)."""
+    return _ONE_AT_A_TIME
 
 
 def head() -> str:
@@ -72,6 +81,11 @@ def is_empty(conn: Connection) -> bool:
 
 def upgrade(conn: Connection) -> str:
     """Bring the database to the head revision inside the caller's transaction; return the revision."""
+    with _ONE_AT_A_TIME:
+        return _upgrade(conn)
+
+
+def _upgrade(conn: Connection) -> str:
     at = current(conn)
     if at is not None and not known(at):
         raise DecisionLogError(f"the decision log is at schema revision {at}, which this LoanDesk does not "
