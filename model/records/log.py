@@ -242,8 +242,11 @@ class DecisionLog:
                     found = migrate.meta_version(conn)
                     if found is not None and found > SCHEMA_VERSION:
                         break
+                    # Emptiness first, then the revision: on PostgreSQL each statement sees what others
+                    # committed before it, and another process may finish making the schema between them.
+                    empty = migrate.is_empty(conn)
                     if migrate.pending(conn):
-                        if url.get_backend_name() != "sqlite" and not migrate.is_empty(conn):
+                        if url.get_backend_name() != "sqlite" and not empty:
                             raise DecisionLogError(
                                 f"the decision log at {self!r} has an older schema: run "
                                 "`python -m model.records migrate` to upgrade it (every row is kept)")
