@@ -192,6 +192,23 @@ def test_crafted_pickle_never_runs(registry, tmp_path, unpickled):
     assert unpickled == []
 
 
+def test_a_crafted_pickle_whose_card_was_rewritten_to_match_is_refused_by_the_allow_list(registry, tmp_path):
+    import hashlib
+
+    from model.core.errors import UnsafePickleError
+
+    marker = tmp_path / "payload-was-run"
+    data = pickle.dumps(_CreatesFile(marker))
+    (_version_dir(registry) / "pipeline.joblib").write_bytes(data)
+    card = _card(registry)
+    card["files"]["pipeline.joblib"] = card["pipeline_sha256"] = hashlib.sha256(data).hexdigest()
+    _write_card(registry, card)  # the checksum now matches: only the allow-list stands in the way
+    with pytest.raises(UnsafePickleError, match="both were replaced") as info:
+        load_model(registry)
+    assert info.value.refused == [("io", "open")]
+    assert not marker.exists()
+
+
 def test_pipeline_swapped_after_its_check_never_runs(registry, tmp_path, monkeypatch):
     """The bytes unpickled are the bytes checked, not whatever the file holds a moment later."""
     marker = tmp_path / "payload-was-run"

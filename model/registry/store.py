@@ -33,7 +33,7 @@ from sklearn.exceptions import InconsistentVersionWarning
 from sklearn.pipeline import Pipeline
 
 from model.core import config
-from model.core.errors import ModelFolderError, ModelIntegrityError
+from model.core.errors import ModelFolderError, ModelIntegrityError, UnsafePickleError
 from model.core.schema import Schema
 from model.registry import unpickling
 from model.registry.signing import sign, signature_problem
@@ -388,6 +388,12 @@ def load_model(path: str | Path | None = None, *, version: str | None = None,
             pipeline = unpickling.loads(data, trust, source=str(folder / PIPELINE_FILE))
         except InconsistentVersionWarning as exc:
             raise ModelIntegrityError(f"{folder / PIPELINE_FILE}: {exc}") from exc
+        except UnsafePickleError as exc:
+            names = ", ".join(f"{m}.{n}" for m, n in exc.refused)
+            raise UnsafePickleError(
+                f"{folder / PIPELINE_FILE} names code that no LoanDesk version needs ({names}); nothing it names was "
+                "imported or run. Its checksum matches its card, so both were replaced: restore this version from a "
+                "copy you trust, or make another version active.", exc.refused) from exc
         except ModelIntegrityError:
             raise
         except Exception as exc:  # a file whose checksum matched but cannot be read
