@@ -258,3 +258,11 @@ def test_a_pipeline_made_with_another_scikit_learn_is_flagged(frame, tmp_path, m
     joblib.dump(_pipelines()["logistic"].fit(x, y), tmp_path / "old.pkl")
     monkeypatch.undo()
     assert load_file(tmp_path / "old.pkl").made_with_sklearn == "1.5.0"
+
+
+def test_a_loandesk_function_missing_from_the_list_is_explained_for_whoever_added_it():
+    from model.training import train
+
+    data = pickle.dumps(train.typical_applicant)
+    with pytest.raises(UnsafePickleError, match=r"LoanDesk's own code.*_EXACT"):
+        loads(data)

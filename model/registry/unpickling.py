@@ -378,8 +378,13 @@ def refusal_message(source: str, refused: Sequence[tuple[str, str]], stopped: st
                      + " ".join(f"--trust-module {m}" for m in dict.fromkeys(m for m, n in refused
                                                                             if m.split(".")[0] in LIBRARIES))
                      + " allows it.")
+    ours = [f"{m}.{n}" for m, n in refused if m.split(".")[0] == "model"]
+    if ours:
+        lines.append(f"{', '.join(ours)} is LoanDesk's own code, but not one of the names a saved pipeline may use: "
+                     "a pipeline LoanDesk builds may name only what model/registry/unpickling.py lists (_EXACT); "
+                     "add a new pipeline function there.")
     own = sorted({m for m, _ in refused if m != MAIN and not _standard_library(m)
-                  and m.split(".")[0] not in LIBRARIES})
+                  and m.split(".")[0] not in (*LIBRARIES, "model")})
     if own:
         lines.append(f"If {', '.join(own)} is your own code and you trust it, pass "
                      + " ".join(f"--trust-module {m}" for m in dict.fromkeys(m.split('.')[0] for m in own))
