@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from api import create_app
 from model.core.errors import PipelineImportError, UnsafePickleError
+from model.core.schema import Schema
 from model.evaluation.report import feature_effects, report
 from model.registry.store import activate_version, list_versions, load_model, save_version
 from model.training.data import generate_applicants
@@ -564,3 +565,38 @@ def test_columns_the_pipeline_does_not_read_are_named_and_ignored(lesson):
     done = prepare(lesson / "loan_approval_model.pkl", frame, "approved")
     assert "Columns the pipeline does not read, ignored: application_id." in done.notes
     assert done.pipeline.feature_names_in_.tolist() == FIVE
+
+
+def test_a_pipeline_with_a_text_column_and_gaps_gets_its_schema_from_the_data(tmp_path):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(4)
+    frame = generate_applicants(1500, seed=4)
+    frame["savings"] = np.round(rng.lognormal(8, 1, len(frame)), -1)
+    frame.loc[rng.random(len(frame)) < 0.1, "savings"] = np.nan
+    frame["purpose"] = rng.choice(["car", "home", "study"], len(frame))
+    columns = [*FIVE, "savings", "purpose"]
+    pre = ColumnTransformer([
+        ("numbers", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), [*FIVE, "savings"]),
+        ("text", OneHotEncoder(handle_unknown="ignore"), ["purpose"]),
+    ])
+    pipeline = make_pipeline(pre, LogisticRegression(max_iter=500)).fit(frame[columns], frame["approved"])
+    joblib.dump(pipeline, tmp_path / "mixed.pkl")
+    done = prepare(tmp_path / "mixed.pkl", frame, "approved")
+    schema = Schema.from_dict(done.card["schema"])
+    assert schema.names == columns
+    assert schema["purpose"].kind == "category" and schema["purpose"].categories == ("car", "home", "study")
+    assert not schema["savings"].required  # the pipeline fills a gap
+    assert schema["savings"].train_max == frame["savings"].max()
+    version = save_version(tmp_path / "models", done.pipeline, done.card, done.holdout)
+    model = load_model(tmp_path / "models", version=version)
+    applicant = {**EXAMPLE, "savings": None, "purpose": "home"}
+    expected = pipeline.predict_proba(pd.DataFrame([{**applicant, "savings": np.nan}])[columns])[0, 1]
+    assert model.predict_proba(applicant)[0, 1] == pytest.approx(expected, abs=1e-9)
+    assert model.decide(applicant).imputed == ["savings"]
+    with pytest.raises(ValueError, match="not a known category"):
+        model.predict_proba({**applicant, "purpose": "boat"})
