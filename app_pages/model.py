@@ -87,7 +87,7 @@ def model_card(model: LoanModel) -> None:
         ]
         if "approval_rate" in data:
             lines.append(f"- Approval rate in the data: {percent(data['approval_rate'])}")
-        if "n_test" in metrics and card.get("imported"):
+        if "n_test" in metrics and card.imported:
             lines.append(f"- Measured on: {metrics['n_test']:,} labelled rows given at import (may overlap training)")
         elif "n_test" in metrics:
             lines.append(f"- Hold-out: {metrics['n_test']:,} rows kept out of training")
@@ -109,10 +109,10 @@ def model_card(model: LoanModel) -> None:
 
 
 def performance(model: LoanModel, report: evaluation.Report) -> None:
-    if model.card.get("imported"):
+    if model.card.imported:
         st.header("Performance on the labelled data")
         st.caption(f"Recomputed from the {report.rows:,} labelled applicants given at import; a good loan is one "
-                   f"approved in the data. {model.card['imported'].get('holdout_note', '')}")
+                   f"approved in the data. {model.card.imported.get('holdout_note', '')}")
     else:
         st.header("Hold-out performance")
         st.caption(f"Recomputed from the {report.rows:,} hold-out applicants stored with this version; "

@@ -150,7 +150,7 @@ def test_score_py_gives_the_original_probabilities(imported, original, applicant
 def test_the_api_gives_the_original_probabilities(imported, original, applicants, tmp_path):
     folder, _ = imported
     app = create_app(folder, f"sqlite:///{tmp_path / 'api.db'}", tmp_path / "unsent")
-    key = app.state.keys.create("origination")
+    key = app.state.services.keys.create("origination")
     body = applicants.head(50).to_dict(orient="records")
     with TestClient(app) as client:
         answer = client.post("/v1/decisions", json=body, headers={"Authorization": f"Bearer {key}"})

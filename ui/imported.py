@@ -15,7 +15,7 @@ DIRECTION_WORDS = {"rises": "Approval rises with it", "falls": "Approval falls a
 
 def imported_facts(model: LoanModel) -> None:
     """The import's provenance and the overlap caveat; nothing for a version trained here."""
-    facts = model.card.get("imported")
+    facts = model.card.imported
     if not facts:
         return
     st.warning(f"**Imported pipeline.** {facts.get('holdout_note', '')}", icon=":material/info:")
@@ -35,7 +35,7 @@ def imported_facts(model: LoanModel) -> None:
 
 def directions_section(model: LoanModel) -> None:
     """The directions measured at import, per numeric field; an allowed fall with age in red."""
-    measured = model.card.get("directions")
+    measured = model.card.directions
     if not measured or not measured.get("fields"):
         return
     st.subheader("Directions, measured")

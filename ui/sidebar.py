@@ -28,7 +28,7 @@ def model_sidebar() -> None:
         lines = [
             f"**{model.name}**",
             f"Version `{model.sha256[:8]}`, trained {utc_time(model.card.created_at)}",
-            f"{'AUC on the labelled data' if model.card.get('imported') else 'Hold-out AUC'} {auc:.3f} · "
+            f"{'AUC on the labelled data' if model.card.imported else 'Hold-out AUC'} {auc:.3f} · "
             f"threshold {percent(model.threshold)}" if auc is not None
             else f"Threshold {percent(model.threshold)}",
         ]

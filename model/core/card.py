@@ -37,6 +37,8 @@ class ModelCard(Mapping[str, Any]):
     pipeline_steps: list[str] = field(default_factory=list)
     libraries: dict[str, str] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)  # SHA-256 of every file of the version
+    imported: dict[str, Any] = field(default_factory=dict)  # where an imported pipeline came from (train.py --import)
+    directions: dict[str, Any] = field(default_factory=dict)  # what approval does as each number rises, measured
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -50,7 +52,8 @@ class ModelCard(Mapping[str, Any]):
             metrics=raw.get("metrics") or {}, selection=raw.get("selection") or {}, data=raw.get("data") or {},
             reference=raw.get("reference") or {}, drift_bins=raw.get("drift_bins") or {},
             pipeline_steps=list(raw.get("pipeline_steps") or []), libraries=raw.get("libraries") or {},
-            files=raw.get("files") or {}, raw=raw,
+            files=raw.get("files") or {}, imported=raw.get("imported") or {},
+            directions=raw.get("directions") or {}, raw=raw,
         )
 
     def to_dict(self) -> dict[str, Any]:
