@@ -8,6 +8,7 @@ import orjson
 from fastapi import Request
 from fastapi.responses import Response
 
+from model.core.errors import LoanDeskError
 from model.core.schema import FieldError
 from model.scoring.rows import RowErrors
 
@@ -16,7 +17,7 @@ from .schemas import MAX_BODY_BYTES, ErrorBody
 JSON = "application/json"
 
 
-class ApiError(Exception):
+class ApiError(LoanDeskError):
     """An answer other than 200, with a body a program can use."""
 
     def __init__(self, status: int, error: str, message: str, errors: list[dict] | None = None,

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from model.core.errors import LoanDeskError
 from model.records.log import DecisionLog
 from model.records.tables import api_keys  # made by the decision log's migrations
 
@@ -38,11 +39,11 @@ PREFIX = "ldk_"
 
 
 
-class KeyProblem(ValueError):
+class KeyProblem(LoanDeskError, ValueError):
     """A key cannot be created or revoked; the message says why."""
 
 
-class KeysUnavailable(RuntimeError):
+class KeysUnavailable(LoanDeskError, RuntimeError):
     """The key table cannot be read and no earlier copy is at hand: no request can be checked."""
 
 
