@@ -3,6 +3,7 @@
     python score.py applicants.csv -o decisions.csv
     python score.py applicants.csv -o decisions.parquet --model artifacts/loan_approval_model --version VERSION
     python score.py applicants.csv -o scratch.csv --no-log      # a throwaway run: nothing recorded
+    python score.py applicants.csv --notices notices/ --notice-id application_id   # a PDF per rejection
 
 Exit status: 0 when rows were scored (rows with errors are reported, and flagged in the output's
 error column); 1 when nothing could be scored (no such file, not a CSV, required columns missing,
@@ -16,9 +17,11 @@ import sys
 import time
 from pathlib import Path
 
-from model.batch.files import BatchError, BatchSummary, Progress, score_file
+from model.batch.files import BatchError, BatchSummary, Progress, preview_file, score_file
 from model.core import config
-from model.core.errors import ModelFolderError
+from model.core.errors import ModelFolderError, TemplateError
+from model.notices.produce import notices_for_batch
+from model.notices.template import load_template
 from model.records.log import DecisionLog, default_url
 from model.registry.store import ModelIntegrityError, default_model_dir, load_model, model_folder_problem
 
@@ -26,7 +29,10 @@ SHOWN_PROBLEMS = 10
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.notice_id and args.notices is None:
+        parser.error("--notice-id names the notices: give --notices DIR too")
     output = args.output or args.applicants.with_name(f"{args.applicants.stem}-decisions.csv")
     given_as = "--model" if args.model is not None else "LOANDESK_MODEL_DIR" if config.model_dir_given() else ""
     path = args.model if args.model is not None else default_model_dir()
@@ -37,6 +43,16 @@ def main(argv: list[str] | None = None) -> int:
         model = load_model(path, version=args.version)
     except ModelIntegrityError as exc:
         return _fail(f"the model cannot be used: {exc}")
+    template = None
+    if args.notices is not None:
+        try:  # before scoring: a broken template or a wrong id column is found in a second, not after an hour
+            template = load_template()
+            if args.notice_id and args.notice_id not in preview_file(args.applicants, model.schema.names, 1).columns:
+                return _fail(f"--notice-id: the column {args.notice_id!r} is not in {args.applicants}")
+        except TemplateError as exc:
+            return _fail(f"the notice template cannot be used: {exc}")
+        except BatchError as exc:
+            return _fail(str(exc))
     log = None if args.no_log else DecisionLog()
     bar = _ProgressBar() if not args.quiet and sys.stderr.isatty() else None
     try:
@@ -53,6 +69,17 @@ def main(argv: list[str] | None = None) -> int:
     _report(summary, model, log)
     if summary.scored == 0:
         return _fail(f"{args.applicants}: no row could be scored; every row has an error (see {output})")
+    if template is not None:
+        try:
+            made = notices_for_batch(output, args.notices, template=template, schema=model.schema,
+                                     reference=model.card.get("reference", {}), model_version=model.version,
+                                     log=log, id_column=args.notice_id)
+        except OSError as exc:
+            return _fail(f"could not write the notices to {args.notices}: {exc.strerror or exc}")
+        print(f"Notices: {made.written:,} adverse action notice(s) written to {made.folder}"
+              + ("" if log is None else f", {made.recorded:,} recorded in the decision log"))
+        if made.log_warning:
+            print(f"Warning: {made.log_warning}", file=sys.stderr)
     return 0
 
 
@@ -71,6 +98,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", help="score with this version of the model folder instead of the active one")
     parser.add_argument("--no-log", action="store_true",
                         help="do not record the decisions in the decision log (for throwaway runs)")
+    parser.add_argument("--notices", type=Path, metavar="DIR",
+                        help="write an adverse action notice (PDF) for every rejected row into DIR, named "
+                             "row-<n>.pdf, or after --notice-id; the template is LOANDESK_NOTICE_TEMPLATE")
+    parser.add_argument("--notice-id", metavar="COLUMN",
+                        help="name each notice after this column of the file (an application id) instead of "
+                             "its row number")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return parser
 

@@ -27,18 +27,23 @@ class FieldProblem(BaseModel):
 class DecisionResult(BaseModel):
     model_config = {"json_schema_extra": {"examples": [{
         "decision_id": "187b0f6f1c2a9e40c3d5a1f200000000", "decision": 1, "label": "approved",
-        "probability": 0.8604, "threshold": 0.5,
+        "referred": False, "probability": 0.8604, "threshold": 0.5,
         "reasons": ["Credit score is slightly above the typical approved applicant's 708",
                     "Annual income is slightly above the typical approved applicant's $60,500"],
+        "reason_codes": ["CREDIT_SCORE_HIGH", "INCOME_HIGH"],
         "out_of_range": [], "imputed": [], "model_name": "loan_approval_model",
         "model_version": "20261125-103954-ba71e881"}]}}
 
     decision_id: str = Field(description="finds this decision in the decision log")
-    decision: Literal[0, 1] = Field(description="1 approved, 0 rejected")
-    label: Literal["approved", "rejected"]
+    decision: Literal[0, 1] = Field(description="1 approved, 0 rejected: the model's side of the threshold")
+    label: Literal["approved", "rejected", "referred"] = Field(
+        description="referred: inside the model's refer band around the threshold, for an underwriter to decide")
+    referred: bool = Field(description="inside the model's refer band (see label)")
     probability: float = Field(ge=0, le=1, description="calibrated probability of approval")
     threshold: float = Field(ge=0, le=1, description="approved when probability ≥ threshold")
     reasons: list[str] = Field(description="the principal reasons, strongest first, in plain language")
+    reason_codes: list[str] = Field(description="a stable code for each reason, in the same order "
+                                                "(FIELD_LOW, FIELD_HIGH, FIELD_MISSING, FIELD_DIFFERS)")
     out_of_range: list[str] = Field(description="fields outside the range seen in training: treat with care")
     imputed: list[str] = Field(description="optional fields that were missing and filled in by the model")
     model_name: str
@@ -54,7 +59,8 @@ class ItemErrors(BaseModel):
 
 class ErrorBody(BaseModel):
     error: str = Field(description="a stable code: invalid_json, invalid_body, invalid_applicant, "
-                                   "unauthorized, too_large, not_found, method_not_allowed, unavailable")
+                                   "unauthorized, too_large, not_found, method_not_allowed, not_a_rejection, "
+                                   "unavailable")
     message: str = Field(description="what went wrong, for a person")
     errors: list[FieldProblem] = Field(default_factory=list, description="every bad field, for invalid_applicant")
 

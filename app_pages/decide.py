@@ -5,8 +5,10 @@ import streamlit as st
 from model.core.formatting import format_value, percent
 from model.core.schema import ValidationError
 from model.records.log import entry_for
+from model.records.overrides import APPROVED, REFERRED, REJECTED
 from model.scoring.explain import grid_2d
 from ui import charts, forms
+from ui import decision_actions as actions
 from ui.resources import current_model, decision_log, officer
 
 model = current_model()
@@ -48,24 +50,32 @@ except ValidationError as exc:
     state.pop("decide.unlogged", None)
     st.stop()
 
+log = decision_log()
 log_warning = state.get("decide.log_warning")
 if state.pop("decide.unlogged", False):
-    result = decision_log().record(entry_for(model, decision, source="form", officer=officer()))
+    entry = entry_for(model, decision, source="form", officer=officer())
+    result = log.record(entry)
     log_warning = state["decide.log_warning"] = result.warning
+    state["decide.decision_id"] = entry.decision_id if result.ok else None
+decision_id = state.get("decide.decision_id")
 
 with result_box:
-    color = charts.APPROVE if decision.approved else charts.REJECT
+    color = charts.REFER if decision.referred else charts.APPROVE if decision.approved else charts.REJECT
     st.markdown(f"<div class='loandesk-decision' style='font-size:2.8rem;font-weight:700;color:{color};"
                 f"line-height:1.1'>{decision.label}</div>", unsafe_allow_html=True)
+    if decision_id:
+        st.caption(f"Decision id `{decision_id}`")
+    band = (f", inside the refer band of {percent(model.refer_band / 2)} either side: an underwriter decides"
+            if decision.referred else "")
     st.markdown(f"Approval probability **{percent(decision.probability)}** "
-                f"against a threshold of **{percent(decision.threshold)}**")
+                f"against a threshold of **{percent(decision.threshold)}**{band}")
     st.plotly_chart(charts.probability_bar(decision.probability, decision.threshold),
                     config={"displayModeBar": False}, key="decide.bar")
     if log_warning:
         st.warning(log_warning, icon=":material/database:")
     st.markdown("**Principal reasons**" if not decision.approved else "**What supports approval**")
     if decision.reasons:
-        st.markdown("\n".join(f"- {r.text}" for r in decision.reasons))
+        st.markdown("\n".join(f"- {r.text} · `{r.code}`" for r in decision.reasons))
     else:
         st.markdown("- No single field stands out from the typical approved applicant.")
     flips = [fp.text for fp in decision.flips.values()]
@@ -80,6 +90,20 @@ with result_box:
     if decision.imputed:
         names = ", ".join(schema[n].label for n in decision.imputed)
         st.info(f"Not given, so filled in with a typical value by the model: {names}.")
+    if decision_id:
+        said = REFERRED if decision.referred else APPROVED if decision.approved else REJECTED
+        override = actions.final_decision(log, decision_id)
+        if override is not None:
+            shown = st.success if override.final_decision else st.error
+            shown(f"Final decision: **{actions.CHOICES[override.final_decision]}** (the model said {said})",
+                  icon=":material/gavel:")
+            st.text(f"By {override.officer}: {override.reason_text}. Note: {override.note}")
+        final = override.final_decision if override is not None else None if decision.referred else decision.decision
+        if final == 0:
+            actions.notice_button(log, model, decision_id, officer())
+        actions.override_form(log, decision_id, said, officer())
+    elif not log_warning:
+        st.caption("This decision is not on record, so it cannot be overridden or given a notice.")
 
 with chart_box:
     if decision.curve is not None:

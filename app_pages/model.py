@@ -59,9 +59,10 @@ def act(change: Callable[[], str]) -> None:
     st.rerun()
 
 
-def use_threshold(model: LoanModel, threshold: float) -> str:
-    version = copy_with_threshold(registry(), model.version, threshold, activate=True)
-    return (f"Threshold {percent(threshold)} saved as version {version}, now active. "
+def use_threshold(model: LoanModel, threshold: float, refer_band: float) -> str:
+    version = copy_with_threshold(registry(), model.version, threshold, activate=True, refer_band=refer_band)
+    band = f" and a refer band {percent(refer_band)} wide" if refer_band else ""
+    return (f"Threshold {percent(threshold)}{band} saved as version {version}, now active. "
             f"Version {model.version} is kept unchanged: make it active again below at any time.")
 
 
@@ -146,6 +147,10 @@ def threshold_explorer(model: LoanModel, report: evaluation.Report) -> None:
     chosen = st.slider("Threshold", min_value=1.0, max_value=99.0, value=min(max(in_use, 1.0), 99.0), step=0.5,
                        format="%.1f%%", key=f"model.threshold.{model.version}",
                        help="The model approves when the approval probability is at least the threshold.") / 100
+    band = st.slider("Refer band", min_value=0.0, max_value=30.0, value=round(model.refer_band * 200) / 2,
+                     step=0.5, format="%.1f%%", key=f"model.refer_band.{model.version}",
+                     help="Applicants whose approval probability is within half this width of the threshold are "
+                          "marked 'Refer to underwriter' instead of approved or rejected. 0: no band.") / 100
     rates, conf = report.at(chosen)
     cols = st.columns(3)
     for col, key, colour in zip(cols, charts.RATE_LABELS, ("off", "inverse", "inverse"), strict=True):
@@ -154,11 +159,15 @@ def threshold_explorer(model: LoanModel, report: evaluation.Report) -> None:
     left, right = st.columns([3, 2])
     left.plotly_chart(charts.threshold_figure(report.thresholds, chosen, model.threshold), key="model.thresholds")
     right.plotly_chart(charts.confusion_figure(conf), key="model.confusion")
-    unchanged = abs(chosen - model.threshold) < 0.0025
+    if band:
+        st.caption(f"A refer band {percent(band)} wide ({percent(chosen - band / 2)} to {percent(chosen + band / 2)}) "
+                   f"would send {percent(report.referred_share(chosen, band))} of the hold-out applicants to an "
+                   "underwriter.")
+    unchanged = abs(chosen - model.threshold) < 0.0025 and abs(band - model.refer_band) < 0.0025
     if st.button("Use this threshold", type="primary", disabled=unchanged, key="model.use_threshold",
-                 help=f"Saves a new version with a threshold of {percent(chosen)} and makes it active; "
-                      f"version {model.version} stays as it is."):
-        act(lambda: use_threshold(model, chosen))
+                 help=f"Saves a new version with a threshold of {percent(chosen)} (and the refer band) and makes "
+                      f"it active; version {model.version} stays as it is."):
+        act(lambda: use_threshold(model, chosen, band))
 
 
 def versions(active: str | None) -> list[str]:

@@ -42,8 +42,8 @@ from .conftest import EXAMPLE, ROOT, private_pg_schema
 from .test_data import user_applicants
 
 PG_URL = os.environ.get("LOANDESK_TEST_PG_URL")
-RESULT_FIELDS = {"decision_id", "decision", "label", "probability", "threshold", "reasons", "out_of_range",
-                 "imputed", "model_name", "model_version"}
+RESULT_FIELDS = {"decision_id", "decision", "label", "referred", "probability", "threshold", "reasons",
+                 "reason_codes", "out_of_range", "imputed", "model_name", "model_version"}
 HEX_ID = re.compile(r"[0-9a-f]{32}")
 KEY_NAME = "origination"
 

@@ -273,7 +273,7 @@ def test_the_interactive_docs_work_with_no_internet(registry, tmp_path, output_d
             page.on("request", lambda r: None if r.url.startswith(f"http://127.0.0.1:{s.port}/")
                     else outside.append(r.url))
             page.goto(f"http://127.0.0.1:{s.port}/docs")
-            page.locator(".opblock-summary-path", has_text="/v1/decisions").wait_for(timeout=60_000)
+            page.locator(".opblock-summary-path", has_text="/v1/decisions").first.wait_for(timeout=60_000)
             page.get_by_text("Decide one applicant, or an array of applicants").click()
             body = page.locator(".opblock-body")
             body.get_by_text('"label": "approved"').first.wait_for(timeout=30_000)

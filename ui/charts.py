@@ -12,6 +12,7 @@ from model.scoring.explain import Curve, Grid
 
 APPROVE = "#2e7d32"
 REJECT = "#c62828"
+REFER = "#b26a00"  # a case inside the refer band, for an underwriter
 INK = "#1b2733"
 LINE = "#1f4e79"
 

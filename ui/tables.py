@@ -26,18 +26,25 @@ def readable_results(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
                     for v, raw in zip(numbers, out[f.name], strict=True)]
             out[f.name] = pd.Series(text, index=out.index, dtype="string")
     scored = out["probability"].notna()
-    out["decision"] = [decision_label(d == 1) if s else "" for d, s in zip(out["decision"], scored, strict=True)]
+    referred = out["referred"] if "referred" in out else pd.Series(0, index=out.index)
+    out["decision"] = [decision_label(d == 1, r == 1) if s else ""
+                       for d, r, s in zip(out["decision"], referred, scored, strict=True)]
     out["probability"] = [percent(p) if s else "" for p, s in zip(out["probability"], scored, strict=True)]
     labels = {f.name: f.label for f in schema.fields}
     out["out_of_range"] = [", ".join(labels.get(n.strip(), n) for n in str(v).split(",")) if isinstance(v, str) and v
                            else "" for v in out["out_of_range"]]
-    for name in ("reasons", "error"):
-        out[name] = out[name].astype("string").fillna("")
-    first = ["decision", "probability", "error", "reasons", "out_of_range"]  # what the officer reads first
+    for name in ("reasons", "reason_codes", "error", "decision_id"):
+        if name in out:
+            out[name] = out[name].astype("string").fillna("")
+    out = out.drop(columns=["referred"], errors="ignore")  # the decision says "Refer to underwriter"
+    # what the officer reads first
+    first = [c for c in ("decision", "probability", "error", "reasons", "reason_codes", "out_of_range", "decision_id")
+             if c in out]
     out = out[first + [c for c in out.columns if c not in first]]
     out = out.rename(columns={**{f.name: f.title for f in schema.fields}, "probability": "Approval probability",
-                              "decision": "Decision", "reasons": "Reasons", "out_of_range": "Outside training range",
-                              "error": "Error"})
+                              "decision": "Decision", "reasons": "Reasons", "reason_codes": "Reason codes",
+                              "out_of_range": "Outside training range", "error": "Error",
+                              "decision_id": "Decision id"})
     out.index.name = "Row"
     return out
 

@@ -1,1 +1,1 @@
-"""One router per resource: health, the model, decisions."""
+"""One router per resource: health, the model, decisions, notices."""

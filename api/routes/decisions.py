@@ -76,8 +76,10 @@ def _answer(model: LoanModel, results: list[RowDecision], source: str, writer: L
         return []
     ids = new_decision_ids(len(results))
     name, version = model.name, model.version
-    out = [{"decision_id": decision_id, "decision": r.decision, "label": decision_label(bool(r.decision)).lower(),
+    out = [{"decision_id": decision_id, "decision": r.decision,
+            "label": "referred" if r.referred else decision_label(bool(r.decision)).lower(), "referred": r.referred,
             "probability": r.probability, "threshold": r.threshold, "reasons": r.reasons,
+            "reason_codes": r.reason_codes,
             "out_of_range": r.out_of_range, "imputed": r.imputed, "model_name": name, "model_version": version}
            for r, decision_id in zip(results, ids, strict=True)]
     writer.submit(entries_for_decisions(model, results, source=source, decision_ids=ids))

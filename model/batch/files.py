@@ -30,12 +30,14 @@ import pyarrow.parquet as pq
 from threadpoolctl import threadpool_limits
 
 from model.core.errors import BatchError
-from model.records.log import DecisionLog, entries_for, new_decision_ids
+from model.records.log import DecisionLog, decision_id_array, entries_for
 from model.scoring.decisions import Decided, decide
 from model.scoring.predictor import LoanModel
 from model.training.data import sniff_delimiter
 
-OUTPUT_COLUMNS = ("probability", "decision", "reasons", "out_of_range", "error")
+OUTPUT_COLUMNS = ("decision_id", "probability", "decision", "referred", "reasons", "reason_codes", "out_of_range",
+                  "error")
+NUMBER_COLUMNS = {"probability": pa.float64(), "decision": pa.int8(), "referred": pa.int8()}  # the rest is text
 BLOCK_SIZE = 1 << 20  # bytes of CSV per chunk: about 45,000 rows of the built-in applicants
 WORKERS = min(2, os.cpu_count() or 1)  # chunks scored at once
 LOG_ROWS = 10_000  # decisions per write to the decision log: bulk, in bounded memory
@@ -167,7 +169,7 @@ def read_results(output_path: str | Path) -> pa.Table:
     with open(path, "rb") as fh:
         header = next(csv.reader(io.StringIO(fh.readline().decode("utf-8"))))
     types = {name: pa.string() for name in header}
-    types.update(probability=pa.float64(), decision=pa.int8())
+    types.update(NUMBER_COLUMNS)
     return pacsv.read_csv(path, parse_options=pacsv.ParseOptions(newlines_in_values=True),
                           convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True,
                                                                null_values=[""], auto_dict_encode=True))
@@ -298,6 +300,7 @@ class _Chunk:
     approved: int
     problems: list[str]
     decided: Decided  # the scored rows, for the decision log
+    decision_ids: pa.Array  # their ids, in order
 
 
 def _score_chunk(model: LoanModel, batch: pa.RecordBatch, first: int, for_csv: bool) -> _Chunk:
@@ -312,12 +315,15 @@ def _score_chunk(model: LoanModel, batch: pa.RecordBatch, first: int, for_csv: b
     ok = ~bad
     probability = np.full(n, np.nan)
     decision = np.zeros(n, dtype=np.int8)
-    reason_codes = np.zeros(n, dtype=np.int32)
-    texts = decided.reason_texts()
+    referred = np.zeros(n, dtype=np.int8)
+    combos = np.zeros(n, dtype=np.int32)  # each row's index into the distinct reason texts and codes
+    texts, codes = decided.reason_texts(), decided.code_texts()
+    ids = decision_id_array(len(decided))
     if len(decided):
         probability[ok] = decided.probability
         decision[ok] = decided.decision
-        reason_codes[ok] = decided.reason_codes
+        referred[ok] = decided.referred
+        combos[ok] = decided.reason_index
     flag_codes, flag_texts = _flag_texts(validation.out_of_range, schema.names)
     messages = _row_errors(validation.errors, batch, first)
     error = np.full(n, None, dtype=object)
@@ -325,9 +331,12 @@ def _score_chunk(model: LoanModel, batch: pa.RecordBatch, first: int, for_csv: b
         error[row - first] = message
 
     columns = {
+        "decision_id": ids if not bad.any() else _spread(ids, ok),
         "probability": pa.array(probability, mask=bad),
         "decision": pa.array(decision, mask=bad),
-        "reasons": pa.DictionaryArray.from_arrays(pa.array(reason_codes, mask=bad), pa.array(texts, pa.string())),
+        "referred": pa.array(referred, mask=bad),
+        "reasons": pa.DictionaryArray.from_arrays(pa.array(combos, mask=bad), pa.array(texts, pa.string())),
+        "reason_codes": pa.DictionaryArray.from_arrays(pa.array(combos, mask=bad), pa.array(codes, pa.string())),
         "out_of_range": pa.DictionaryArray.from_arrays(pa.array(flag_codes.astype(np.int32), mask=bad),
                                                        pa.array(flag_texts, pa.string())),
         "error": pa.array(error, pa.string()),
@@ -340,8 +349,15 @@ def _score_chunk(model: LoanModel, batch: pa.RecordBatch, first: int, for_csv: b
     return _Chunk(
         table=table, rows=n, scored=len(decided), approved=int(decided.decision.sum()),
         problems=[f"row {row}: {message}" for row, message in list(messages.items())[:MAX_PROBLEMS]],
-        decided=decided,
+        decided=decided, decision_ids=ids,
     )
+
+
+def _spread(values: pa.Array, ok: np.ndarray) -> pa.Array:
+    """`values` (one per True of `ok`) at their rows, null at the others."""
+    at = np.full(len(ok), -1, dtype=np.int64)
+    at[ok] = np.arange(int(ok.sum()))
+    return values.take(pa.array(at, mask=~ok))
 
 
 def _row_errors(errors: list, batch: pa.RecordBatch, first: int) -> dict[int, str]:
@@ -385,7 +401,7 @@ def _record(log: DecisionLog, model: LoanModel, chunk: _Chunk, summary: BatchSum
     """Bulk writes of LOG_ROWS entries each; after a failure the rest is not tried (the warning says so)."""
     for start in range(0, chunk.scored, LOG_ROWS):
         entries = entries_for(model, chunk.decided, source=source, officer=officer,
-                              decision_ids=new_decision_ids(min(LOG_ROWS, chunk.scored - start)),
+                              decision_ids=chunk.decision_ids[start:start + LOG_ROWS].to_pylist(),
                               rows=slice(start, start + LOG_ROWS))
         result = log.record(entries)
         summary.logged += result.written
@@ -402,8 +418,7 @@ class _Writer:
     def __init__(self, path: Path, columns: list[str], *, parquet: bool):
         self.path, self.parquet = path, parquet
         fields = [pa.field(name, pa.string()) for name in columns]
-        fields += [pa.field("probability", pa.float64()), pa.field("decision", pa.int8()),
-                   *(pa.field(name, pa.string()) for name in OUTPUT_COLUMNS[2:])]
+        fields += [pa.field(name, NUMBER_COLUMNS.get(name, pa.string())) for name in OUTPUT_COLUMNS]
         self.schema = pa.schema(fields)
         if parquet:
             self._writer: Any = pq.ParquetWriter(path, self.schema)

@@ -29,6 +29,7 @@ class ModelCard(Mapping[str, Any]):
     model_kind: str = "?"
     created_at: str = ""
     parent: str | None = None  # the version this one copies (a threshold change keeps the pipeline)
+    refer_band: float = 0.0  # width around the threshold whose cases go to an underwriter (0: none)
     metrics: dict[str, Any] = field(default_factory=dict)  # hold-out metrics at the threshold
     selection: dict[str, Any] = field(default_factory=dict)  # how the model kind was chosen
     data: dict[str, Any] = field(default_factory=dict)  # the training data: source, rows, fingerprint
@@ -49,6 +50,7 @@ class ModelCard(Mapping[str, Any]):
             schema=Schema.from_dict(raw["schema"]), pipeline_sha256=raw["pipeline_sha256"],
             target=raw.get("target", ""), positive_label=str(raw.get("positive_label", "1")),
             model_kind=raw.get("model_kind", "?"), created_at=raw.get("created_at", ""), parent=raw.get("parent"),
+            refer_band=float(raw.get("refer_band") or 0.0),
             metrics=raw.get("metrics") or {}, selection=raw.get("selection") or {}, data=raw.get("data") or {},
             reference=raw.get("reference") or {}, drift_bins=raw.get("drift_bins") or {},
             pipeline_steps=list(raw.get("pipeline_steps") or []), libraries=raw.get("libraries") or {},

@@ -33,7 +33,10 @@ UNSENT_DIR = Setting("LOANDESK_UNSENT_DIR", "where decisions that could not be l
                      str(PROJECT_ROOT / "data" / "unsent"))
 SIGNING_KEY = Setting("LOANDESK_SIGNING_KEY", "key that signs model cards when saved and checks them on load")
 
-SETTINGS = (MODEL_DIR, DB_URL, UNSENT_DIR, SIGNING_KEY)
+NOTICE_TEMPLATE = Setting("LOANDESK_NOTICE_TEMPLATE", "the bank's adverse action notice template (TOML)",
+                          str(PROJECT_ROOT / "model" / "notices" / "template.toml"))
+
+SETTINGS = (MODEL_DIR, DB_URL, UNSENT_DIR, SIGNING_KEY, NOTICE_TEMPLATE)
 DEFAULT_DB_PATH = PROJECT_ROOT / "data" / "decisions.db"
 
 
@@ -55,6 +58,11 @@ def db_url() -> str:
 def unsent_dir() -> Path:
     """Where decisions the log could not take wait for `serve.py --replay`."""
     return Path(UNSENT_DIR.read() or "")
+
+
+def notice_template() -> Path:
+    """The adverse action notice template the app, score.py and serve.py fill in."""
+    return Path(NOTICE_TEMPLATE.read() or "")
 
 
 def signing_key() -> bytes | None:

@@ -87,3 +87,20 @@ class ModelFolderError(ModelIntegrityError):
 
 class PipelineImportError(LoanDeskError, ValueError):
     """A pipeline that cannot become a LoanDesk version: the message says what is wrong and what to do."""
+
+
+class TemplateError(LoanDeskError, ValueError):
+    """The adverse action notice template cannot be used; the message names the file, the key and why."""
+
+
+class DecisionNotFound(LoanDeskError, LookupError):
+    """No decision with this id is on record."""
+
+
+class NotARejection(LoanDeskError, ValueError):
+    """An adverse action notice was asked for a decision that is not a rejection (approved, or referred
+    to an underwriter and not yet decided)."""
+
+
+class OverrideError(LoanDeskError, ValueError):
+    """An override cannot be recorded: the message says what is missing or wrong."""

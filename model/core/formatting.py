@@ -33,7 +33,13 @@ def money(x: float) -> str:
     return f"${x:,.0f}"
 
 
-def decision_label(approved: bool) -> str:
+REFER_LABEL = "Refer to underwriter"
+
+
+def decision_label(approved: bool, referred: bool = False) -> str:
+    """"Approved", "Rejected", or "Refer to underwriter" for a case inside the model's refer band."""
+    if referred:
+        return REFER_LABEL
     return "Approved" if approved else "Rejected"
 
 

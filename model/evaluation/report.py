@@ -135,6 +135,13 @@ class Report:
         """The hold-out metrics and confusion matrix at another threshold."""
         return evaluate(self.label, self.probability, threshold), confusion(self.label, self.probability, threshold)
 
+    def referred_share(self, threshold: float, refer_band: float) -> float:
+        """The share of hold-out applicants a refer band of this width around `threshold` would send
+        to an underwriter (as LoanModel.referred decides it)."""
+        if refer_band <= 0 or not len(self.probability):
+            return 0.0
+        return float(np.mean(np.abs(self.probability - threshold) < refer_band / 2))
+
 
 # --- single pieces, on label and approval-probability arrays ---------------------------------------
 def roc(label: np.ndarray, probability: np.ndarray) -> Roc:

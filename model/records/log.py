@@ -13,7 +13,7 @@ import math
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
 from sqlalchemy import (
     Connection,
     Engine,
@@ -40,6 +41,7 @@ from model.core.errors import DecisionLogError
 from model.core.metrics import approves
 from model.records import migrate
 from model.records.tables import decisions, meta
+from model.scoring.reason_codes import join_codes
 
 if TYPE_CHECKING:
     from model.scoring.decisions import Decided
@@ -64,8 +66,11 @@ SCHEMA_ATTEMPTS = 4
 class LogEntry:
     """One decision as it goes on record.
 
-    `reasons` is `; `-separated text; `out_of_range` the comma-separated names of the fields outside
-    the training range; `simulated` marks demo rows that no applicant stands behind.
+    `reasons` is `; `-separated text and `reason_codes` their stable codes (`;`-separated, same
+    order); `out_of_range` the comma-separated names of the fields outside the training range;
+    `simulated` marks demo rows that no applicant stands behind; `referred` a case inside the
+    model's refer band. Every entry has a decision id, so that a notice, an override or an outcome
+    can name it.
     """
 
     model_name: str
@@ -81,7 +86,9 @@ class LogEntry:
     officer: str | None = None
     simulated: bool = False
     decided_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    decision_id: str | None = None  # given to API clients, so that they can find the row again
+    decision_id: str | None = field(default_factory=lambda: new_decision_ids(1)[0])
+    reason_codes: str = ""
+    referred: bool = False
 
     def row(self) -> dict[str, Any]:
         """Plain Python values only: numpy scalars are refused by some database drivers."""
@@ -93,6 +100,8 @@ class LogEntry:
         out["decision"] = int(self.decision)
         out["simulated"] = bool(self.simulated)
         out["reasons"] = self.reasons or ""
+        out["reason_codes"] = self.reason_codes or ""
+        out["referred"] = bool(self.referred)
         out["out_of_range"] = self.out_of_range or ""
         out["decided_at"] = _utc(self.decided_at)
         return out
@@ -111,23 +120,26 @@ class LogResult:
 
 def entry_for(model: LoanModel, decision: Decision, *, source: str, officer: str | None = None,
               simulated: bool = False, decision_id: str | None = None) -> LogEntry:
-    """The log entry for one explained `Decision` (the Decide page's)."""
+    """The log entry for one explained `Decision` (the Decide page's), with a new decision id unless
+    one is given."""
     [entry] = make_entries(
         model, inputs=[decision.applicant], probability=[decision.probability],
         reasons=["; ".join(r.text for r in decision.reasons)], out_of_range=[", ".join(decision.out_of_range)],
-        source=source, officer=officer, simulated=simulated,
+        reason_codes=[join_codes(decision.reason_codes)], source=source, officer=officer, simulated=simulated,
         decision_ids=[decision_id] if decision_id else None)
     return entry
 
 
 def entries_for_rows(model: LoanModel, clean: pd.DataFrame, probabilities: np.ndarray, *, source: str,
                      reasons: Sequence[str] | None = None, out_of_range: dict[str, np.ndarray] | None = None,
-                     officer: str | None = None, simulated: bool = False) -> list[LogEntry]:
+                     officer: str | None = None, simulated: bool = False,
+                     reason_codes: Sequence[str] | None = None) -> list[LogEntry]:
     """Log entries for validated rows already scored elsewhere (a test's or a tool's own frame)."""
     n = len(clean)
     records = clean.astype(object).where(clean.notna(), None).to_dict("records")
     return make_entries(model, inputs=records, probability=probabilities,
                         reasons=list(reasons) if reasons is not None else [""] * n,
+                        reason_codes=list(reason_codes) if reason_codes is not None else None,
                         out_of_range=_flagged_names(out_of_range or {}, n), source=source, officer=officer,
                         simulated=simulated)
 
@@ -139,11 +151,12 @@ def entries_for(model: LoanModel, decided: Decided, *, source: str, officer: str
     names = list(decided.clean)
     columns = [_plain(decided.clean[name][rows].tolist()) for name in names]
     inputs = [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
-    texts = decided.reason_texts()[decided.reason_codes[rows]]
+    texts = decided.reason_texts()[decided.reason_index[rows]]
+    codes = decided.code_texts()[decided.reason_index[rows]]
     flagged = _flagged_names({k: v[rows] for k, v in decided.out_of_range.items()}, len(inputs))
     return make_entries(model, inputs=inputs, probability=decided.probability[rows], reasons=texts,
-                        out_of_range=flagged, source=source, officer=officer, simulated=simulated,
-                        decision_ids=decision_ids)
+                        reason_codes=codes, out_of_range=flagged, source=source, officer=officer,
+                        simulated=simulated, decision_ids=decision_ids)
 
 
 def entries_for_decisions(model: LoanModel, results: Sequence[RowDecision], *, source: str,
@@ -152,25 +165,31 @@ def entries_for_decisions(model: LoanModel, results: Sequence[RowDecision], *, s
     return make_entries(
         model, inputs=[r.inputs for r in results], probability=[r.probability for r in results],
         reasons=["; ".join(r.reasons) for r in results], out_of_range=[", ".join(r.out_of_range) for r in results],
-        source=source, decision_ids=decision_ids)
+        reason_codes=[join_codes(r.reason_codes) for r in results], source=source, decision_ids=decision_ids)
 
 
 def make_entries(model: LoanModel, *, inputs: Sequence[dict[str, Any]], probability: Sequence[float] | np.ndarray,
                  reasons: Sequence[str] | np.ndarray, out_of_range: Sequence[str], source: str,
                  officer: str | None = None, simulated: bool = False,
-                 decision_ids: Sequence[str] | None = None) -> list[LogEntry]:
-    """The one place a decision becomes a log entry: all stamped with one time, decided by `approves`."""
+                 decision_ids: Sequence[str] | None = None,
+                 reason_codes: Sequence[str] | np.ndarray | None = None) -> list[LogEntry]:
+    """The one place a decision becomes a log entry: all stamped with one time, decided by `approves`,
+    referred by the model's refer band, each with a decision id (new ones unless given)."""
     now = datetime.now(UTC)
     threshold = model.threshold
     name, version, sha = model.name, model.version, model.sha256
     probability = np.asarray(probability, dtype=float)
     decision = approves(probability, threshold).tolist()
-    ids = list(decision_ids) if decision_ids is not None else [None] * len(inputs)
+    referred = model.referred(probability).tolist()
+    ids = list(decision_ids) if decision_ids is not None else new_decision_ids(len(inputs))
+    codes = list(reason_codes) if reason_codes is not None else [""] * len(inputs)
     return [
         LogEntry(model_name=name, model_version=version, model_sha256=sha, source=source, officer=officer,
                  simulated=simulated, inputs=row, probability=p, threshold=threshold, decision=int(d),
-                 reasons=str(r or ""), out_of_range=o, decided_at=now, decision_id=i)
-        for row, p, d, r, o, i in zip(inputs, probability.tolist(), decision, reasons, out_of_range, ids, strict=True)
+                 reasons=str(r or ""), out_of_range=o, decided_at=now, decision_id=i, reason_codes=str(c or ""),
+                 referred=bool(f))
+        for row, p, d, r, o, i, c, f in zip(inputs, probability.tolist(), decision, reasons, out_of_range, ids,
+                                            codes, referred, strict=True)
     ]
 
 
@@ -186,8 +205,28 @@ def new_decision_ids(n: int) -> list[str]:
     places (random ids made a large log's inserts several times slower); then 32 random bits and
     the position in the batch.
     """
-    prefix = f"{time.time_ns():016x}{int.from_bytes(os.urandom(4)):08x}"
+    prefix = _id_prefix()
     return [f"{prefix}{k:08x}" for k in range(n)]
+
+
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+
+
+def decision_id_array(n: int) -> pa.StringArray:
+    """`new_decision_ids(n)` as an Arrow array, built from bytes: a batch's million ids in
+    milliseconds rather than the second that a million Python strings take."""
+    chars = np.empty((n, 32), dtype=np.uint8)
+    chars[:, :24] = np.frombuffer(_id_prefix().encode(), dtype=np.uint8)
+    position = np.arange(n, dtype=np.uint32)
+    for j in range(8):
+        chars[:, 24 + j] = _HEX[(position >> (28 - 4 * j)) & 0xF]
+    offsets = np.arange(0, 32 * (n + 1), 32, dtype=np.int32)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(chars))
+
+
+def _id_prefix() -> str:
+    """The time in nanoseconds, then 32 random bits: 24 hex digits shared by one batch's ids."""
+    return f"{time.time_ns():016x}{int.from_bytes(os.urandom(4)):08x}"
 
 
 def _flagged_names(masks: dict[str, np.ndarray], n: int) -> list[str]:
@@ -374,6 +413,22 @@ class DecisionLog:
             return int(conn.execute(select(func.count()).select_from(decisions)).scalar() or 0)
 
     @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """One write transaction (for the tables kept with the log: overrides, notices); raises
+        DecisionLogError when it cannot be written."""
+        try:
+            self.ensure_schema()
+            with self._writer().begin() as conn:
+                yield conn
+        except (SQLAlchemyError, OSError) as exc:
+            log.error("decision log write failed at %r: %s", self, _short(exc))
+            raise DecisionLogError(f"The decision log cannot be written ({_short(exc)}).") from exc
+
+    def reading(self) -> AbstractContextManager[Connection]:
+        """A connection for reading the log and the tables kept with it; DecisionLogError on failure."""
+        return self._reading()
+
+    @contextmanager
     def _reading(self) -> Iterator[Connection]:
         """A connection for reading; any failure becomes one DecisionLogError, logged once."""
         try:
@@ -430,6 +485,8 @@ def _insert(conn: Connection, entries: list[LogEntry]) -> None:
         "reasons": [e.reasons or "" for e in entries],
         "out_of_range": [e.out_of_range or "" for e in entries],
         "decision_id": [e.decision_id for e in entries],
+        "reason_codes": [e.reason_codes or "" for e in entries],
+        "referred": [bool(e.referred) for e in entries],
     }
     for name, process in processors.items():
         if process is not None:

@@ -27,6 +27,31 @@ decisions = Table(
     Column("reasons", Text, nullable=False, default=""),
     Column("out_of_range", Text, nullable=False, default=""),
     Column("decision_id", String(32), unique=True),
+    Column("reason_codes", Text, nullable=False, default=""),  # the reasons' stable codes, `;`-separated
+    Column("referred", Boolean, nullable=False, default=False),  # inside the refer band: an underwriter decides
+)
+# An officer's final decision where it differs from the model's (model/records/overrides.py).
+overrides = Table(
+    "overrides", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("decision_id", String(32), nullable=False, index=True),
+    Column("overridden_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("officer", String(200), nullable=False),
+    Column("model_decision", String(10), nullable=False),  # approved, rejected or referred
+    Column("final_decision", Integer, nullable=False),  # 1 approved, 0 rejected
+    Column("reason", String(40), nullable=False),
+    Column("note", Text, nullable=False),
+)
+# That an adverse action notice was produced: for which decision, when, by whom (model/records/notices.py).
+notices = Table(
+    "notices", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("decision_id", String(32), nullable=False, index=True),
+    Column("produced_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("produced_by", String(200), nullable=False),  # the officer, `api:<key name>`, or `command`
+    Column("source", String(40), nullable=False),  # form, command, api
+    Column("reason_codes", Text, nullable=False, default=""),
+    Column("pdf_sha256", String(64), nullable=False),
 )
 meta = Table(
     "loandesk_meta", metadata,

@@ -331,6 +331,9 @@ def _check_card_values(card_path: Path, card: dict[str, Any]) -> None:
     threshold = card["threshold"]
     if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold < 1:
         raise bad(f"threshold {threshold!r} is not a number between 0 and 1")
+    band = card.get("refer_band", 0)
+    if isinstance(band, bool) or not isinstance(band, int | float) or not 0 <= band < 1:
+        raise bad(f"refer_band {band!r} is not a width from 0 (no band) to below 1")
     try:
         Schema.from_dict(card["schema"])
     except (KeyError, TypeError, ValueError, AttributeError) as exc:

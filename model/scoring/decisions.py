@@ -16,6 +16,7 @@ import pandas as pd
 
 from model.core.metrics import approves
 from model.core.schema import Validation
+from model.scoring.reason_codes import join_codes
 from model.scoring.reasons import batch_reason_lists
 
 if TYPE_CHECKING:
@@ -31,8 +32,10 @@ class Decided:
     clean: dict[str, np.ndarray]  # their validated values, by field
     probability: np.ndarray  # their calibrated approval probabilities
     threshold: float
-    reason_codes: np.ndarray  # their reasons, as codes into reason_lists
+    reason_index: np.ndarray  # their reasons, as indices into reason_lists and code_lists
     reason_lists: list[tuple[str, ...]]  # each distinct combination of reasons, strongest first
+    code_lists: list[tuple[str, ...]]  # the same combinations as stable reason codes
+    referred: np.ndarray  # inside the model's refer band, for each good row
 
     @property
     def decision(self) -> np.ndarray:
@@ -50,10 +53,16 @@ class Decided:
         return {name: mask[self.good] for name, mask in self.validation.imputed.items()}
 
     def reason_texts(self) -> np.ndarray:
-        """The distinct reason combinations as `;`-separated texts: `reason_texts()[reason_codes]`."""
+        """The distinct reason combinations as `;`-separated texts: `reason_texts()[reason_index]`."""
         texts = np.empty(len(self.reason_lists), dtype=object)
         texts[:] = ["; ".join(parts) for parts in self.reason_lists]
         return texts
+
+    def code_texts(self) -> np.ndarray:
+        """The distinct combinations as `;`-separated reason codes: `code_texts()[reason_index]`."""
+        codes = np.empty(len(self.code_lists), dtype=object)
+        codes[:] = [join_codes(parts) for parts in self.code_lists]
+        return codes
 
     def __len__(self) -> int:
         return len(self.good)
@@ -76,5 +85,6 @@ def decide_validated(model: LoanModel, validation: Validation) -> Decided:
     all_good = not bad.any()
     clean = {name: (column if all_good else column[good]) for name, column in validation.columns.items()}
     probability = model.score_columns(clean) if len(good) else np.empty(0)
-    codes, lists = batch_reason_lists(model, clean, probability)
-    return Decided(validation, good, clean, probability, model.threshold, codes, lists)
+    index, lists, code_lists = batch_reason_lists(model, clean, probability)
+    return Decided(validation, good, clean, probability, model.threshold, index, lists, code_lists,
+                   model.referred(probability))

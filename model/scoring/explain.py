@@ -16,6 +16,7 @@ import pandas as pd
 from model.core.formatting import decision_label, format_value, with_article
 from model.core.metrics import approves
 from model.core.schema import Field, Schema
+from model.scoring.reason_codes import code_for
 from model.scoring.reasons import MAX_REASONS, MIN_LOG_ODDS, Reason, reason_text
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ class Decision:
     model_name: str
     model_version: str
     effects: dict[str, float] = field(default_factory=dict)
+    referred: bool = False  # close to the threshold, inside the model's refer band: an underwriter decides
 
     @property
     def approved(self) -> bool:
@@ -79,7 +81,11 @@ class Decision:
 
     @property
     def label(self) -> str:
-        return decision_label(self.approved)
+        return decision_label(self.approved, self.referred)
+
+    @property
+    def reason_codes(self) -> list[str]:
+        return [r.code for r in self.reasons]
 
 
 # --- building blocks -------------------------------------------------------------------------
@@ -244,7 +250,8 @@ def decide(model: LoanModel, applicant: Any, curve_field: str | None = None) -> 
         if f.protected or abs(moved) < MIN_LOG_ODDS or (moved > 0) != approved:
             continue
         ranked.append((abs(moved), Reason(f.name, effects[f.name], "for" if moved > 0 else "against",
-                                          reason_text(f, values[f.name], reference[f.name]))))
+                                          reason_text(f, values[f.name], reference[f.name]),
+                                          code_for(f, values[f.name], reference[f.name]))))
     ranked.sort(key=lambda pair: -pair[0])
     reasons = [reason for _, reason in ranked[:MAX_REASONS]]
 
@@ -281,7 +288,7 @@ def decide(model: LoanModel, applicant: Any, curve_field: str | None = None) -> 
         out_of_range=validation.fields_flagged(validation.out_of_range, 0),
         imputed=validation.fields_flagged(validation.imputed, 0),
         flips=flips, curve=curve, model_name=model.name, model_version=model.version,
-        effects=effects,
+        effects=effects, referred=bool(model.referred(np.array([p]))[0]),
     )
 
 

@@ -32,6 +32,8 @@ class LoanModel:
         self.path = Path(path)
         self.schema: Schema = self.card.schema
         self.threshold: float = self.card.threshold
+        # Width of the band around the threshold whose cases go to an underwriter (0: no band).
+        self.refer_band: float = self.card.refer_band
         self.name: str = self.card.name
         self.version: str = self.card.version
         self.sha256: str = self.card.pipeline_sha256
@@ -68,6 +70,13 @@ class LoanModel:
         for k, name in enumerate(names):
             stacked[name][k * n:(k + 1) * n] = reference[name]
         return log_odds(self.score_columns(stacked)).reshape(len(names), n)
+
+    def referred(self, probabilities: np.ndarray) -> np.ndarray:
+        """Which probabilities fall inside the refer band: within half its width of the threshold."""
+        p = np.asarray(probabilities, dtype=float)
+        if self.refer_band <= 0:
+            return np.zeros(p.shape, dtype=bool)
+        return np.abs(p - self.threshold) < self.refer_band / 2
 
     @property
     def features(self) -> list[str]:

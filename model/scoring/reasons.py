@@ -20,6 +20,7 @@ from sklearn.compose import ColumnTransformer
 from model.core.formatting import format_value
 from model.core.metrics import approves
 from model.core.schema import Field
+from model.scoring.reason_codes import DIFFERS, HIGH, LOW, MISSING, join_codes, reason_code
 
 if TYPE_CHECKING:
     from model.scoring.predictor import LoanModel
@@ -46,6 +47,7 @@ class Reason:
     effect: float  # probability change from this value vs the typical approved applicant's
     direction: str  # "against" or "for"
     text: str
+    code: str = ""  # the stable reason code (model/scoring/reason_codes.py): CREDIT_SCORE_LOW
 
 
 def reason_text(f: Field, value: Any, reference: Any, with_value: bool = True) -> str:
@@ -69,7 +71,7 @@ def _side(gap: float) -> str:
 
 
 def _reason_table(f: Field, reference: Any) -> list[str]:
-    """Every phrase a field can produce in a batch, indexed by `_reason_codes`."""
+    """Every phrase a field can produce in a batch, indexed by `_phrase_index`."""
     if not f.is_number:
         return [f"{f.label} was not given", reason_text(f, "", reference, with_value=False)]
     phrases = [f"{f.label} was not given"]
@@ -79,7 +81,14 @@ def _reason_table(f: Field, reference: Any) -> list[str]:
     return phrases
 
 
-def _reason_codes(f: Field, values: np.ndarray, reference: Any) -> np.ndarray:
+def _code_table(f: Field) -> list[str]:
+    """The reason code of each phrase of `_reason_table`."""
+    if not f.is_number:
+        return [reason_code(f.name, MISSING), reason_code(f.name, DIFFERS)]
+    return [reason_code(f.name, MISSING)] + [reason_code(f.name, HIGH)] * 3 + [reason_code(f.name, LOW)] * 3
+
+
+def _phrase_index(f: Field, values: np.ndarray, reference: Any) -> np.ndarray:
     """Index into `_reason_table` for each row (vectorized)."""
     if not f.is_number:
         missing = np.array([v is None or (isinstance(v, float) and math.isnan(v)) for v in values])
@@ -98,30 +107,34 @@ def batch_reasons(model: LoanModel, clean: Columns, probabilities: np.ndarray) -
 
     The row's own values are left out of the text: they stand beside it in the output.
     """
-    codes, texts = batch_reason_codes(model, clean, probabilities)
-    return texts[codes]
+    inverse, texts, _ = batch_reason_table(model, clean, probabilities)
+    return texts[inverse]
 
 
-def batch_reason_codes(model: LoanModel, clean: Columns, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`batch_reasons` as codes into a short table of distinct texts: `texts[codes]` is the text.
+def batch_reason_table(model: LoanModel, clean: Columns,
+                       probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`batch_reasons` as indices into a short table of distinct combinations: `texts[inverse]` is
+    each row's text and `codes[inverse]` its reason codes (`;`-separated, as reason_codes.join_codes).
 
     Rows share a handful of combinations, so a writer can dictionary-encode them instead of
     copying a million strings.
     """
-    codes, lists = batch_reason_lists(model, clean, probabilities)
+    inverse, lists, code_lists = batch_reason_lists(model, clean, probabilities)
     texts = np.empty(len(lists), dtype=object)
     texts[:] = ["; ".join(parts) for parts in lists]
-    return codes, texts
+    codes = np.empty(len(lists), dtype=object)
+    codes[:] = [join_codes(parts) for parts in code_lists]
+    return inverse, texts, codes
 
 
-def batch_reason_lists(model: LoanModel, clean: Columns,
-                       probabilities: np.ndarray) -> tuple[np.ndarray, list[tuple[str, ...]]]:
-    """`batch_reason_codes` with each distinct combination as its reasons, strongest first."""
+def batch_reason_lists(model: LoanModel, clean: Columns, probabilities: np.ndarray
+                       ) -> tuple[np.ndarray, list[tuple[str, ...]], list[tuple[str, ...]]]:
+    """`batch_reason_table` with each distinct combination as its reasons and their codes, strongest first."""
     reference = model.card.reference
     fields = [f for f in model.schema.fields if f.name in reference and not f.protected]
     n = len(probabilities)
     if n == 0 or not fields:
-        return np.zeros(n, dtype=np.intp), [()]
+        return np.zeros(n, dtype=np.intp), [()], [()]
     # A reason supports the decision: it raised the probability of an approved row (effect > 0)
     # or lowered that of a rejected one. Its strength is the size of the effect; -1: no reason.
     # Measured in log-odds, which never saturate the way probabilities do near 0 and 1.
@@ -134,6 +147,8 @@ def batch_reason_lists(model: LoanModel, clean: Columns,
     tables = _tables.get(model)
     if tables is None:
         tables = _tables[model] = [_reason_table(f, reference[f.name]) for f in fields]
+        _code_tables[model] = [_code_table(f) for f in fields]
+    code_tables = _code_tables[model]
     width = max(len(t) for t in tables)
     radix = len(fields) * width + 1
     ranks = min(MAX_REASONS, len(fields))
@@ -142,7 +157,7 @@ def batch_reason_lists(model: LoanModel, clean: Columns,
     for k, f in enumerate(fields):
         rank = np.minimum(_rank(strength, k), ranks)
         rank[strength[k] < 0] = ranks
-        digit = 1 + k * width + _reason_codes(f, np.asarray(clean[f.name]), reference[f.name])
+        digit = 1 + k * width + _phrase_index(f, np.asarray(clean[f.name]), reference[f.name])
         key += digit * place[rank]
     if n == 1:  # one applicant (the API's common case): no need for pandas' hashing
         inverse, unique = np.zeros(1, dtype=np.intp), key.tolist()
@@ -150,19 +165,21 @@ def batch_reason_lists(model: LoanModel, clean: Columns,
         inverse, unique = pd.factorize(key)
         unique = unique.tolist()
     known = _texts.setdefault(model, {})  # a batch comes in chunks that share most combinations
-    lists = []
+    lists, code_lists = [], []
     for combo in unique:
         parts = known.get(combo)
         if parts is None:
-            found, rest = [], combo
+            found, found_codes, rest = [], [], combo
             while rest:
                 rest, d = divmod(rest, radix)
                 if d:
-                    k, code = divmod(d - 1, width)
-                    found.append(tables[k][code])
-            parts = known[combo] = tuple(reversed(found))
-        lists.append(parts)
-    return inverse, lists
+                    k, phrase = divmod(d - 1, width)
+                    found.append(tables[k][phrase])
+                    found_codes.append(code_tables[k][phrase])
+            parts = known[combo] = (tuple(reversed(found)), tuple(reversed(found_codes)))
+        lists.append(parts[0])
+        code_lists.append(parts[1])
+    return inverse, lists, code_lists
 
 
 def _rank(strength: np.ndarray, k: int) -> np.ndarray:
@@ -200,8 +217,9 @@ def _swap_by_predict(model, clean: Columns, fields: list[Field], reference: dict
 
 SAMPLE_CHECK = 64  # rows on which the fast path is checked against the general one, once per model
 _plans: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_texts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {combination key: reasons}
+_texts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {combination key: (reasons, codes)}
 _tables: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> each field's phrases
+_code_tables: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> each phrase's reason code
 
 
 class _SwapPlan:

@@ -31,6 +31,8 @@ class RowDecision:
     out_of_range: list[str]
     imputed: list[str]
     inputs: dict[str, Any]
+    reason_codes: tuple[str, ...] = ()  # one stable code per reason, in the same order
+    referred: bool = False  # inside the model's refer band: an underwriter decides
 
     @property
     def decision(self) -> int:
@@ -72,9 +74,11 @@ def decide_rows(model: LoanModel, rows: list[Any]) -> list[RowDecision | RowErro
     gaps = _names_per_row(decided.validation.imputed, good)
     inputs = [dict(zip(names, values, strict=True))
               for values in zip(*(_plain(decided.clean[name].tolist()) for name in names), strict=True)]
-    lists, codes, threshold = decided.reason_lists, decided.reason_codes, decided.threshold
+    lists, code_lists, index = decided.reason_lists, decided.code_lists, decided.reason_index
+    threshold, referred = decided.threshold, decided.referred.tolist()
     for k, (j, p) in enumerate(zip(good.tolist(), decided.probability.tolist(), strict=True)):
-        out[at[j]] = RowDecision(p, threshold, lists[codes[k]], flagged[k], gaps[k], inputs[k])
+        c = index[k]
+        out[at[j]] = RowDecision(p, threshold, lists[c], flagged[k], gaps[k], inputs[k], code_lists[c], referred[k])
     return out  # type: ignore[return-value]
 
 
