@@ -70,12 +70,14 @@ def test_an_officer_overrides_an_approval_with_a_reason_and_a_note_and_the_log_k
     assert any("Final decision: **Reject** (the model said approved)" in e.value for e in at.error)
     assert any("By Dana Whitfield: Information on the application could not be verified" in t.value for t in at.text)
     assert notice_buttons(at), "a rejection by override is owed a notice too"
+    assert not at.text_area(key="decide.override.note").value  # recorded: the form starts afresh
 
 
 def test_an_override_without_a_note_or_a_name_is_refused_and_nothing_is_recorded(app, app_env):
     at = _submit(app.run(), **REJECTED)
     at = fill_override(at, "Approve", "COMPENSATING_FACTORS", "Large savings held with us")
     assert any("needs the officer's name" in e.value for e in at.error)
+    assert at.text_area(key="decide.override.note").value == "Large savings held with us"  # kept for the retry
     at.text_input(key="officer").input("Dana").run()
     at = fill_override(at, "Approve", "COMPENSATING_FACTORS", "   ")
     assert any("needs a note" in e.value for e in at.error)

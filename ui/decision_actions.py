@@ -18,6 +18,7 @@ from model.scoring.predictor import LoanModel
 from ui.resources import registry
 
 CHOICES = {1: "Approve", 0: "Reject"}
+FORM_KEYS = ("decide.override.final", "decide.override.reason", "decide.override.note")
 
 
 def final_decision(log: DecisionLog, decision_id: str) -> Override | None:
@@ -34,7 +35,7 @@ def override_form(log: DecisionLog, decision_id: str, said: str, officer: str | 
     with st.expander("Override the model's decision" if said != REFERRED else "Decide this referred case",
                      expanded=said == REFERRED):
         choices = [1, 0] if said == REFERRED else [0 if said == "approved" else 1]
-        with st.form(f"override-{decision_id}", clear_on_submit=True):
+        with st.form(f"override-{decision_id}"):  # kept on a refusal, so the note is not typed twice
             final = st.radio("Final decision", choices, format_func=CHOICES.get, horizontal=True,
                              key="decide.override.final")
             reason = st.selectbox("Reason", list(OVERRIDE_REASONS), format_func=OVERRIDE_REASONS.get,
@@ -48,6 +49,8 @@ def override_form(log: DecisionLog, decision_id: str, said: str, officer: str | 
                 except (OverrideError, DecisionLogError) as exc:
                     st.error(f"Not recorded: {exc}")
                 else:
+                    for key in FORM_KEYS:
+                        st.session_state.pop(key, None)
                     st.rerun()
 
 
