@@ -316,6 +316,16 @@ class DecisionLog:
         with self.engine.connect() as conn:
             return migrate.current(conn), migrate.head()
 
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """One write transaction on the log's database, for the tables kept with it (outcomes, ...).
+
+        Raises what SQLAlchemy raises: the caller says what failed, for a person.
+        """
+        self.ensure_schema()
+        with self._writer().begin() as conn:
+            yield conn
+
     def schema_version(self) -> int:
         self.ensure_schema()
         with self.engine.connect() as conn:
