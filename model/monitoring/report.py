@@ -88,13 +88,21 @@ def field_drift(f: Field, spec: dict[str, list], values: pd.Series) -> FieldDrif
         edges = np.asarray(spec["edges"], dtype=float)
         numbers = pd.to_numeric(values, errors="coerce").dropna().to_numpy(dtype=float)
         counts = np.bincount(np.searchsorted(edges, numbers, side="right"), minlength=len(edges) + 1)
-        labels = _range_labels(f, edges)
-        expected = np.asarray(spec["shares"], dtype=float)
     else:
         text = values.astype(str)
         known = list(spec["categories"])
         counts = np.array([int((text == c).sum()) for c in known] + [int((~text.isin(known)).sum())])
-        labels = [*known, "(not seen in training)"]
+    return field_drift_from_counts(f, spec, counts)
+
+
+def field_drift_from_counts(f: Field, spec: dict[str, list], counts: np.ndarray) -> FieldDrift:
+    """A field's drift from how many recent values fell in each training bin (the last one: unseen categories)."""
+    counts = np.asarray(counts, dtype=int)
+    if "edges" in spec:
+        labels = _range_labels(f, np.asarray(spec["edges"], dtype=float))
+        expected = np.asarray(spec["shares"], dtype=float)
+    else:
+        labels = [*spec["categories"], "(not seen in training)"]
         expected = np.append(np.asarray(spec["shares"], dtype=float), 0.0)
     n = int(counts.sum())
     actual = counts / n if n else np.zeros(len(counts))
@@ -182,14 +190,19 @@ def age_bands(log: pd.DataFrame) -> pd.DataFrame:
     edges = [b[1] for b in AGE_BANDS] + [np.inf]
     band = pd.cut(ages, bins=edges, right=False, labels=labels)
     grouped = log["decision"].astype(int).groupby(band, observed=False)
-    out = pd.DataFrame({"decisions": grouped.size(), "approved": grouped.sum()}).reindex(labels).fillna(0)
-    out = out.astype(int)
+    counts = pd.DataFrame({"decisions": grouped.size(), "approved": grouped.sum()}).reindex(labels).fillna(0)
+    return band_table(counts["decisions"].to_numpy(), counts["approved"].to_numpy())
+
+
+def band_table(decisions: np.ndarray, approved: np.ndarray) -> pd.DataFrame:
+    """The age-band table from decisions and approvals per band, in AGE_BANDS order."""
+    out = pd.DataFrame({"band": [b[0] for b in AGE_BANDS], "decisions": np.asarray(decisions, dtype=int),
+                        "approved": np.asarray(approved, dtype=int)})
     out["approval_rate"] = out["approved"] / out["decisions"].where(out["decisions"] > 0)
     best = out["approval_rate"].max()
     out["ratio_to_highest"] = out["approval_rate"] / best if best and best > 0 else np.nan
     out["flagged"] = out["ratio_to_highest"] < FOUR_FIFTHS
-    out.index.name = "band"
-    return out.reset_index()
+    return out
 
 
 # --- a simulated drifted sample (for demos) --------------------------------------------------------

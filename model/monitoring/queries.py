@@ -1,0 +1,456 @@
+"""The Monitoring page's figures, computed in the decision log's database with SQLAlchemy Core.
+
+Reading a million decisions into pandas took most of a minute; grouped in the database they come
+back as a few thousand rows. Decisions are grouped by UTC day, model version and the simulated flag
+(`activity`). The inputs are binned as the reference version's model card binned its training
+data, with the age bands, the probability bins and the out-of-range flags beside them
+(`Binning`): those counts are kept per day in `monitoring_bins` and recomputed only for days whose
+decision count or last row id changed, so a page over a large log rescans only what is new.
+
+Everything is one model at a time (`Scope.model_name`): versions of other models never mix in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import (
+    Connection,
+    Float,
+    Text,
+    and_,
+    case,
+    column,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.types import String
+
+from model.core.errors import DecisionLogError
+from model.core.formatting import format_value
+from model.records.log import DecisionLog, decisions
+from model.records.rollup import monitoring_bins, monitoring_days
+
+from .report import AGE_BANDS, FieldDrift, band_table, field_drift_from_counts
+
+log = logging.getLogger("loandesk.monitoring")
+
+PROBABILITY_BINS = 20  # the histogram's 5-point bins
+MAX_DAY_CLAUSES = 40  # more stale days than this are recomputed as one date range
+ROLLUP_FORMAT = 1  # bump when the way bins are computed changes: old counts are then ignored
+
+
+# --- UTC day and month, as text, in each dialect --------------------------------------------------
+class utc_day(FunctionElement):
+    """YYYY-MM-DD of a timestamp in UTC."""
+
+    type = String()
+    inherit_cache = True
+
+
+class utc_month(FunctionElement):
+    """YYYY-MM of a timestamp in UTC."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(utc_day)
+def _day_text(element, compiler, **kw):  # SQLite keeps UTC timestamps as ISO text
+    return f"substr({compiler.process(element.clauses, **kw)}, 1, 10)"
+
+
+@compiles(utc_month)
+def _month_text(element, compiler, **kw):
+    return f"substr({compiler.process(element.clauses, **kw)}, 1, 7)"
+
+
+@compiles(utc_day, "postgresql")
+def _day_pg(element, compiler, **kw):
+    return f"to_char({compiler.process(element.clauses, **kw)} AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+
+
+@compiles(utc_month, "postgresql")
+def _month_pg(element, compiler, **kw):
+    return f"to_char({compiler.process(element.clauses, **kw)} AT TIME ZONE 'UTC', 'YYYY-MM')"
+
+
+# --- what is shown ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Scope:
+    """One model's decisions: some or all of its versions, between two UTC days (both included)."""
+
+    model_name: str
+    versions: tuple[str, ...] | None = None  # None: every version of the model
+    start: date | None = None
+    end: date | None = None
+    simulated: bool | None = None  # None: both; False: real decisions only; True: simulated only
+
+    def clauses(self, *, simulated: bool = True) -> list:
+        d = decisions.c
+        out = [d.model_name == self.model_name]
+        if self.versions is not None:
+            out.append(d.model_version.in_(list(self.versions)))
+        if self.start is not None:
+            out.append(d.decided_at >= _midnight(self.start))
+        if self.end is not None:
+            out.append(d.decided_at < _midnight(self.end) + timedelta(days=1))
+        if simulated and self.simulated is not None:
+            out.append(d.simulated.is_(bool(self.simulated)))
+        return out
+
+    def keeps(self, frame: pd.DataFrame) -> pd.Series:
+        """Which rows of a per-day frame (day, model_version, simulated) fall in this scope."""
+        keep = pd.Series(True, index=frame.index)
+        if self.versions is not None:
+            keep &= frame["model_version"].isin(self.versions)
+        if self.start is not None:
+            keep &= frame["day"] >= self.start.isoformat()
+        if self.end is not None:
+            keep &= frame["day"] <= self.end.isoformat()
+        if self.simulated is not None:
+            keep &= frame["simulated"] == bool(self.simulated)
+        return keep
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+# --- decisions per day --------------------------------------------------------------------------------
+ACTIVITY_COLUMNS = ["day", "model_version", "simulated", "decisions", "approved", "out_of_range",
+                    "expected_bad", "last_id"]
+
+
+def activity(conn: Connection, scope: Scope) -> pd.DataFrame:
+    """Per UTC day, version and simulated flag: decisions, approved, with an input out of range, the
+    expected number of bad loans among the approved (the sum of 1 − probability) and the last row id.
+
+    Both simulated values are returned whatever the scope says (the rollup needs them); filter with
+    `scope.keeps`.
+    """
+    d = decisions.c
+    day = utc_day(d.decided_at).label("day")
+    q = (select(day, d.model_version, d.simulated, func.count().label("decisions"),
+                func.sum(d.decision).label("approved"),
+                func.sum(case((d.out_of_range != "", 1), else_=0)).label("out_of_range"),
+                func.sum(case((d.decision == 1, 1.0 - d.probability), else_=0.0)).label("expected_bad"),
+                func.max(d.id).label("last_id"))
+         .where(*scope.clauses(simulated=False))
+         .group_by(utc_day(d.decided_at), d.model_version, d.simulated))
+    frame = pd.DataFrame(conn.execute(q).all(), columns=ACTIVITY_COLUMNS)
+    return frame.astype({"simulated": bool, "decisions": int, "approved": int, "out_of_range": int,
+                         "expected_bad": float, "last_id": int})
+
+
+def daily(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per day: decisions, approved, rejected and the approval rate (as `report.daily_activity`)."""
+    out = frame.groupby("day", as_index=False)[["decisions", "approved"]].sum().sort_values("day")
+    out["day"] = pd.to_datetime(out["day"], utc=True)
+    out["rejected"] = out["decisions"] - out["approved"]
+    out["approval_rate"] = out["approved"] / out["decisions"]
+    return out[["day", "decisions", "approved", "rejected", "approval_rate"]].reset_index(drop=True)
+
+
+# --- the bins -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FieldBins:
+    name: str
+    edges: tuple[float, ...] = ()  # numbers: the card's inner decile edges
+    categories: tuple[str, ...] = ()  # text: the categories seen in training
+    shares: tuple[float, ...] = ()  # training shares, per bin
+
+    @property
+    def is_number(self) -> bool:
+        return not self.categories
+
+
+@dataclass(frozen=True)
+class Binning:
+    """How the reference version bins decisions: its card's drift bins, age bands, probability bins."""
+
+    fields: tuple[FieldBins, ...]
+    age: str | None  # the age field, when age bands apply
+    probability_edges: tuple[float, ...]  # the hold-out's inner decile edges, for the probability PSI
+    numbers: tuple[str, ...]  # numeric fields, for out-of-range counts
+    key: str = field(default="", compare=False)
+
+    @classmethod
+    def of(cls, model, holdout_probabilities: np.ndarray, age_field: str | None) -> Binning:
+        bins = model.card.get("drift_bins", {})
+        fields = tuple(
+            FieldBins(f.name, tuple(float(e) for e in bins[f.name].get("edges", ())),
+                      tuple(str(c) for c in bins[f.name].get("categories", ())),
+                      tuple(float(s) for s in bins[f.name]["shares"]))
+            for f in model.schema.fields if f.name in bins)
+        quantiles = np.quantile(np.asarray(holdout_probabilities, dtype=float), np.linspace(0, 1, 11))
+        edges = tuple(float(e) for e in np.unique(quantiles)[1:-1])
+        numbers = tuple(f.name for f in model.schema.fields if f.is_number)
+        text = json.dumps([ROLLUP_FORMAT, [(f.name, f.edges, f.categories) for f in fields], age_field,
+                           edges, numbers, AGE_BANDS[:-1], PROBABILITY_BINS], default=str)
+        return cls(fields, age_field, edges, numbers, hashlib.sha256(text.encode()).hexdigest()[:16])
+
+    def metrics(self) -> list[str]:
+        return ([f"field:{f.name}" for f in self.fields] + (["age"] if self.age else [])
+                + ["probability", "probability_decile"] + [f"out_of_range:{n}" for n in self.numbers])
+
+
+def _bin_of(value, edges: Sequence[float]):
+    """np.searchsorted(edges, value, side="right"): how many edges are at or below the value; NULL stays NULL."""
+    if not edges:
+        return case((value.is_(None), None), else_=0)
+    counted = sum((case((value >= float(e), 1), else_=0) for e in edges), start=literal(0))
+    return case((value.is_(None), None), else_=counted)
+
+
+def _category_of(value, categories: Sequence[str]):
+    whens = [(value.is_(None), None), *[(value == c, k) for k, c in enumerate(categories)]]
+    return case(*whens, else_=len(categories))
+
+
+def _age_band_of(value):
+    whens = [(value.is_(None), None), (value < AGE_BANDS[0][1], None)]
+    whens += [(value < hi, k) for k, (_, _lo, hi) in enumerate(AGE_BANDS[:-1])]
+    return case(*whens, else_=len(AGE_BANDS) - 1)
+
+
+def _inputs(conn: Connection, names: dict[str, bool]):
+    """(from clause, {name: column}) with each input extracted once per row (True = a number)."""
+    d = decisions
+    if conn.dialect.name == "postgresql" and names:
+        record = func.json_to_record(d.c.inputs).table_valued(
+            *[column(n, Float if is_number else Text) for n, is_number in names.items()]
+        ).render_derived(name="x", with_types=True)
+        return d.join(record, true()), {n: record.c[n] for n in names}
+    cols = {n: d.c.inputs[n].as_float() if is_number else d.c.inputs[n].as_string() for n, is_number in names.items()}
+    return d, cols
+
+
+def _fence(q, conn: Connection):
+    """Keep the database from inlining a subquery (which would extract the JSON again per use)."""
+    return q.offset(0) if conn.dialect.name == "postgresql" else q.limit(-1)
+
+
+def compute_bins(conn: Connection, binning: Binning, clauses: list) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per (day, version, simulated): (signatures with decisions and last_id, long bins with n and approved).
+
+    One scan: each input is read from the JSON once, binned once, and every bin summed in the same pass.
+    """
+    d = decisions.c
+    names = {f.name: f.is_number for f in binning.fields}
+    if binning.age:
+        names.setdefault(binning.age, True)
+    source, value = _inputs(conn, names)
+    inner = _fence(select(utc_day(d.decided_at).label("day"), d.model_version, d.simulated, d.decision,
+                          d.probability, d.out_of_range, d.id,
+                          *[c.label(f"v{k}") for k, c in enumerate(value.values())])
+                   .select_from(source).where(*clauses), conn).subquery("a")
+    by_name = {n: inner.c[f"v{k}"] for k, n in enumerate(value)}
+    padded = literal(", ") + inner.c.out_of_range + literal(", ")
+    binned = {f"field:{f.name}": (_bin_of(by_name[f.name], f.edges) if f.is_number
+                                  else _category_of(by_name[f.name], f.categories)) for f in binning.fields}
+    if binning.age:
+        binned["age"] = _age_band_of(by_name[binning.age])
+    binned["probability"] = _bin_of(inner.c.probability, [k / PROBABILITY_BINS for k in range(1, PROBABILITY_BINS)])
+    binned["probability_decile"] = _bin_of(inner.c.probability, binning.probability_edges)
+    for n in binning.numbers:
+        binned[f"out_of_range:{n}"] = case((padded.contains(f", {n}, ", autoescape=True), 0), else_=None)
+    labels = {m: f"b{k}" for k, m in enumerate(binned)}
+    middle = _fence(select(inner.c.day, inner.c.model_version, inner.c.simulated, inner.c.decision, inner.c.id,
+                           *[expr.label(labels[m]) for m, expr in binned.items()]), conn).subquery("b")
+    sizes = {f"field:{f.name}": (len(f.edges) + 1 if f.is_number else len(f.categories) + 1)
+             for f in binning.fields}
+    sizes |= {"age": len(AGE_BANDS), "probability": PROBABILITY_BINS,
+              "probability_decile": len(binning.probability_edges) + 1}
+    sums, slots = [], []
+    for m in binned:
+        col = middle.c[labels[m]]
+        for k in range(sizes.get(m, 1)):
+            sums.append(func.sum(case((col == k, 1), else_=0)))
+            slots.append((m, k, "n"))
+            if m == "age":
+                sums.append(func.sum(case((col == k, middle.c.decision), else_=0)))
+                slots.append((m, k, "approved"))
+    q = (select(middle.c.day, middle.c.model_version, middle.c.simulated, func.count(), func.max(middle.c.id),
+                *sums)
+         .group_by(middle.c.day, middle.c.model_version, middle.c.simulated))
+    days, rows = [], {}
+    for r in conn.execute(q):
+        key = (r[0], r[1], bool(r[2]))
+        days.append((*key, int(r[3]), int(r[4])))
+        for (m, k, what), v in zip(slots, r[5:], strict=True):
+            if v:
+                rows.setdefault((*key, m, k), {"n": 0, "approved": 0})[what] = int(v)
+    sig = pd.DataFrame(days, columns=["day", "model_version", "simulated", "decisions", "last_id"])
+    long = pd.DataFrame([(*k, v["n"], v["approved"]) for k, v in rows.items()],
+                        columns=["day", "model_version", "simulated", "metric", "bin", "n", "approved"])
+    return sig, long
+
+
+# --- kept counts ------------------------------------------------------------------------------------
+def _stale(conn: Connection, binning: Binning, live: pd.DataFrame) -> pd.DataFrame:
+    """The (day, version, simulated) groups whose kept counts are missing or out of date."""
+    t = monitoring_days.c
+    kept = pd.DataFrame(conn.execute(
+        select(t.day, t.model_version, t.simulated, t.decisions, t.last_id)
+        .where(t.binning == binning.key, t.model_version.in_(sorted(set(live["model_version"]))),
+               t.day >= live["day"].min(), t.day <= live["day"].max())).all(),
+        columns=["day", "model_version", "simulated", "kept", "kept_last"])
+    kept["simulated"] = kept["simulated"].astype(bool)
+    both = live.merge(kept, on=["day", "model_version", "simulated"], how="left")
+    fresh = (both["kept"] == both["decisions"]) & (both["kept_last"] == both["last_id"])
+    return both.loc[~fresh, ["day", "model_version", "simulated"]]
+
+
+def _refresh(log_: DecisionLog, binning: Binning, scope: Scope, stale: pd.DataFrame) -> pd.DataFrame | None:
+    """Recompute the stale groups' counts and keep them; returns them when they could not be kept."""
+    days = sorted(set(stale["day"]))
+    versions = tuple(sorted(set(stale["model_version"])))
+    d = decisions.c
+    if len(days) <= MAX_DAY_CLAUSES:
+        when = or_(*[and_(d.decided_at >= _midnight(date.fromisoformat(x)),
+                          d.decided_at < _midnight(date.fromisoformat(x)) + timedelta(days=1)) for x in days])
+    else:
+        when = and_(d.decided_at >= _midnight(date.fromisoformat(days[0])),
+                    d.decided_at < _midnight(date.fromisoformat(days[-1])) + timedelta(days=1))
+    clauses = [d.model_name == scope.model_name, d.model_version.in_(list(versions)), when]
+    with log_.engine.connect() as conn:
+        sig, long = compute_bins(conn, binning, clauses)
+    try:
+        with log_.writing() as conn:
+            for table in (monitoring_days, monitoring_bins):
+                conn.execute(delete(table).where(table.c.binning == binning.key,
+                                                 table.c.model_version.in_(list(versions)),
+                                                 table.c.day.in_(sorted(set(sig["day"]) | set(days)))))
+            if len(sig):
+                conn.execute(insert(monitoring_days), sig.assign(binning=binning.key).to_dict("records"))
+            if len(long):
+                conn.execute(insert(monitoring_bins), long.assign(binning=binning.key).to_dict("records"))
+    except (SQLAlchemyError, OSError, RuntimeError) as exc:  # a read-only log, another session's refresh
+        log.warning("monitoring counts computed but not kept (%s)", str(exc).splitlines()[0][:160])
+        return long
+    return None
+
+
+def binned(log_: DecisionLog, binning: Binning, scope: Scope, live: pd.DataFrame) -> pd.DataFrame:
+    """Counts per metric and bin over the scope: n and approved, from kept counts refreshed as needed."""
+    if live.empty:
+        return pd.DataFrame(columns=["metric", "bin", "n", "approved"])
+    with log_.engine.connect() as conn:
+        stale = _stale(conn, binning, live)
+    unkept = _refresh(log_, binning, scope, stale) if len(stale) else None
+    t = monitoring_bins.c
+    if unkept is not None:  # nothing could be kept: the stale groups come from memory, the rest from the table
+        with log_.engine.connect() as conn:
+            kept = pd.DataFrame(conn.execute(select(t.day, t.model_version, t.simulated, t.metric, t.bin, t.n,
+                                                    t.approved).where(t.binning == binning.key,
+                                                                      t.model_version.in_(sorted(set(live["model_version"]))))
+                                             ).all(), columns=list(unkept.columns))
+        kept["simulated"] = kept["simulated"].astype(bool)
+        marks = stale.assign(_stale=True)
+        kept = kept.merge(marks, on=["day", "model_version", "simulated"], how="left")
+        rows = pd.concat([kept[kept["_stale"].isna()].drop(columns="_stale"), unkept], ignore_index=True)
+        rows = rows[scope.keeps(rows)]
+        return rows.groupby(["metric", "bin"], as_index=False)[["n", "approved"]].sum()
+    clauses = [t.binning == binning.key]
+    if scope.versions is not None:
+        clauses.append(t.model_version.in_(list(scope.versions)))
+    else:
+        clauses.append(t.model_version.in_(sorted(set(live["model_version"]))))
+    if scope.start is not None:
+        clauses.append(t.day >= scope.start.isoformat())
+    if scope.end is not None:
+        clauses.append(t.day <= scope.end.isoformat())
+    if scope.simulated is not None:
+        clauses.append(t.simulated.is_(bool(scope.simulated)))
+    q = (select(t.metric, t.bin, func.sum(t.n).label("n"), func.sum(t.approved).label("approved"))
+         .where(*clauses).group_by(t.metric, t.bin))
+    with log_.engine.connect() as conn:
+        frame = pd.DataFrame(conn.execute(q).all(), columns=["metric", "bin", "n", "approved"])
+    return frame.astype({"bin": int, "n": int, "approved": int})
+
+
+def _counts(bins: pd.DataFrame, metric: str, size: int, what: str = "n") -> np.ndarray:
+    rows = bins[bins["metric"] == metric]
+    out = np.zeros(size, dtype=int)
+    for k, v in zip(rows["bin"], rows[what], strict=True):
+        if 0 <= k < size:
+            out[k] = v
+    return out
+
+
+# --- figures from the counts ------------------------------------------------------------------------
+def drift_from_bins(model, binning: Binning, bins: pd.DataFrame) -> list[FieldDrift]:
+    """Each binned input's recent shares against its training shares (as `report.drift`)."""
+    out = []
+    for f in binning.fields:
+        size = len(f.edges) + 1 if f.is_number else len(f.categories) + 1
+        out.append(field_drift_from_counts(model.schema[f.name], model.card["drift_bins"][f.name],
+                                           _counts(bins, f"field:{f.name}", size)))
+    return out
+
+
+def age_bands_from_bins(bins: pd.DataFrame) -> pd.DataFrame:
+    """Approval rate per age band, its ratio to the best band's, flagged under four fifths (as `report.age_bands`)."""
+    size = len(AGE_BANDS)
+    return band_table(_counts(bins, "age", size), _counts(bins, "age", size, "approved"))
+
+
+def out_of_range_from_bins(model, bins: pd.DataFrame, total: int) -> pd.DataFrame:
+    """Per numeric field: decisions with it outside the training range, and their share (as `report`)."""
+    fields = [f for f in model.schema.fields if f.is_number]
+    counts = [int(_counts(bins, f"out_of_range:{f.name}", 1)[0]) for f in fields]
+    return pd.DataFrame({
+        "field": [f.name for f in fields],
+        "label": [f.label for f in fields],
+        "range": [f"{format_value(f, f.train_min)} to {format_value(f, f.train_max)}" for f in fields],
+        "count": counts,
+        "share": [c / total if total else 0.0 for c in counts],
+    })
+
+
+def probability_counts(bins: pd.DataFrame, binning: Binning) -> tuple[np.ndarray, np.ndarray]:
+    """(20 five-point bins, hold-out decile bins): how many decisions fell in each."""
+    return (_counts(bins, "probability", PROBABILITY_BINS),
+            _counts(bins, "probability_decile", len(binning.probability_edges) + 1))
+
+
+# --- the newest decisions, and all of them for a download -----------------------------------------
+def recent(log_: DecisionLog, scope: Scope, limit: int) -> pd.DataFrame:
+    """The newest `limit` decisions in the scope, as `DecisionLog.read` returns them."""
+    q = select(decisions).where(*scope.clauses()).order_by(decisions.c.decided_at.desc(), decisions.c.id.desc())
+    return _frame(log_, q.limit(limit))
+
+
+def everything(log_: DecisionLog, scope: Scope) -> pd.DataFrame:
+    """Every decision in the scope, newest first: for the CSV download, read only when it is asked for."""
+    q = select(decisions).where(*scope.clauses()).order_by(decisions.c.decided_at.desc(), decisions.c.id.desc())
+    return _frame(log_, q)
+
+
+def _frame(log_: DecisionLog, q) -> pd.DataFrame:
+    try:
+        with log_.engine.connect() as conn:
+            rows = conn.execute(q).mappings().all()
+    except SQLAlchemyError as exc:
+        raise DecisionLogError(f"The decision log cannot be read ({str(exc).splitlines()[0][:160]}).") from exc
+    frame = pd.DataFrame(rows, columns=[c.name for c in decisions.c])
+    frame["decided_at"] = pd.to_datetime(frame["decided_at"], utc=True)
+    frame["simulated"] = frame["simulated"].astype(bool)
+    return frame
+
