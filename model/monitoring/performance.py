@@ -1,0 +1,173 @@
+"""Realized performance: how the model did on the loans whose outcomes are known, against its hold-out.
+
+Only approved decisions become loans, so only they have outcomes: realized figures are computed on
+the approved decisions with an outcome, and compared with the hold-out's figures *on the rows it
+would approve* (the whole hold-out's AUC would be higher and raise false alarms). Everything is
+grouped in the database (`realized`): per month and version, the number of good and bad loans, the
+pairs the model ranked right (the Mann–Whitney count behind the AUC), and the predicted bad count
+with its variance. Intervals are 95%: Hanley–McNeil for an AUC, Wilson for a rate, and the
+binomial spread of the predicted count for calibration. A figure outside the range the hold-out
+leads one to expect for that many outcomes raises an alert.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, and_, func, select
+from sklearn.metrics import roc_auc_score
+
+from model.core.formatting import percent
+from model.records.log import decisions
+from model.records.outcomes import outcomes
+
+from .queries import Scope, utc_month
+
+Z = 1.959963984540054  # two-sided 95%
+MIN_OUTCOMES = 30  # fewer outcomes than this in a group give figures too noisy to alert on
+PERFORMANCE_COLUMNS = ["outcomes", "good", "bad", "ranked_right", "predicted_bad", "predicted_var"]
+
+
+# --- intervals ------------------------------------------------------------------------------------
+def auc_se(auc: float, good: int, bad: int) -> float:
+    """Hanley & McNeil (1982): the standard error of an AUC from `good` positives and `bad` negatives."""
+    if good < 1 or bad < 1 or not math.isfinite(auc):
+        return float("nan")
+    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+    var = (auc * (1 - auc) + (good - 1) * (q1 - auc * auc) + (bad - 1) * (q2 - auc * auc)) / (good * bad)
+    return math.sqrt(max(var, 0.0))
+
+
+def wilson(k: float, n: float) -> tuple[float, float]:
+    """The Wilson score interval of a proportion k/n."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    p = k / n
+    centre = (p + Z * Z / (2 * n)) / (1 + Z * Z / n)
+    half = Z * math.sqrt(p * (1 - p) / n + Z * Z / (4 * n * n)) / (1 + Z * Z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+# --- the hold-out, on the rows it would approve -----------------------------------------------------
+@dataclass(frozen=True)
+class Reference:
+    """The hold-out's figures among the applicants it would approve, with their standard errors."""
+
+    auc: float
+    auc_se: float
+    bad_rate: float
+    approved: int
+    predicted_bad_rate: float
+
+    @property
+    def bad_rate_interval(self) -> tuple[float, float]:
+        return wilson(self.bad_rate * self.approved, self.approved)
+
+    @property
+    def auc_interval(self) -> tuple[float, float]:
+        return self.auc - Z * self.auc_se, self.auc + Z * self.auc_se
+
+
+def reference(holdout: pd.DataFrame, threshold: float) -> Reference:
+    """The figures realized performance is held against, from the stored hold-out."""
+    approved = holdout[holdout["probability"] >= threshold]
+    y = approved["label"].to_numpy(dtype=int)
+    p = approved["probability"].to_numpy(dtype=float)
+    good, bad = int(y.sum()), int(len(y) - y.sum())
+    auc = float(roc_auc_score(y, p)) if good and bad else float("nan")
+    return Reference(auc=auc, auc_se=auc_se(auc, good, bad), bad_rate=bad / len(y) if len(y) else float("nan"),
+                     approved=len(y), predicted_bad_rate=float((1 - p).mean()) if len(p) else float("nan"))
+
+
+# --- in the database ------------------------------------------------------------------------------
+def realized(conn: Connection, scope: Scope, by: tuple[str, ...] = ("month", "model_version")) -> pd.DataFrame:
+    """Per group (`month` of the decision, `model_version`, or none for the whole scope), over approved
+    decisions with a current outcome: outcomes, good, bad, the good–bad pairs ranked right (ties
+    count half), and the predicted bad count (sum of 1 − p) with its variance (sum of p(1 − p)).
+    """
+    d, o = decisions.c, outcomes.c
+    keys = {"month": utc_month(d.decided_at).label("month"), "model_version": d.model_version.label("model_version")}
+    chosen = [keys[k] for k in by]
+    joined = decisions.join(outcomes, and_(o.decision_id == d.decision_id, o.is_current.is_(True)))
+    per_p = (select(*chosen, d.probability.label("p"), func.count().label("n"), func.sum(o.outcome).label("good"))
+             .select_from(joined).where(*scope.clauses(), d.decision == 1)
+             .group_by(*[keys[k].element for k in by], d.probability)).subquery("per_p")
+    group = [per_p.c[k] for k in by]
+    bad_here = per_p.c.n - per_p.c.good
+    ranked = select(*group, per_p.c.p, per_p.c.n, per_p.c.good,
+                    func.coalesce(func.sum(bad_here).over(partition_by=group or None, order_by=per_p.c.p,
+                                                          rows=(None, -1)), 0).label("bad_below")).subquery("ranked")
+    r = ranked.c
+    bad = r.n - r.good
+    q = select(*[r[k] for k in by], func.sum(r.n), func.sum(r.good), func.sum(bad),
+               func.sum(r.good * r.bad_below + 0.5 * r.good * bad),
+               func.sum(r.n * (1.0 - r.p)), func.sum(r.n * r.p * (1.0 - r.p)))
+    if by:
+        q = q.group_by(*[r[k] for k in by]).order_by(*[r[k] for k in by])
+    frame = pd.DataFrame(conn.execute(q).all(), columns=[*by, *PERFORMANCE_COLUMNS])
+    frame = frame.dropna(subset=["outcomes"])
+    return frame.astype({"outcomes": int, "good": int, "bad": int, "ranked_right": float, "predicted_bad": float,
+                         "predicted_var": float})
+
+
+def outcomes_of_rejections(conn: Connection, scope: Scope) -> int:
+    """Outcomes recorded for decisions the model rejected (not loans it made, so not counted above)."""
+    d, o = decisions.c, outcomes.c
+    q = (select(func.count()).select_from(decisions.join(outcomes, and_(o.decision_id == d.decision_id,
+                                                                        o.is_current.is_(True))))
+         .where(*scope.clauses(), d.decision == 0))
+    return int(conn.execute(q).scalar() or 0)
+
+
+# --- against the hold-out -------------------------------------------------------------------------
+def assess(frame: pd.DataFrame, ref: Reference) -> pd.DataFrame:
+    """Each group's realized AUC, bad rate and calibration, their intervals, the ranges the hold-out
+    leads one to expect for that many outcomes, and the alerts."""
+    out = frame.copy()
+    pairs = out["good"] * out["bad"]
+    out["auc"] = np.where(pairs > 0, out["ranked_right"] / pairs.where(pairs > 0, 1), np.nan)
+    out["auc_low"], out["auc_high"], out["auc_expected_low"], out["auc_expected_high"] = np.nan, np.nan, np.nan, np.nan
+    out["bad_rate"] = out["bad"] / out["outcomes"]
+    out["predicted_bad_rate"] = out["predicted_bad"] / out["outcomes"]
+    rows = []
+    for _, g in out.iterrows():
+        se = auc_se(g["auc"], g["good"], g["bad"])
+        expected_se = math.sqrt(ref.auc_se ** 2 + auc_se(ref.auc, g["good"], g["bad"]) ** 2)
+        low, high = wilson(g["bad"], g["outcomes"])
+        spread = ref.bad_rate * (1 - ref.bad_rate)
+        rate_se = math.sqrt(spread / ref.approved + spread / g["outcomes"]) if ref.approved else float("nan")
+        calib_half = Z * math.sqrt(g["predicted_var"]) / g["outcomes"]
+        row = {
+            "auc_low": g["auc"] - Z * se, "auc_high": g["auc"] + Z * se,
+            "auc_expected_low": ref.auc - Z * expected_se, "auc_expected_high": ref.auc + Z * expected_se,
+            "bad_rate_low": low, "bad_rate_high": high,
+            "bad_rate_expected_low": max(0.0, ref.bad_rate - Z * rate_se),
+            "bad_rate_expected_high": min(1.0, ref.bad_rate + Z * rate_se),
+            "calibration_low": max(0.0, g["predicted_bad_rate"] - calib_half),
+            "calibration_high": min(1.0, g["predicted_bad_rate"] + calib_half),
+        }
+        row["alerts"] = _alerts(g, row)
+        rows.append(row)
+    extra = pd.DataFrame(rows, index=out.index, columns=[
+        "auc_low", "auc_high", "auc_expected_low", "auc_expected_high", "bad_rate_low", "bad_rate_high",
+        "bad_rate_expected_low", "bad_rate_expected_high", "calibration_low", "calibration_high", "alerts"])
+    return pd.concat([out.drop(columns=[c for c in extra.columns if c in out.columns]), extra], axis=1)
+
+
+def _alerts(g: pd.Series, row: dict) -> list[str]:
+    """What falls outside its expected range, in words; nothing when the group is too small to tell."""
+    if g["outcomes"] < MIN_OUTCOMES:
+        return []
+    found = []
+    if math.isfinite(g["auc"]) and g["auc"] < row["auc_expected_low"]:
+        found.append(f"AUC {g['auc']:.3f} is below the {row['auc_expected_low']:.3f} the hold-out leads one to expect")
+    if g["bad_rate"] > row["bad_rate_expected_high"]:
+        found.append(f"bad rate {percent(g['bad_rate'])} is above the expected {percent(row['bad_rate_expected_high'])}")
+    if not row["calibration_low"] <= g["bad_rate"] <= row["calibration_high"]:
+        side = "more" if g["bad_rate"] > row["calibration_high"] else "fewer"
+        found.append(f"{side} bad loans than predicted ({percent(g['bad_rate'])} against "
+                     f"{percent(g['predicted_bad_rate'])})")
+    return found
