@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from model.core.formatting import percent
-from model.records.log import DecisionLog, entries_for_rows
+from model.records.log import DecisionLog, entries_for_rows, new_decision_ids
 from model.registry.store import load_model
 from model.training.data import generate_applicants
 
@@ -34,8 +34,9 @@ def seeded(app_env) -> pd.DataFrame:
         probabilities = model.approval_probability(validation.clean)
         entries = entries_for_rows(model, validation.clean, probabilities, source="batch page",
                                    out_of_range=validation.out_of_range, officer="Ada")
-        for k, e in enumerate(entries):
+        for k, (e, decision_id) in enumerate(zip(entries, new_decision_ids(len(entries)), strict=True)):
             e.decided_at = start + timedelta(days=day, minutes=k)
+            e.decision_id = decision_id
             if day == 0:
                 e.model_version = "20260101-000000-00000000"
         assert log.record(entries).ok
@@ -65,7 +66,7 @@ def test_an_empty_log_says_so_and_offers_the_simulation(app):
     at = _open(app)
     assert any("No decisions on record yet" in i.value for i in at.info)
     assert not at.get("plotly_chart")
-    at.button(key=next(b.key for b in at.button if b.label == "Score a simulated sample")).click().run()
+    next(b for b in at.button if b.label == "Score a simulated sample").click().run()
     assert not at.exception, at.exception
     frame = _log().read()
     assert len(frame) > 0 and frame["simulated"].all()
@@ -83,7 +84,8 @@ def test_the_page_on_a_seeded_log(app, seeded):
     assert _metric(at, "Simulated") == "0"
     assert _metric(at, "With an input out of range") == percent((seeded["out_of_range"] != "").mean())
     charts = at.get("plotly_chart")
-    assert len(charts) == 2 + 1 + 1 + 5 + 1  # daily ×2, probabilities, PSI, one per input, fairness
+    # daily ×2, expected bad rate, probabilities, PSI, one per input, fairness
+    assert len(charts) == 2 + 1 + 1 + 1 + 5 + 1
     assert at.get("download_button")
 
     # Age bands, computed here independently from the seeded inputs.
@@ -167,3 +169,84 @@ def test_a_log_that_cannot_be_read_is_a_clear_error(app, tmp_path, monkeypatch):
     assert any("decision log cannot be read" in e.value for e in at.error)
     assert not at.get("plotly_chart")
 
+
+
+def _outcomes_for(seeded: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Good or bad for most approved decisions, drawn from the data rule; recorded through the core."""
+    import numpy as np
+
+    from model.records.outcomes import record_outcomes
+    from model.training.data import approval_log_odds
+
+    approved = seeded[seeded["decision"] == 1].iloc[::4 // 3 or 1]
+    inputs = pd.DataFrame(list(approved["inputs"]), index=approved.index)
+    rng = np.random.default_rng(seed)
+    good = (rng.random(len(approved)) < 1 / (1 + np.exp(-approval_log_odds(inputs)))).astype(int)
+    rows = approved.assign(good=good)
+    log = _log()
+    report = record_outcomes(log, [{"decision_id": i, "outcome": g} for i, g in zip(rows["decision_id"], good,
+                                                                                     strict=True)], source="test")
+    log.dispose()
+    assert report.written == len(rows)
+    return rows
+
+
+def test_realized_auc_on_the_page_equals_roc_auc_score_on_the_same_rows(app, seeded):
+    from sklearn.metrics import roc_auc_score
+
+    rows = _outcomes_for(seeded)
+    at = _open(app)
+    assert _metric(at, "Loans with an outcome") == f"{len(rows):,}"
+    assert _metric(at, "Realized AUC") == f"{roc_auc_score(rows['good'], rows['probability']):.3f}"
+    assert _metric(at, "Bad rate among approved") == percent(1 - rows["good"].mean())
+    assert _metric(at, "Predicted bad rate") == percent((1 - rows["probability"]).mean())
+    table = next(df.value for df in at.dataframe if "Realized AUC" in df.value.columns)
+    month = rows.assign(month=rows["decided_at"].dt.strftime("%Y-%m"),
+                        version=rows["model_version"])
+    for _, r in table.iterrows():
+        mine = month[(month["month"] == r["Month"]) & (month["version"] == r["Version"])]
+        assert r["Loans with an outcome"] == f"{len(mine):,}"
+        if mine["good"].nunique() == 2:
+            assert r["Realized AUC"] == f"{roc_auc_score(mine['good'], mine['probability']):.3f}"
+    assert len(at.get("plotly_chart")) == 2 + 2 + 1 + 1 + 1 + 5 + 1  # with realized AUC and bad rate
+
+
+def test_before_outcomes_the_page_shows_the_expected_bad_rate(app, seeded):
+    at = _open(app)
+    assert any("No outcomes recorded" in i.value for i in at.info)
+    assert not any(m.label == "Realized AUC" for m in at.metric)
+
+
+def test_the_page_shows_one_model_at_a_time_and_names_each_versions_model(app, seeded, app_env):
+    model = load_model(app_env)
+    log = _log()
+    other = entries_for_rows(model, model.validate(generate_applicants(25, seed=3)[model.features]).clean,
+                             [0.9] * 25, source="api")
+    for e in other:
+        e.model_name, e.model_version = "another_model", "20250101-000000-aaaaaaaa"
+    assert log.record(other).ok
+    log.dispose()
+    at = _open(app)
+    assert _metric(at, "Decisions") == f"{len(seeded):,}"  # the other model's decisions are not mixed in
+    assert at.selectbox[0].value == model.name
+    assert at.selectbox[0].options == [f"{model.name} (in use)", "another_model"]
+    shown = at.multiselect[0].options
+    assert all(f"· {model.name} (" in o for o in shown)
+    assert any(o.startswith(model.version) and "in use" in o for o in shown)
+    at.selectbox[0].set_value("another_model").run()
+    assert not at.exception, at.exception
+    assert any("No version of another_model is in the model folder" in w.value for w in at.warning)
+
+
+def test_the_demo_draws_outcomes_and_the_page_measures_them(app):
+    at = _open(app)
+    next(b for b in at.button if b.label == "Score a simulated sample").click().run()
+    next(b for b in at.button if b.label == "Simulate outcomes").click().run()
+    assert not at.exception, at.exception
+    frame = _log().read()
+    approved = int(frame["decision"].sum())
+    assert any(f"{approved:,} simulated outcomes drawn" in s.value for s in at.success), _texts(at)
+    at = at.run()
+    assert _metric(at, "Loans with an outcome") == f"{approved:,}"
+    at.toggle[0].set_value(False).run()
+    assert any("No decisions match" in i.value for i in at.info)

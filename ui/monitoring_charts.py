@@ -7,6 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from model.core.formatting import percent
+from model.monitoring.performance import Reference
 from model.monitoring.report import FOUR_FIFTHS, PSI_ACT, PSI_WATCH, FieldDrift
 
 from .charts import APPROVE, INK, LINE, REJECT
@@ -55,21 +56,115 @@ def approval_rate_figure(daily: pd.DataFrame, holdout_rate: float | None) -> go.
                    yaxis=dict(title="Approval rate", range=[0, 1], tickformat=".0%"))
 
 
-def probability_figure(recent: np.ndarray, holdout: np.ndarray, threshold: float) -> go.Figure:
-    """Approval probabilities of recent decisions against the hold-out's, as shares of each."""
-    bins = dict(start=0, end=1, size=0.05)
+def probability_figure(recent_counts: np.ndarray, holdout: np.ndarray, threshold: float) -> go.Figure:
+    """Approval probabilities of recent decisions (counted per five-point bin) against the hold-out's."""
+    size = len(recent_counts)
+    edges = np.linspace(0, 1, size + 1)
+    centres = (edges[:-1] + edges[1:]) / 2
+    held = np.bincount(np.minimum((np.asarray(holdout, dtype=float) * size).astype(int), size - 1), minlength=size)
+    total = max(int(np.sum(recent_counts)), 1)
     fig = go.Figure([
-        go.Histogram(x=holdout, xbins=bins, histnorm="percent", name="Hold-out (training time)",
-                     marker_color=TRAINING, opacity=0.75,
-                     hovertemplate="%{x}: %{y:.1f}% of the hold-out<extra></extra>"),
-        go.Histogram(x=recent, xbins=bins, histnorm="percent", name="Recent decisions",
-                     marker_color=LINE, opacity=0.75,
-                     hovertemplate="%{x}: %{y:.1f}% of recent decisions<extra></extra>"),
+        go.Bar(x=centres, y=100 * held / max(held.sum(), 1), width=1 / size, name="Hold-out (training time)",
+               marker_color=TRAINING, opacity=0.75,
+               hovertemplate="%{x:.0%}: %{y:.1f}% of the hold-out<extra></extra>"),
+        go.Bar(x=centres, y=100 * np.asarray(recent_counts) / total, width=1 / size, name="Recent decisions",
+               marker_color=LINE, opacity=0.75,
+               hovertemplate="%{x:.0%}: %{y:.1f}% of recent decisions<extra></extra>"),
     ])
     fig.add_vline(x=threshold, line_width=2, line_color=INK,
                   annotation_text=f"threshold {percent(threshold)}", annotation_position="top")
     return _layout(fig, barmode="overlay", xaxis=dict(title="Approval probability", range=[0, 1], tickformat=".0%"),
                    yaxis=dict(title="Share of decisions", ticksuffix="%"))
+
+
+def _by_version(frame: pd.DataFrame):
+    for version, rows in frame.groupby("model_version", sort=False):
+        yield version, rows.sort_values("month")
+
+
+def realized_auc_figure(by_month: pd.DataFrame, ref: Reference) -> go.Figure:
+    """Realized AUC per month and version with its interval, against the hold-out's (approved rows)."""
+    fig = go.Figure()
+    for version, rows in _by_version(by_month.dropna(subset=["auc"])):
+        fig.add_trace(go.Scatter(
+            x=rows["month"], y=rows["auc"], mode="lines+markers", name=f"version {version}",
+            error_y=dict(type="data", symmetric=False, array=rows["auc_high"] - rows["auc"],
+                         arrayminus=rows["auc"] - rows["auc_low"]),
+            customdata=np.stack([rows["outcomes"], rows["auc_expected_low"], rows["auc_expected_high"]], axis=-1),
+            hovertemplate="%{x}: AUC %{y:.3f} over %{customdata[0]:,} loans; expected %{customdata[1]:.3f} to "
+                          "%{customdata[2]:.3f}<extra></extra>"))
+    if ref.auc == ref.auc:
+        low, high = ref.auc_interval
+        fig.add_hrect(y0=low, y1=high, fillcolor=TRAINING, opacity=0.25, line_width=0)
+        fig.add_hline(y=ref.auc, line_dash="dash", line_color=INK, annotation_text=f"hold-out {ref.auc:.3f}",
+                      annotation_position="bottom right")
+    return _layout(fig, title=_title("Realized AUC per month"),
+                   xaxis=dict(title="Month decided (UTC)", type="category"),
+                   yaxis=dict(title="AUC among approved loans", range=[0.4, 1]))
+
+
+def bad_rate_figure(by_month: pd.DataFrame, ref: Reference) -> go.Figure:
+    """Observed bad rate per month and version with its interval, the predicted one, and the hold-out's."""
+    fig = go.Figure()
+    for version, rows in _by_version(by_month):
+        fig.add_trace(go.Scatter(
+            x=rows["month"], y=rows["bad_rate"], mode="lines+markers", name=f"observed, {version}",
+            error_y=dict(type="data", symmetric=False, array=rows["bad_rate_high"] - rows["bad_rate"],
+                         arrayminus=rows["bad_rate"] - rows["bad_rate_low"]),
+            customdata=rows["outcomes"],
+            hovertemplate="%{x}: %{y:.1%} bad of %{customdata:,} loans<extra></extra>"))
+        fig.add_trace(go.Scatter(
+            x=rows["month"], y=rows["predicted_bad_rate"], mode="markers", name=f"predicted, {version}",
+            marker=dict(symbol="diamond-open", size=10, color=INK),
+            hovertemplate="%{x}: %{y:.1%} predicted by the probabilities<extra></extra>"))
+    if ref.bad_rate == ref.bad_rate:
+        fig.add_hline(y=ref.bad_rate, line_dash="dash", line_color=INK,
+                      annotation_text=f"hold-out {percent(ref.bad_rate)}", annotation_position="top right")
+    return _layout(fig, title=_title("Bad rate among approved loans"),
+                   xaxis=dict(title="Month decided (UTC)", type="category"),
+                   yaxis=dict(title="Bad loans", tickformat=".0%", rangemode="tozero"))
+
+
+def expected_bad_rate_figure(expected: pd.DataFrame, ref: Reference) -> go.Figure:
+    """Per month: the bad rate the approvals' calibrated probabilities predict, before outcomes arrive."""
+    fig = go.Figure()
+    for version, rows in _by_version(expected.dropna(subset=["expected_bad_rate"])):
+        fig.add_trace(go.Bar(x=rows["month"], y=rows["expected_bad_rate"], name=f"version {version}",
+                             customdata=rows["approved"], marker_color=LINE if len(fig.data) == 0 else WATCH,
+                             hovertemplate="%{x}: %{y:.1%} expected bad among %{customdata:,} approvals"
+                                           "<extra></extra>"))
+    if ref.predicted_bad_rate == ref.predicted_bad_rate:
+        fig.add_hline(y=ref.predicted_bad_rate, line_dash="dash", line_color=INK,
+                      annotation_text=f"hold-out approvals {percent(ref.predicted_bad_rate)}",
+                      annotation_position="top right")
+    return _layout(fig, barmode="group", xaxis=dict(title="Month decided (UTC)", type="category"),
+                   yaxis=dict(title="Expected bad rate", tickformat=".0%", rangemode="tozero"))
+
+
+def performance_table(by_month: pd.DataFrame) -> pd.DataFrame:
+    """Realized performance per month and version, written for people."""
+    def interval(low, high, fmt):
+        return f"{fmt(low)} to {fmt(high)}" if low == low and high == high else "–"
+
+    def three(x):
+        return f"{x:.3f}"
+
+    return pd.DataFrame({
+        "Month": by_month["month"],
+        "Version": by_month["model_version"],
+        "Loans with an outcome": [f"{n:,}" for n in by_month["outcomes"]],
+        "Bad": [f"{n:,}" for n in by_month["bad"]],
+        "Realized AUC": [three(a) if a == a else "–" for a in by_month["auc"]],
+        "AUC 95% interval": [interval(lo, hi, three) for lo, hi in zip(by_month["auc_low"], by_month["auc_high"],
+                                                                      strict=True)],
+        "Expected AUC": [interval(lo, hi, three) for lo, hi in zip(by_month["auc_expected_low"],
+                                                                   by_month["auc_expected_high"], strict=True)],
+        "Bad rate": [percent(r) for r in by_month["bad_rate"]],
+        "Bad rate 95% interval": [interval(lo, hi, percent) for lo, hi in zip(by_month["bad_rate_low"],
+                                                                              by_month["bad_rate_high"], strict=True)],
+        "Predicted bad rate": [percent(r) for r in by_month["predicted_bad_rate"]],
+        "Alert": ["; ".join(a) for a in by_month["alerts"]],
+    })
 
 
 def psi_figure(table: pd.DataFrame) -> go.Figure:

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, and_, func, select
 from sklearn.metrics import roc_auc_score
+from sqlalchemy import Connection, and_, func, select
 
 from model.core.formatting import percent
 from model.records.log import decisions
@@ -165,7 +165,8 @@ def _alerts(g: pd.Series, row: dict) -> list[str]:
     if math.isfinite(g["auc"]) and g["auc"] < row["auc_expected_low"]:
         found.append(f"AUC {g['auc']:.3f} is below the {row['auc_expected_low']:.3f} the hold-out leads one to expect")
     if g["bad_rate"] > row["bad_rate_expected_high"]:
-        found.append(f"bad rate {percent(g['bad_rate'])} is above the expected {percent(row['bad_rate_expected_high'])}")
+        found.append(f"bad rate {percent(g['bad_rate'])} is above the expected "
+                     f"{percent(row['bad_rate_expected_high'])}")
     if not row["calibration_low"] <= g["bad_rate"] <= row["calibration_high"]:
         side = "more" if g["bad_rate"] > row["calibration_high"] else "fewer"
         found.append(f"{side} bad loans than predicted ({percent(g['bad_rate'])} against "
