@@ -28,7 +28,7 @@ from .answers import ApiError, json_response
 from .deps import Services
 from .keys import KeyStore, KeysUnavailable
 from .registry import ActiveModel
-from .routes import decisions, health, notices
+from .routes import decisions, health, notices, outcomes
 from .routes import model as model_routes
 from .schemas import MAX_ITEMS, applicant_schema
 
@@ -71,7 +71,7 @@ def create_app(model_dir: str | Path | None = None, db_url: str | None = None,
     app.state.services = services
     app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
-    for routes in (health, model_routes, decisions, notices):
+    for routes in (health, model_routes, decisions, notices, outcomes):
         app.include_router(routes.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
@@ -112,6 +112,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         return cached[1]
     spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     spec.setdefault("components", {}).setdefault("schemas", {})["Applicant"] = applicant_schema(model.schema)
+    spec["components"]["schemas"]["Outcome"] = outcomes.Outcome.model_json_schema()
     spec["info"]["x-model"] = {"name": model.name, "version": model.version}
     spec["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
     for path, operations in spec["paths"].items():
