@@ -51,7 +51,7 @@ with st.container(border=True):
                 st.info("Every simulated approval has an outcome already: score a simulated sample first.")
 
 try:
-    on_record = log.summary()
+    on_record = queries.on_record(log)
 except DecisionLogError as exc:
     st.error(f"{exc} Check the database that LOANDESK_DB_URL points to.")
     st.stop()
@@ -74,7 +74,7 @@ versions = c_versions.multiselect(
     format_func=lambda v: (f"{v} · {name} ({counts[v]:,} decisions{', in use' if v == model.version else ''}"
                            f"{'' if v in kept else ', not in the model folder'})"),
 )
-first, last = mine["first"].min().date(), mine["last"].max().date()
+first, last = mine["first"].min(), mine["last"].max()
 c_dates, c_sim = st.columns([3, 2], vertical_alignment="bottom")
 dates = c_dates.date_input("Decided between", value=(first, last), min_value=first, max_value=last,
                            format="DD/MM/YYYY")

@@ -52,9 +52,7 @@ def _portfolio(log: DecisionLog, n: int = 900, seed: int = 3) -> pd.DataFrame:
 def test_the_realized_auc_equals_roc_auc_score_on_the_same_joined_rows(log):
     truth = _portfolio(log)
     with log.engine.connect() as conn:
-        groups = perf.realized(conn, q.Scope("m"))
-        whole = perf.realized(conn, q.Scope("m"), by=())
-        rejected = perf.outcomes_of_rejections(conn, q.Scope("m"))
+        groups, whole, rejected = perf.realized(conn, q.Scope("m"))
     rows = truth[truth["has"] & (truth["decision"] == 1)]
     assert rejected == (truth["has"] & (truth["decision"] == 0)).sum()
     assert len(groups) == rows.groupby(["month", "version"]).ngroups == 8  # four months, two versions
@@ -75,7 +73,7 @@ def test_a_correction_replaces_the_outcome_that_counts(log):
     record_outcomes(log, [{"decision_id": first["decision_id"], "outcome": 1 - int(first["good"])}], source="fix")
     truth.loc[truth["decision_id"] == first["decision_id"], "good"] = 1 - int(first["good"])
     with log.engine.connect() as conn:
-        whole = perf.realized(conn, q.Scope("m"), by=())
+        _, whole, _ = perf.realized(conn, q.Scope("m"))
     rows = truth[truth["has"] & (truth["decision"] == 1)]
     assert whole["good"].iloc[0] == rows["good"].sum() and whole["outcomes"].iloc[0] == len(rows)
 
@@ -114,7 +112,7 @@ def test_the_demo_draws_outcomes_for_simulated_approvals_from_the_data_rule(log,
     assert report.written == len(approved) > 100 and not report.problems
     assert log_simulated_outcomes(log, model, seed=1).written == 0  # each decision gets one outcome
     with log.engine.connect() as conn:
-        whole = perf.realized(conn, q.Scope(model.name, simulated=True), by=())
-        assert perf.realized(conn, q.Scope(model.name, simulated=False), by=()).empty
+        _, whole, _ = perf.realized(conn, q.Scope(model.name, simulated=True))
+        assert perf.realized(conn, q.Scope(model.name, simulated=False))[1].empty
     auc = whole["ranked_right"].iloc[0] / (whole["good"].iloc[0] * whole["bad"].iloc[0])
     assert 0.6 < auc < 0.95  # the rule ranks loans as the model learned to

@@ -62,13 +62,10 @@ def overview(log: DecisionLog, model, scope: q.Scope, holdout: pd.DataFrame) -> 
     """The page's figures for `scope`, measured against `model` (the reference version) and its hold-out."""
     holdout_p = holdout["probability"].to_numpy(dtype=float)
     binning = q.Binning.of(model, holdout_p, "age" if fairness_applicable(model) else None)
-    with log.engine.connect() as conn:
-        live = q.activity(conn, scope)
-        by_month = perf.realized(conn, scope)
-        overall = perf.realized(conn, scope, by=())
-        rejected = perf.outcomes_of_rejections(conn, scope) if len(overall) else 0
-    bins = q.binned(log, binning, scope, live)
-    shown = live[scope.keeps(live)]
+    kept = q.counts(log, binning, scope)
+    with log.reading() as conn:
+        by_month, overall, rejected = perf.realized(conn, scope)
+    shown, bins = kept.activity, kept.bins
     decisions = int(shown["decisions"].sum())
     five, deciles = q.probability_counts(bins, binning)
     counts = np.bincount(np.searchsorted(binning.probability_edges, holdout_p, side="right"),

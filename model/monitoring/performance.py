@@ -83,43 +83,48 @@ def reference(holdout: pd.DataFrame, threshold: float) -> Reference:
 
 
 # --- in the database ------------------------------------------------------------------------------
-def realized(conn: Connection, scope: Scope, by: tuple[str, ...] = ("month", "model_version")) -> pd.DataFrame:
-    """Per group (`month` of the decision, `model_version`, or none for the whole scope), over approved
-    decisions with a current outcome: outcomes, good, bad, the good–bad pairs ranked right (ties
-    count half), and the predicted bad count (sum of 1 − p) with its variance (sum of p(1 − p)).
+def realized(conn: Connection, scope: Scope) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """(per month and version, over the whole scope, outcomes of rejections), in one query.
+
+    Over approved decisions with a current outcome: outcomes, good, bad, the good–bad pairs ranked
+    right (ties count half) and the predicted bad count (sum of 1 − p) with its variance (sum of
+    p(1 − p)). Outcomes recorded for rejected decisions are only counted: those applicants got no
+    loan from the model's decision.
     """
     d, o = decisions.c, outcomes.c
-    keys = {"month": utc_month(d.decided_at).label("month"), "model_version": d.model_version.label("model_version")}
-    chosen = [keys[k] for k in by]
+    month = utc_month(d.decided_at)
     joined = decisions.join(outcomes, and_(o.decision_id == d.decision_id, o.is_current.is_(True)))
-    per_p = (select(*chosen, d.probability.label("p"), func.count().label("n"), func.sum(o.outcome).label("good"))
-             .select_from(joined).where(*scope.clauses(), d.decision == 1)
-             .group_by(*[keys[k].element for k in by], d.probability)).subquery("per_p")
-    group = [per_p.c[k] for k in by]
-    bad_here = per_p.c.n - per_p.c.good
-    ranked = select(*group, per_p.c.p, per_p.c.n, per_p.c.good,
-                    func.coalesce(func.sum(bad_here).over(partition_by=group or None, order_by=per_p.c.p,
-                                                          rows=(None, -1)), 0).label("bad_below")).subquery("ranked")
+    per_p = (select(month.label("month"), d.model_version, d.decision, d.probability.label("p"),
+                    func.count().label("n"), func.sum(o.outcome).label("good"))
+             .select_from(joined).where(*scope.clauses())
+             .group_by(month, d.model_version, d.decision, d.probability)).subquery("per_p")
+    c = per_p.c
+    bad = c.n - c.good
+    group = [c.month, c.model_version, c.decision]
+    ranked = select(
+        *group, c.p, c.n, c.good,
+        func.coalesce(func.sum(bad).over(partition_by=group, order_by=c.p, rows=(None, -1)), 0).label("below"),
+        func.sum(bad).over(partition_by=c.decision, order_by=c.p).label("upto_all"),  # ties included
+        func.sum(bad).over(partition_by=[c.decision, c.p]).label("at_all"),
+    ).subquery("ranked")
     r = ranked.c
     bad = r.n - r.good
-    q = select(*[r[k] for k in by], func.sum(r.n), func.sum(r.good), func.sum(bad),
-               func.sum(r.good * r.bad_below + 0.5 * r.good * bad),
-               func.sum(r.n * (1.0 - r.p)), func.sum(r.n * r.p * (1.0 - r.p)))
-    if by:
-        q = q.group_by(*[r[k] for k in by]).order_by(*[r[k] for k in by])
-    frame = pd.DataFrame(conn.execute(q).all(), columns=[*by, *PERFORMANCE_COLUMNS])
-    frame = frame.dropna(subset=["outcomes"])
-    return frame.astype({"outcomes": int, "good": int, "bad": int, "ranked_right": float, "predicted_bad": float,
-                         "predicted_var": float})
-
-
-def outcomes_of_rejections(conn: Connection, scope: Scope) -> int:
-    """Outcomes recorded for decisions the model rejected (not loans it made, so not counted above)."""
-    d, o = decisions.c, outcomes.c
-    q = (select(func.count()).select_from(decisions.join(outcomes, and_(o.decision_id == d.decision_id,
-                                                                        o.is_current.is_(True))))
-         .where(*scope.clauses(), d.decision == 0))
-    return int(conn.execute(q).scalar() or 0)
+    q = (select(r.month, r.model_version, r.decision, func.sum(r.n), func.sum(r.good), func.sum(bad),
+                func.sum(r.good * r.below + 0.5 * r.good * bad),
+                func.sum(r.good * (r.upto_all - r.at_all) + 0.5 * r.good * r.at_all),
+                func.sum(r.n * (1.0 - r.p)), func.sum(r.n * r.p * (1.0 - r.p)))
+         .group_by(r.month, r.model_version, r.decision).order_by(r.month, r.model_version))
+    columns = ["month", "model_version", "decision", "outcomes", "good", "bad", "ranked_right", "ranked_overall",
+               "predicted_bad", "predicted_var"]
+    frame = pd.DataFrame(conn.execute(q).all(), columns=columns).astype(
+        {"decision": int, "outcomes": int, "good": int, "bad": int, "ranked_right": float,
+         "ranked_overall": float, "predicted_bad": float, "predicted_var": float})
+    approved = frame[frame["decision"] == 1]
+    by_month = approved[["month", "model_version", *PERFORMANCE_COLUMNS]].reset_index(drop=True)
+    whole = approved[["outcomes", "good", "bad", "ranked_overall", "predicted_bad", "predicted_var"]].sum()
+    overall = (pd.DataFrame([whole.rename({"ranked_overall": "ranked_right"})])[PERFORMANCE_COLUMNS]
+               .astype(by_month.dtypes[PERFORMANCE_COLUMNS].to_dict()) if len(approved) else by_month.iloc[:0, 2:])
+    return by_month, overall.reset_index(drop=True), int(frame.loc[frame["decision"] == 0, "outcomes"].sum())
 
 
 # --- against the hold-out -------------------------------------------------------------------------

@@ -25,27 +25,22 @@ from sqlalchemy import (
     Connection,
     Float,
     Text,
-    and_,
     case,
     column,
-    delete,
     func,
-    insert,
     literal,
-    or_,
     select,
     true,
 )
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import String
 
-from model.core.errors import DecisionLogError
 from model.core.formatting import format_value
 from model.records.log import DecisionLog, decisions
 from model.records.rollup import monitoring_bins, monitoring_days
 
+from .kept import Job, catch_up
 from .report import AGE_BANDS, FieldDrift, band_table, field_drift_from_counts
 
 log = logging.getLogger("loandesk.monitoring")
@@ -101,7 +96,7 @@ class Scope:
     end: date | None = None
     simulated: bool | None = None  # None: both; False: real decisions only; True: simulated only
 
-    def clauses(self, *, simulated: bool = True) -> list:
+    def clauses(self) -> list:
         d = decisions.c
         out = [d.model_name == self.model_name]
         if self.versions is not None:
@@ -110,22 +105,9 @@ class Scope:
             out.append(d.decided_at >= _midnight(self.start))
         if self.end is not None:
             out.append(d.decided_at < _midnight(self.end) + timedelta(days=1))
-        if simulated and self.simulated is not None:
+        if self.simulated is not None:
             out.append(d.simulated.is_(bool(self.simulated)))
         return out
-
-    def keeps(self, frame: pd.DataFrame) -> pd.Series:
-        """Which rows of a per-day frame (day, model_version, simulated) fall in this scope."""
-        keep = pd.Series(True, index=frame.index)
-        if self.versions is not None:
-            keep &= frame["model_version"].isin(self.versions)
-        if self.start is not None:
-            keep &= frame["day"] >= self.start.isoformat()
-        if self.end is not None:
-            keep &= frame["day"] <= self.end.isoformat()
-        if self.simulated is not None:
-            keep &= frame["simulated"] == bool(self.simulated)
-        return keep
 
 
 def _midnight(day: date) -> datetime:
@@ -133,29 +115,25 @@ def _midnight(day: date) -> datetime:
 
 
 # --- decisions per day --------------------------------------------------------------------------------
-ACTIVITY_COLUMNS = ["day", "model_version", "simulated", "decisions", "approved", "out_of_range",
-                    "expected_bad", "last_id"]
+ACTIVITY_GROUPS = ("model_name", "day", "model_version", "simulated")
+ACTIVITY_SUMS = ("decisions", "approved", "out_of_range", "expected_bad")
 
 
-def activity(conn: Connection, scope: Scope) -> pd.DataFrame:
-    """Per UTC day, version and simulated flag: decisions, approved, with an input out of range, the
-    expected number of bad loans among the approved (the sum of 1 − probability) and the last row id.
-
-    Both simulated values are returned whatever the scope says (the rollup needs them); filter with
-    `scope.keeps`.
-    """
+def compute_activity(conn: Connection, clauses: list) -> pd.DataFrame:
+    """Per model, UTC day, version and simulated flag: decisions, approved, with an input out of range,
+    and the expected number of bad loans among the approved (the sum of 1 − probability)."""
     d = decisions.c
-    day = utc_day(d.decided_at).label("day")
-    q = (select(day, d.model_version, d.simulated, func.count().label("decisions"),
-                func.sum(d.decision).label("approved"),
-                func.sum(case((d.out_of_range != "", 1), else_=0)).label("out_of_range"),
-                func.sum(case((d.decision == 1, 1.0 - d.probability), else_=0.0)).label("expected_bad"),
-                func.max(d.id).label("last_id"))
-         .where(*scope.clauses(simulated=False))
-         .group_by(utc_day(d.decided_at), d.model_version, d.simulated))
-    frame = pd.DataFrame(conn.execute(q).all(), columns=ACTIVITY_COLUMNS)
+    q = (select(d.model_name, utc_day(d.decided_at), d.model_version, d.simulated, func.count(),
+                func.sum(d.decision), func.sum(case((d.out_of_range != "", 1), else_=0)),
+                func.sum(case((d.decision == 1, 1.0 - d.probability), else_=0.0)))
+         .where(*clauses).group_by(d.model_name, utc_day(d.decided_at), d.model_version, d.simulated))
+    frame = pd.DataFrame(conn.execute(q).all(), columns=[*ACTIVITY_GROUPS, *ACTIVITY_SUMS])
     return frame.astype({"simulated": bool, "decisions": int, "approved": int, "out_of_range": int,
-                         "expected_bad": float, "last_id": int})
+                         "expected_bad": float})
+
+
+def activity_job() -> Job:
+    return Job("activity", monitoring_days, ACTIVITY_GROUPS, ACTIVITY_SUMS, compute_activity)
 
 
 def daily(frame: pd.DataFrame) -> pd.DataFrame:
@@ -246,8 +224,8 @@ def _fence(q, conn: Connection):
     return q.offset(0) if conn.dialect.name == "postgresql" else q.limit(-1)
 
 
-def compute_bins(conn: Connection, binning: Binning, clauses: list) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per (day, version, simulated): (signatures with decisions and last_id, long bins with n and approved).
+def compute_bins(conn: Connection, binning: Binning, clauses: list) -> pd.DataFrame:
+    """Per day, version, simulated flag, figure and bin: n decisions and, for age bands, how many approved.
 
     One scan: each input is read from the JSON once, binned once, and every bin summed in the same pass.
     """
@@ -286,103 +264,99 @@ def compute_bins(conn: Connection, binning: Binning, clauses: list) -> tuple[pd.
             if m == "age":
                 sums.append(func.sum(case((col == k, middle.c.decision), else_=0)))
                 slots.append((m, k, "approved"))
-    q = (select(middle.c.day, middle.c.model_version, middle.c.simulated, func.count(), func.max(middle.c.id),
-                *sums)
+    q = (select(middle.c.day, middle.c.model_version, middle.c.simulated, *sums)
          .group_by(middle.c.day, middle.c.model_version, middle.c.simulated))
-    days, rows = [], {}
+    rows: dict[tuple, dict[str, int]] = {}
     for r in conn.execute(q):
         key = (r[0], r[1], bool(r[2]))
-        days.append((*key, int(r[3]), int(r[4])))
-        for (m, k, what), v in zip(slots, r[5:], strict=True):
+        for (m, k, what), v in zip(slots, r[3:], strict=True):
             if v:
                 rows.setdefault((*key, m, k), {"n": 0, "approved": 0})[what] = int(v)
-    sig = pd.DataFrame(days, columns=["day", "model_version", "simulated", "decisions", "last_id"])
-    long = pd.DataFrame([(*k, v["n"], v["approved"]) for k, v in rows.items()],
-                        columns=["day", "model_version", "simulated", "metric", "bin", "n", "approved"])
-    return sig, long
+    return pd.DataFrame([(*k, v["n"], v["approved"]) for k, v in rows.items()],
+                        columns=[*BIN_GROUPS[1:], *BIN_SUMS])
 
 
-# --- kept counts ------------------------------------------------------------------------------------
-def _stale(conn: Connection, binning: Binning, live: pd.DataFrame) -> pd.DataFrame:
-    """The (day, version, simulated) groups whose kept counts are missing or out of date."""
-    t = monitoring_days.c
-    kept = pd.DataFrame(conn.execute(
-        select(t.day, t.model_version, t.simulated, t.decisions, t.last_id)
-        .where(t.binning == binning.key, t.model_version.in_(sorted(set(live["model_version"]))),
-               t.day >= live["day"].min(), t.day <= live["day"].max())).all(),
-        columns=["day", "model_version", "simulated", "kept", "kept_last"])
-    kept["simulated"] = kept["simulated"].astype(bool)
-    both = live.merge(kept, on=["day", "model_version", "simulated"], how="left")
-    fresh = (both["kept"] == both["decisions"]) & (both["kept_last"] == both["last_id"])
-    return both.loc[~fresh, ["day", "model_version", "simulated"]]
+BIN_GROUPS = ("binning", "day", "model_version", "simulated", "metric", "bin")
+BIN_SUMS = ("n", "approved")
 
 
-def _refresh(log_: DecisionLog, binning: Binning, scope: Scope, stale: pd.DataFrame) -> pd.DataFrame | None:
-    """Recompute the stale groups' counts and keep them; returns them when they could not be kept."""
-    days = sorted(set(stale["day"]))
-    versions = tuple(sorted(set(stale["model_version"])))
-    d = decisions.c
-    if len(days) <= MAX_DAY_CLAUSES:
-        when = or_(*[and_(d.decided_at >= _midnight(date.fromisoformat(x)),
-                          d.decided_at < _midnight(date.fromisoformat(x)) + timedelta(days=1)) for x in days])
-    else:
-        when = and_(d.decided_at >= _midnight(date.fromisoformat(days[0])),
-                    d.decided_at < _midnight(date.fromisoformat(days[-1])) + timedelta(days=1))
-    clauses = [d.model_name == scope.model_name, d.model_version.in_(list(versions)), when]
-    with log_.engine.connect() as conn:
-        sig, long = compute_bins(conn, binning, clauses)
-    try:
-        with log_.writing() as conn:
-            for table in (monitoring_days, monitoring_bins):
-                conn.execute(delete(table).where(table.c.binning == binning.key,
-                                                 table.c.model_version.in_(list(versions)),
-                                                 table.c.day.in_(sorted(set(sig["day"]) | set(days)))))
-            if len(sig):
-                conn.execute(insert(monitoring_days), sig.assign(binning=binning.key).to_dict("records"))
-            if len(long):
-                conn.execute(insert(monitoring_bins), long.assign(binning=binning.key).to_dict("records"))
-    except (SQLAlchemyError, OSError, RuntimeError) as exc:  # a read-only log, another session's refresh
-        log.warning("monitoring counts computed but not kept (%s)", str(exc).splitlines()[0][:160])
-        return long
-    return None
+def bins_job(binning: Binning, model_name: str) -> Job:
+    return Job(f"bins:{binning.key}", monitoring_bins, BIN_GROUPS[1:], BIN_SUMS,
+               lambda conn, clauses: compute_bins(conn, binning, clauses),
+               base=(decisions.c.model_name == model_name,), fixed=(("binning", binning.key),))
 
 
-def binned(log_: DecisionLog, binning: Binning, scope: Scope, live: pd.DataFrame) -> pd.DataFrame:
-    """Counts per metric and bin over the scope: n and approved, from kept counts refreshed as needed."""
-    if live.empty:
-        return pd.DataFrame(columns=["metric", "bin", "n", "approved"])
-    with log_.engine.connect() as conn:
-        stale = _stale(conn, binning, live)
-    unkept = _refresh(log_, binning, scope, stale) if len(stale) else None
-    t = monitoring_bins.c
-    if unkept is not None:  # nothing could be kept: the stale groups come from memory, the rest from the table
-        with log_.engine.connect() as conn:
-            kept = pd.DataFrame(conn.execute(select(t.day, t.model_version, t.simulated, t.metric, t.bin, t.n,
-                                                    t.approved).where(t.binning == binning.key,
-                                                                      t.model_version.in_(sorted(set(live["model_version"]))))
-                                             ).all(), columns=list(unkept.columns))
-        kept["simulated"] = kept["simulated"].astype(bool)
-        marks = stale.assign(_stale=True)
-        kept = kept.merge(marks, on=["day", "model_version", "simulated"], how="left")
-        rows = pd.concat([kept[kept["_stale"].isna()].drop(columns="_stale"), unkept], ignore_index=True)
-        rows = rows[scope.keeps(rows)]
-        return rows.groupby(["metric", "bin"], as_index=False)[["n", "approved"]].sum()
-    clauses = [t.binning == binning.key]
+# --- reading the kept counts ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Counts:
+    """What the page's figures are made of: decisions per day and the binned counts, within a scope."""
+
+    activity: pd.DataFrame  # per day, version and simulated flag (ACTIVITY_GROUPS[1:] and ACTIVITY_SUMS)
+    bins: pd.DataFrame  # metric, bin, n, approved
+
+
+def counts(log_: DecisionLog, binning: Binning, scope: Scope) -> Counts:
+    """The scope's counts: from the kept tables, caught up with the log first; computed directly from the
+    decisions when they cannot be kept."""
+    if catch_up(log_, [activity_job(), bins_job(binning, scope.model_name)]):
+        with log_.reading() as conn:
+            return Counts(_kept_activity(conn, scope), _kept_bins(conn, binning, scope))
+    with log_.reading() as conn:
+        days = compute_activity(conn, scope.clauses())
+        bins = compute_bins(conn, binning, scope.clauses())
+    bins = bins.groupby(["metric", "bin"], as_index=False)[list(BIN_SUMS)].sum() if len(bins) else \
+        pd.DataFrame(columns=["metric", "bin", *BIN_SUMS])
+    return Counts(days.drop(columns="model_name"), bins)
+
+
+def _scoped(t, scope: Scope) -> list:
+    out = []
     if scope.versions is not None:
-        clauses.append(t.model_version.in_(list(scope.versions)))
-    else:
-        clauses.append(t.model_version.in_(sorted(set(live["model_version"]))))
+        out.append(t.model_version.in_(list(scope.versions)))
     if scope.start is not None:
-        clauses.append(t.day >= scope.start.isoformat())
+        out.append(t.day >= scope.start.isoformat())
     if scope.end is not None:
-        clauses.append(t.day <= scope.end.isoformat())
+        out.append(t.day <= scope.end.isoformat())
     if scope.simulated is not None:
-        clauses.append(t.simulated.is_(bool(scope.simulated)))
-    q = (select(t.metric, t.bin, func.sum(t.n).label("n"), func.sum(t.approved).label("approved"))
-         .where(*clauses).group_by(t.metric, t.bin))
-    with log_.engine.connect() as conn:
-        frame = pd.DataFrame(conn.execute(q).all(), columns=["metric", "bin", "n", "approved"])
+        out.append(t.simulated.is_(bool(scope.simulated)))
+    return out
+
+
+def _kept_activity(conn: Connection, scope: Scope) -> pd.DataFrame:
+    t = monitoring_days.c
+    q = select(*[t[c] for c in (*ACTIVITY_GROUPS[1:], *ACTIVITY_SUMS)]).where(
+        t.model_name == scope.model_name, *_scoped(t, scope)).order_by(t.day)
+    frame = pd.DataFrame(conn.execute(q).all(), columns=[*ACTIVITY_GROUPS[1:], *ACTIVITY_SUMS])
+    return frame.astype({"simulated": bool, "decisions": int, "approved": int, "out_of_range": int,
+                         "expected_bad": float})
+
+
+def _kept_bins(conn: Connection, binning: Binning, scope: Scope) -> pd.DataFrame:
+    t = monitoring_bins.c
+    q = (select(t.metric, t.bin, func.sum(t.n), func.sum(t.approved))
+         .where(t.binning == binning.key, *_scoped(t, scope)).group_by(t.metric, t.bin))
+    frame = pd.DataFrame(conn.execute(q).all(), columns=["metric", "bin", *BIN_SUMS])
     return frame.astype({"bin": int, "n": int, "approved": int})
+
+
+def on_record(log_: DecisionLog) -> pd.DataFrame:
+    """Per model and version on record: decisions, first and last UTC day (from the kept daily counts)."""
+    kept = catch_up(log_, [activity_job()])
+    with log_.reading() as conn:
+        if kept:
+            t = monitoring_days.c
+            q = (select(t.model_name, t.model_version, func.sum(t.decisions), func.min(t.day), func.max(t.day))
+                 .group_by(t.model_name, t.model_version).order_by(func.max(t.day).desc(), t.model_version.desc()))
+            frame = pd.DataFrame(conn.execute(q).all(), columns=["model_name", "model_version", "decisions",
+                                                                "first", "last"])
+        else:
+            days = compute_activity(conn, [])
+            frame = (days.groupby(["model_name", "model_version"], as_index=False)
+                     .agg(decisions=("decisions", "sum"), first=("day", "min"), last=("day", "max"))
+                     .sort_values(["last", "model_version"], ascending=False))
+    frame["first"] = pd.to_datetime(frame["first"]).dt.date
+    frame["last"] = pd.to_datetime(frame["last"]).dt.date
+    return frame.astype({"decisions": int}).reset_index(drop=True)
 
 
 def _counts(bins: pd.DataFrame, metric: str, size: int, what: str = "n") -> np.ndarray:
@@ -444,11 +418,8 @@ def everything(log_: DecisionLog, scope: Scope) -> pd.DataFrame:
 
 
 def _frame(log_: DecisionLog, q) -> pd.DataFrame:
-    try:
-        with log_.engine.connect() as conn:
-            rows = conn.execute(q).mappings().all()
-    except SQLAlchemyError as exc:
-        raise DecisionLogError(f"The decision log cannot be read ({str(exc).splitlines()[0][:160]}).") from exc
+    with log_.reading() as conn:
+        rows = conn.execute(q).mappings().all()
     frame = pd.DataFrame(rows, columns=[c.name for c in decisions.c])
     frame["decided_at"] = pd.to_datetime(frame["decided_at"], utc=True)
     frame["simulated"] = frame["simulated"].astype(bool)

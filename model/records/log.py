@@ -316,6 +316,10 @@ class DecisionLog:
         with self.engine.connect() as conn:
             return migrate.current(conn), migrate.head()
 
+    def reading(self) -> AbstractContextManager[Connection]:
+        """A connection for reading; any failure becomes one DecisionLogError (for the tables kept with the log)."""
+        return self._reading()
+
     @contextmanager
     def writing(self) -> Iterator[Connection]:
         """One write transaction on the log's database, for the tables kept with it (outcomes, ...).

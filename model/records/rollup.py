@@ -1,34 +1,43 @@
-"""Monitoring's daily counts, kept beside the decision log so that a page never rescans old days.
+"""Monitoring's counts per day, kept beside the decision log so that a page never rescans old decisions.
 
-Binning a decision's inputs means parsing its JSON; over a million decisions that takes seconds.
-Counts per UTC day, model version, simulated flag, figure and bin are computed once by the
-database (`model.monitoring.queries`) and kept here under a fingerprint of the bins used
-(`binning`), with each day's decision count and last decision row id, so that a day is
-recomputed only when decisions were added to it. Everything here can be dropped at any time: it
-is rebuilt from the log.
+Grouping a million decisions, and binning their inputs (which means parsing their JSON), takes
+seconds. The counts per UTC day, model version and simulated flag are computed once by the database
+(`model.monitoring.queries`) and kept here; each kind of count has a watermark in
+`monitoring_state` (how many decisions it covers and the highest row id among them), so that later
+looks add only the decisions written since. Everything here can be dropped at any time: it is
+rebuilt from the log.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Integer, String, Table
+from sqlalchemy import Boolean, Column, Float, Integer, String, Table
 
 from model.records.log import metadata
 
-BINNING_LENGTH = 16
+KEY_LENGTH = 40
+
+monitoring_state = Table(
+    "monitoring_state", metadata,
+    Column("key", String(KEY_LENGTH), primary_key=True),  # "activity", or "bins:<fingerprint of the bins>"
+    Column("seen", Integer, nullable=False),  # how many decisions the log held when the counts were made
+    Column("last_id", Integer, nullable=False),  # the highest decisions.id among them
+)
 
 monitoring_days = Table(
     "monitoring_days", metadata,
-    Column("binning", String(BINNING_LENGTH), primary_key=True),
+    Column("model_name", String(200), primary_key=True),
     Column("day", String(10), primary_key=True),  # YYYY-MM-DD, UTC
     Column("model_version", String(100), primary_key=True),
     Column("simulated", Boolean, primary_key=True),
-    Column("decisions", Integer, nullable=False),  # how many decisions the counts below cover
-    Column("last_id", Integer, nullable=False),  # the highest decisions.id among them
+    Column("decisions", Integer, nullable=False),
+    Column("approved", Integer, nullable=False),
+    Column("out_of_range", Integer, nullable=False),  # decisions with an input outside the training range
+    Column("expected_bad", Float, nullable=False),  # sum of 1 − probability over the approved
 )
 
 monitoring_bins = Table(
     "monitoring_bins", metadata,
-    Column("binning", String(BINNING_LENGTH), primary_key=True),
+    Column("binning", String(KEY_LENGTH), primary_key=True),
     Column("day", String(10), primary_key=True),
     Column("model_version", String(100), primary_key=True),
     Column("simulated", Boolean, primary_key=True),
