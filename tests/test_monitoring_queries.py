@@ -151,6 +151,8 @@ def test_new_decisions_are_added_to_the_kept_counts_without_a_rescan(log, model,
     assert len(scanned) == 1 and any("id >" in str(c.compile()) for c in scanned[0])  # only the new rows
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize("log_url", ["postgresql"], indirect=True)  # SQLite's one writer cannot do this
 def test_decisions_committed_below_the_watermark_rebuild_the_counts(log, model):
     _seed(log, model)
     scope = q.Scope(model.name)

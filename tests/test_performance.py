@@ -116,3 +116,20 @@ def test_the_demo_draws_outcomes_for_simulated_approvals_from_the_data_rule(log,
         assert perf.realized(conn, q.Scope(model.name, simulated=False))[1].empty
     auc = whole["ranked_right"].iloc[0] / (whole["good"].iloc[0] * whole["bad"].iloc[0])
     assert 0.6 < auc < 0.95  # the rule ranks loans as the model learned to
+
+
+def test_kept_realized_performance_is_recomputed_when_outcomes_are_recorded(log):
+    truth = _portfolio(log, n=300)
+    scope = q.Scope("m")
+    first = perf.kept_realized(log, scope)
+    with log.reading() as conn:
+        fresh = perf.realized(conn, scope)
+    pd.testing.assert_frame_equal(first[0], fresh[0], check_dtype=False)
+    again = perf.kept_realized(log, scope)  # from the kept result
+    pd.testing.assert_frame_equal(again[0], fresh[0], check_dtype=False)
+    pd.testing.assert_frame_equal(again[1], fresh[1], check_dtype=False)
+    assert again[2] == fresh[2]
+    waiting = truth[~truth["has"] & (truth["decision"] == 1)].iloc[0]
+    record_outcomes(log, [{"decision_id": waiting["decision_id"], "outcome": "bad"}], source="later")
+    later = perf.kept_realized(log, scope)
+    assert later[1]["outcomes"].iloc[0] == fresh[1]["outcomes"].iloc[0] + 1

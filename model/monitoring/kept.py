@@ -4,7 +4,9 @@ Each kind of count (`Job`) has a watermark: how many decisions the log held and 
 id when the counts were made. The log only ever grows, so if it now holds exactly as many more
 decisions as there are rows above that id, the new decisions are those rows, and only they are
 counted and added. Otherwise (a transaction that committed lower ids after a look, as PostgreSQL's
-sequences allow) the counts are rebuilt from the whole log. The watermark and the counts are read
+sequences allow) the counts are rebuilt from the whole log. SQLite has one writer at a time and
+gives each new row a higher id than any on record, so there the rows above the watermark are the
+new ones and the log is never counted whole. The watermark and the counts are read
 in one snapshot and written in one transaction, and a look that finds the watermark moved by
 another look meanwhile leaves that look's counts in place, so nothing is counted twice.
 """
@@ -50,22 +52,38 @@ def catch_up(log_: DecisionLog, jobs: list[Job]) -> bool:
             if conn.dialect.name == "postgresql":
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
             with conn.begin():  # one snapshot: the watermark and the counts agree
-                seen, last = conn.execute(select(func.count(), func.coalesce(func.max(d.id), 0))).one()
+                last = int(conn.execute(select(func.coalesce(func.max(d.id), 0))).scalar())
                 states = {k: (n, i) for k, n, i in conn.execute(
                     select(s.key, s.seen, s.last_id).where(s.key.in_([j.key for j in jobs]))).all()}
+                total: list[int] = []  # count(*), read once and only when needed (a scan of an index)
+
+                def count_all() -> int:
+                    if not total:
+                        total.append(int(conn.execute(select(func.count()).select_from(decisions)).scalar()))
+                    return total[0]
+
                 work = []
                 for job in jobs:
                     state = states.get(job.key)
-                    if state == (seen, last):
-                        continue
-                    above = state is not None and seen >= state[0] and conn.execute(
-                        select(func.count()).where(d.id > state[1])).scalar() == seen - state[0]
+                    new = None if state is None else int(conn.execute(
+                        select(func.count()).where(d.id > state[1])).scalar())
+                    if conn.dialect.name == "sqlite" and state is not None:
+                        # One writer at a time, and each new row gets a higher rowid than any on
+                        # record: the rows above the watermark are exactly the new ones.
+                        if state[1] == last:
+                            continue
+                        seen, above = state[0] + new, True
+                    else:
+                        seen = count_all()
+                        if state == (seen, last):
+                            continue
+                        above = state is not None and new == seen - state[0]
                     clauses = [*job.base, d.id <= last, *([d.id > state[1]] if above else [])]
-                    work.append((job, state, above, job.compute(conn, clauses)))
+                    work.append((job, state, above, seen, job.compute(conn, clauses)))
         if not work:
             return True
         with log_.writing() as conn:
-            for job, state, above, counts in work:
+            for job, state, above, seen, counts in work:
                 now = conn.execute(select(s.seen, s.last_id).where(s.key == job.key).with_for_update()).first()
                 if (tuple(now) if now is not None else None) != state:
                     continue  # another look caught up meanwhile: its counts stand

@@ -63,8 +63,7 @@ def overview(log: DecisionLog, model, scope: q.Scope, holdout: pd.DataFrame) -> 
     holdout_p = holdout["probability"].to_numpy(dtype=float)
     binning = q.Binning.of(model, holdout_p, "age" if fairness_applicable(model) else None)
     kept = q.counts(log, binning, scope)
-    with log.reading() as conn:
-        by_month, overall, rejected = perf.realized(conn, scope)
+    by_month, overall, rejected = perf.kept_realized(log, scope)
     shown, bins = kept.activity, kept.bins
     decisions = int(shown["decisions"].sum())
     five, deciles = q.probability_counts(bins, binning)

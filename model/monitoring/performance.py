@@ -12,19 +12,26 @@ leads one to expect for that many outcomes raises an alert.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+import logging
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, delete, func, insert, select
 
 from model.core.formatting import percent
-from model.records.log import decisions
+from model.records.log import DecisionLog
 from model.records.outcomes import outcomes
+from model.records.rollup import monitoring_results
 
 from .queries import Scope, utc_month
+
+log = logging.getLogger("loandesk.monitoring")
 
 Z = 1.959963984540054  # two-sided 95%
 MIN_OUTCOMES = 30  # fewer outcomes than this in a group give figures too noisy to alert on
@@ -91,13 +98,12 @@ def realized(conn: Connection, scope: Scope) -> tuple[pd.DataFrame, pd.DataFrame
     p(1 − p)). Outcomes recorded for rejected decisions are only counted: those applicants got no
     loan from the model's decision.
     """
-    d, o = decisions.c, outcomes.c
-    month = utc_month(d.decided_at)
-    joined = decisions.join(outcomes, and_(o.decision_id == d.decision_id, o.is_current.is_(True)))
-    per_p = (select(month.label("month"), d.model_version, d.decision, d.probability.label("p"),
+    o = outcomes.c
+    month = utc_month(o.decided_at)
+    per_p = (select(month.label("month"), o.model_version, o.decision, o.probability.label("p"),
                     func.count().label("n"), func.sum(o.outcome).label("good"))
-             .select_from(joined).where(*scope.clauses())
-             .group_by(month, d.model_version, d.decision, d.probability)).subquery("per_p")
+             .where(o.is_current.is_(True), *scope.clauses(outcomes, simulated="decision_simulated"))
+             .group_by(month, o.model_version, o.decision, o.probability)).subquery("per_p")
     c = per_p.c
     bad = c.n - c.good
     group = [c.month, c.model_version, c.decision]
@@ -125,6 +131,34 @@ def realized(conn: Connection, scope: Scope) -> tuple[pd.DataFrame, pd.DataFrame
     overall = (pd.DataFrame([whole.rename({"ranked_overall": "ranked_right"})])[PERFORMANCE_COLUMNS]
                .astype(by_month.dtypes[PERFORMANCE_COLUMNS].to_dict()) if len(approved) else by_month.iloc[:0, 2:])
     return by_month, overall.reset_index(drop=True), int(frame.loc[frame["decision"] == 0, "outcomes"].sum())
+
+
+def kept_realized(log_: DecisionLog, scope: Scope) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """`realized`, recomputed only when outcomes were recorded since it was last computed for this scope.
+
+    The outcomes table only grows (a correction is a new row), so its row count and highest id say
+    whether anything changed; the result is kept in `monitoring_results` for every session to share.
+    """
+    key = hashlib.sha256(json.dumps(["realized", dataclasses.asdict(scope)], default=str).encode()).hexdigest()
+    r = monitoring_results.c
+    with log_.reading() as conn:
+        outcomes.create(conn, checkfirst=True)
+        conn.commit()
+        count, last = conn.execute(select(func.count(), func.coalesce(func.max(outcomes.c.id), 0))).one()
+        mark = f"{count}:{last}"
+        body = conn.execute(select(r.body).where(r.key == key, r.watermark == mark)).scalar()
+        if body is not None:
+            kept = json.loads(body)
+            return pd.DataFrame(kept["by_month"]), pd.DataFrame(kept["overall"]), int(kept["rejected"])
+        by_month, overall, rejected = realized(conn, scope)
+    body = json.dumps({"by_month": by_month.to_dict("list"), "overall": overall.to_dict("list"), "rejected": rejected})
+    try:
+        with log_.writing() as conn:
+            conn.execute(delete(monitoring_results).where(r.key == key))
+            conn.execute(insert(monitoring_results).values(key=key, watermark=mark, body=body))
+    except Exception as exc:  # a read-only log, another session's write: shown all the same
+        log.warning("realized performance computed but not kept (%s)", str(exc).splitlines()[0][:160])
+    return by_month, overall, rejected
 
 
 # --- against the hold-out -------------------------------------------------------------------------

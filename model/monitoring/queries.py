@@ -24,6 +24,7 @@ import pandas as pd
 from sqlalchemy import (
     Connection,
     Float,
+    Table,
     Text,
     case,
     column,
@@ -96,17 +97,18 @@ class Scope:
     end: date | None = None
     simulated: bool | None = None  # None: both; False: real decisions only; True: simulated only
 
-    def clauses(self) -> list:
-        d = decisions.c
-        out = [d.model_name == self.model_name]
+    def clauses(self, table: Table = decisions, simulated: str = "simulated") -> list:
+        """The scope as WHERE clauses on the decisions table (or a table that copies its columns)."""
+        t = table.c
+        out = [t.model_name == self.model_name]
         if self.versions is not None:
-            out.append(d.model_version.in_(list(self.versions)))
+            out.append(t.model_version.in_(list(self.versions)))
         if self.start is not None:
-            out.append(d.decided_at >= _midnight(self.start))
+            out.append(t.decided_at >= _midnight(self.start))
         if self.end is not None:
-            out.append(d.decided_at < _midnight(self.end) + timedelta(days=1))
+            out.append(t.decided_at < _midnight(self.end) + timedelta(days=1))
         if self.simulated is not None:
-            out.append(d.simulated.is_(bool(self.simulated)))
+            out.append(t[simulated].is_(bool(self.simulated)))
         return out
 
 
@@ -179,7 +181,7 @@ class Binning:
         quantiles = np.quantile(np.asarray(holdout_probabilities, dtype=float), np.linspace(0, 1, 11))
         edges = tuple(float(e) for e in np.unique(quantiles)[1:-1])
         numbers = tuple(f.name for f in model.schema.fields if f.is_number)
-        text = json.dumps([ROLLUP_FORMAT, [(f.name, f.edges, f.categories) for f in fields], age_field,
+        text = json.dumps([ROLLUP_FORMAT, model.name, [(f.name, f.edges, f.categories) for f in fields], age_field,
                            edges, numbers, AGE_BANDS[:-1], PROBABILITY_BINS], default=str)
         return cls(fields, age_field, edges, numbers, hashlib.sha256(text.encode()).hexdigest()[:16])
 

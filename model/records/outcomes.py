@@ -27,6 +27,7 @@ from sqlalchemy import (
     Column,
     Connection,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -62,11 +63,21 @@ outcomes = Table(
     Column("simulated", Boolean, nullable=False, default=False),
     Column("corrects", Integer, ForeignKey("outcomes.id")),  # the outcome this one replaces, if any
     Column("is_current", Boolean, nullable=False, default=True),  # the one that counts for its decision
+    # The decision it belongs to, as logged (a decision never changes): realized performance is then
+    # measured from this table alone, without looking up each decision in the log.
+    Column("decided_at", DateTime(timezone=True), nullable=False),
+    Column("model_name", String(200), nullable=False),
+    Column("model_version", String(100), nullable=False),
+    Column("probability", Float, nullable=False),
+    Column("decision", Integer, nullable=False),
+    Column("decision_simulated", Boolean, nullable=False),
 )
 # At most one current outcome per decision, enforced by the database itself.
 Index("ux_outcomes_current", outcomes.c.decision_id, unique=True,
       sqlite_where=outcomes.c.is_current.is_(True), postgresql_where=outcomes.c.is_current.is_(True))
 Index("ix_outcomes_decision_id", outcomes.c.decision_id)
+Index("ix_outcomes_model", outcomes.c.model_name, outcomes.c.is_current)
+DECISION_COLUMNS = ("decided_at", "model_name", "model_version", "probability", "decision")
 
 
 class OutcomeFileError(LoanDeskError, ValueError):
@@ -263,7 +274,9 @@ def record_outcomes(log: DecisionLog, records: Sequence[Mapping[str, Any]], *, s
                 if why:
                     report.problems.append(FieldError(r.row, *why))
                     continue
+                made = decided[r.decision_id]
                 row = {"decision_id": r.decision_id, "outcome": r.outcome, "observed_at": r.observed_at,
+                       **{c: made[c] for c in DECISION_COLUMNS}, "decision_simulated": bool(made["simulated"]),
                        "recorded_at": now, "recorded_by": (recorded_by or "").strip()[:200] or None,
                        "source": source[:SOURCE_LENGTH], "simulated": simulated, "is_current": True}
                 if r.decision_id in current:
@@ -288,12 +301,12 @@ def record_outcomes(log: DecisionLog, records: Sequence[Mapping[str, Any]], *, s
     return report
 
 
-def _refusal(r: OutcomeRow, decided: dict[str, datetime], current: dict[str, tuple[int, int]]
+def _refusal(r: OutcomeRow, decided: dict[str, dict[str, Any]], current: dict[str, tuple[int, int]]
              ) -> tuple[str, Any, str] | None:
     """(field, value, why) when this row cannot go on record against the log, else None."""
     if r.decision_id not in decided:
         return "decision_id", r.decision_id, "no decision with this id is on record"
-    made = _as_utc(decided[r.decision_id])
+    made = _as_utc(decided[r.decision_id]["decided_at"])
     if r.observed_at is not None:
         early = r.observed_at.date() < made.date() if r.date_only else r.observed_at < made
         if early:
@@ -305,12 +318,14 @@ def _refusal(r: OutcomeRow, decided: dict[str, datetime], current: dict[str, tup
     return None
 
 
-def _decided_at(conn: Connection, ids: list[str]) -> dict[str, datetime]:
-    found: dict[str, datetime] = {}
+def _decided_at(conn: Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """decision id -> the decision's time, model, version, probability, decision and simulated flag."""
+    d = decisions.c
+    found: dict[str, dict[str, Any]] = {}
     for i in range(0, len(ids), LOOKUP_CHUNK):
-        q = select(decisions.c.decision_id, decisions.c.decided_at).where(
-            decisions.c.decision_id.in_(ids[i:i + LOOKUP_CHUNK]))
-        found.update({d: t for d, t in conn.execute(q)})
+        q = select(d.decision_id, *[d[c] for c in DECISION_COLUMNS], d.simulated).where(
+            d.decision_id.in_(ids[i:i + LOOKUP_CHUNK]))
+        found.update({r["decision_id"]: dict(r) for r in conn.execute(q).mappings()})
     return found
 
 

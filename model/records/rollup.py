@@ -10,7 +10,7 @@ rebuilt from the log.
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Float, Integer, String, Table
+from sqlalchemy import Boolean, Column, Float, Integer, String, Table, Text
 
 from model.records.log import metadata
 
@@ -45,4 +45,11 @@ monitoring_bins = Table(
     Column("bin", Integer, primary_key=True),
     Column("n", Integer, nullable=False),
     Column("approved", Integer, nullable=False),
+)
+
+monitoring_results = Table(
+    "monitoring_results", metadata,
+    Column("key", String(64), primary_key=True),  # what was computed, for which scope (a SHA-256)
+    Column("watermark", String(64), nullable=False),  # the state of its source when it was computed
+    Column("body", Text, nullable=False),  # the result, as JSON
 )
