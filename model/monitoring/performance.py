@@ -99,38 +99,49 @@ def realized(conn: Connection, scope: Scope) -> tuple[pd.DataFrame, pd.DataFrame
     loan from the model's decision.
     """
     o = outcomes.c
-    month = utc_month(o.decided_at)
-    per_p = (select(month.label("month"), o.model_version, o.decision, o.probability.label("p"),
-                    func.count().label("n"), func.sum(o.outcome).label("good"))
-             .where(o.is_current.is_(True), *scope.clauses(outcomes, simulated="decision_simulated"))
-             .group_by(month, o.model_version, o.decision, o.probability)).subquery("per_p")
-    c = per_p.c
-    bad = c.n - c.good
+    rows = (select(utc_month(o.decided_at).label("month"), o.model_version, o.decision,
+                   o.probability.label("p"), o.outcome.label("g"))
+            .where(o.is_current.is_(True), *scope.clauses(outcomes, simulated="decision_simulated"))).subquery("rows")
+    c = rows.c
+    # Per row, the bad (and good) loans scored at or below it, ties included, within its month and
+    # version, and over the whole scope: one sort for each. Summed over the good loans and the bad
+    # ones, they give the pairs ranked right with ties counting half (see _pairs).
     group = [c.month, c.model_version, c.decision]
     ranked = select(
-        *group, c.p, c.n, c.good,
-        func.coalesce(func.sum(bad).over(partition_by=group, order_by=c.p, rows=(None, -1)), 0).label("below"),
-        func.sum(bad).over(partition_by=c.decision, order_by=c.p).label("upto_all"),  # ties included
-        func.sum(bad).over(partition_by=[c.decision, c.p]).label("at_all"),
+        *group, c.p, c.g,
+        func.sum(1 - c.g).over(partition_by=group, order_by=c.p).label("bad_upto"),
+        func.sum(c.g).over(partition_by=group, order_by=c.p).label("good_upto"),
+        func.sum(1 - c.g).over(partition_by=c.decision, order_by=c.p).label("bad_upto_all"),
+        func.sum(c.g).over(partition_by=c.decision, order_by=c.p).label("good_upto_all"),
     ).subquery("ranked")
     r = ranked.c
-    bad = r.n - r.good
-    q = (select(r.month, r.model_version, r.decision, func.sum(r.n), func.sum(r.good), func.sum(bad),
-                func.sum(r.good * r.below + 0.5 * r.good * bad),
-                func.sum(r.good * (r.upto_all - r.at_all) + 0.5 * r.good * r.at_all),
-                func.sum(r.n * (1.0 - r.p)), func.sum(r.n * r.p * (1.0 - r.p)))
+    q = (select(r.month, r.model_version, r.decision, func.count(), func.sum(r.g), func.sum(1 - r.g),
+                func.sum(r.g * r.bad_upto), func.sum((1 - r.g) * r.good_upto),
+                func.sum(r.g * r.bad_upto_all), func.sum((1 - r.g) * r.good_upto_all),
+                func.sum(1.0 - r.p), func.sum(r.p * (1.0 - r.p)))
          .group_by(r.month, r.model_version, r.decision).order_by(r.month, r.model_version))
-    columns = ["month", "model_version", "decision", "outcomes", "good", "bad", "ranked_right", "ranked_overall",
-               "predicted_bad", "predicted_var"]
-    frame = pd.DataFrame(conn.execute(q).all(), columns=columns).astype(
-        {"decision": int, "outcomes": int, "good": int, "bad": int, "ranked_right": float,
-         "ranked_overall": float, "predicted_bad": float, "predicted_var": float})
+    columns = ["month", "model_version", "decision", "outcomes", "good", "bad", "good_over", "bad_over",
+               "good_over_all", "bad_over_all", "predicted_bad", "predicted_var"]
+    frame = pd.DataFrame(conn.execute(q).all(), columns=columns)
+    frame = frame.astype({c: float for c in columns[6:]} | {c: int for c in columns[2:6]})
+    frame["ranked_right"] = _pairs(frame["good_over"], frame["bad_over"], frame["good"] * frame["bad"])
     approved = frame[frame["decision"] == 1]
     by_month = approved[["month", "model_version", *PERFORMANCE_COLUMNS]].reset_index(drop=True)
-    whole = approved[["outcomes", "good", "bad", "ranked_overall", "predicted_bad", "predicted_var"]].sum()
-    overall = (pd.DataFrame([whole.rename({"ranked_overall": "ranked_right"})])[PERFORMANCE_COLUMNS]
-               .astype(by_month.dtypes[PERFORMANCE_COLUMNS].to_dict()) if len(approved) else by_month.iloc[:0, 2:])
+    whole = approved[["outcomes", "good", "bad", "good_over_all", "bad_over_all", "predicted_bad",
+                      "predicted_var"]].sum()
+    whole["ranked_right"] = _pairs(whole["good_over_all"], whole["bad_over_all"], whole["good"] * whole["bad"])
+    overall = (pd.DataFrame([whole])[PERFORMANCE_COLUMNS].astype(by_month.dtypes[PERFORMANCE_COLUMNS].to_dict())
+               if len(approved) else by_month.iloc[:0, 2:])
     return by_month, overall.reset_index(drop=True), int(frame.loc[frame["decision"] == 0, "outcomes"].sum())
+
+
+def _pairs(good_over, bad_over, pairs):
+    """Good–bad pairs ranked right, ties counting half (the Mann–Whitney U of the good loans).
+
+    good_over = Σ over good loans of the bad ones scored at or below = U + ties/2, and bad_over = Σ over
+    bad loans of the good ones at or below = (pairs − U) + ties/2; so U = (good_over − bad_over + pairs) / 2.
+    """
+    return (good_over - bad_over + pairs) / 2
 
 
 def kept_realized(log_: DecisionLog, scope: Scope) -> tuple[pd.DataFrame, pd.DataFrame, int]:
