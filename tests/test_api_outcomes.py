@@ -17,14 +17,14 @@ def served(registry, tmp_path):
     url = f"sqlite:///{tmp_path / 'decisions.db'}"
     app = create_app(registry, url, tmp_path / "unsent")
     with TestClient(app) as client:
-        key = app.state.keys.create("servicing")
+        key = app.state.services.keys.create("servicing")
         yield client, {"Authorization": f"Bearer {key}"}, url
 
 
 def _decide(client, auth, n: int = 3) -> list[str]:
     answer = client.post("/v1/decisions", json=[EXAMPLE] * n, headers=auth)
     assert answer.status_code == 200
-    client.app.state.writer.flush()
+    client.app.state.services.writer.flush()
     return [r["decision_id"] for r in answer.json()]
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from model.monitoring import queries as q
 from model.monitoring import report
 from model.records.log import DecisionLog, decisions, entries_for_rows
-from model.records.rollup import monitoring_state
+from model.records.tables import monitoring_state
 from model.registry.store import load_holdout
 from model.training.data import generate_applicants
 

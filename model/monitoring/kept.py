@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import pandas as pd
 from sqlalchemy import Connection, Table, and_, delete, func, insert, or_, select
 
-from model.records.log import DecisionLog, decisions
-from model.records.rollup import monitoring_state
+from model.records.log import DecisionLog
+from model.records.tables import decisions, monitoring_state
 
 log = logging.getLogger("loandesk.monitoring")
 
@@ -52,21 +52,21 @@ def catch_up(log_: DecisionLog, jobs: list[Job]) -> bool:
             if conn.dialect.name == "postgresql":
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
             with conn.begin():  # one snapshot: the watermark and the counts agree
-                last = int(conn.execute(select(func.coalesce(func.max(d.id), 0))).scalar())
+                last = int(conn.execute(select(func.coalesce(func.max(d.id), 0))).scalar() or 0)
                 states = {k: (n, i) for k, n, i in conn.execute(
                     select(s.key, s.seen, s.last_id).where(s.key.in_([j.key for j in jobs]))).all()}
                 total: list[int] = []  # count(*), read once and only when needed (a scan of an index)
 
                 def count_all() -> int:
                     if not total:
-                        total.append(int(conn.execute(select(func.count()).select_from(decisions)).scalar()))
+                        total.append(int(conn.execute(select(func.count()).select_from(decisions)).scalar() or 0))
                     return total[0]
 
                 work = []
                 for job in jobs:
                     state = states.get(job.key)
-                    new = None if state is None else int(conn.execute(
-                        select(func.count()).where(d.id > state[1])).scalar())
+                    new = 0 if state is None else int(conn.execute(
+                        select(func.count()).where(d.id > state[1])).scalar() or 0)
                     if conn.dialect.name == "sqlite" and state is not None:
                         # One writer at a time, and each new row gets a higher rowid than any on
                         # record: the rows above the watermark are exactly the new ones.
@@ -78,7 +78,7 @@ def catch_up(log_: DecisionLog, jobs: list[Job]) -> bool:
                         if state == (seen, last):
                             continue
                         above = state is not None and new == seen - state[0]
-                    clauses = [*job.base, d.id <= last, *([d.id > state[1]] if above else [])]
+                    clauses = [*job.base, d.id <= last, *([d.id > state[1]] if above and state else [])]
                     work.append((job, state, above, seen, job.compute(conn, clauses)))
         if not work:
             return True

@@ -26,8 +26,7 @@ from sqlalchemy import Connection, delete, func, insert, select
 
 from model.core.formatting import percent
 from model.records.log import DecisionLog
-from model.records.outcomes import outcomes
-from model.records.rollup import monitoring_results
+from model.records.tables import monitoring_results, outcomes
 
 from .queries import Scope, utc_month
 
@@ -153,8 +152,6 @@ def kept_realized(log_: DecisionLog, scope: Scope) -> tuple[pd.DataFrame, pd.Dat
     key = hashlib.sha256(json.dumps(["realized", dataclasses.asdict(scope)], default=str).encode()).hexdigest()
     r = monitoring_results.c
     with log_.reading() as conn:
-        outcomes.create(conn, checkfirst=True)
-        conn.commit()
         count, last = conn.execute(select(func.count(), func.coalesce(func.max(outcomes.c.id), 0))).one()
         mark = f"{count}:{last}"
         body = conn.execute(select(r.body).where(r.key == key, r.watermark == mark)).scalar()

@@ -38,8 +38,8 @@ from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import String
 
 from model.core.formatting import format_value
-from model.records.log import DecisionLog, decisions
-from model.records.rollup import monitoring_bins, monitoring_days
+from model.records.log import DecisionLog
+from model.records.tables import decisions, monitoring_bins, monitoring_days
 
 from .kept import Job, catch_up
 from .report import AGE_BANDS, FieldDrift, band_table, field_drift_from_counts

@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import and_, select
 
-from model.records.log import DecisionLog, decisions
-from model.records.outcomes import OutcomeReport, outcomes, record_outcomes
+from model.records.log import DecisionLog
+from model.records.outcomes import OutcomeReport, record_outcomes
+from model.records.tables import decisions, outcomes
 from model.training.data import BUILTIN_FEATURES, approval_log_odds
 
 from .report import SIMULATION_SOURCE
@@ -34,8 +35,6 @@ def waiting(log: DecisionLog, model_name: str) -> pd.DataFrame:
                 o.id.is_(None)))
     log.ensure_schema()
     with log.engine.connect() as conn:
-        outcomes.create(conn, checkfirst=True)
-        conn.commit()
         return pd.DataFrame(conn.execute(q).all(), columns=["decision_id", "inputs"])
 
 

@@ -23,16 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    Boolean,
-    Column,
     Connection,
-    DateTime,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Table,
     insert,
     select,
     update,
@@ -40,7 +31,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from model.core.errors import DecisionLogError, FieldError, LoanDeskError
-from model.records.log import DecisionLog, decisions, metadata
+from model.records.log import DecisionLog
+from model.records.tables import decisions, outcomes
 
 GOOD, BAD = 1, 0
 OUTCOME_WORDS = {"good": GOOD, "bad": BAD, "1": GOOD, "0": BAD}
@@ -51,32 +43,6 @@ SOURCE_LENGTH = 60
 CLOCK_SKEW = timedelta(minutes=5)  # an observation a few minutes "in the future" is a clock, not an error
 LOOKUP_CHUNK = 500
 
-outcomes = Table(
-    "outcomes", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("decision_id", String(ID_LENGTH), nullable=False),
-    Column("outcome", Integer, nullable=False),  # 1 good, 0 bad
-    Column("observed_at", DateTime(timezone=True)),  # when the lender learned it; None if not given
-    Column("recorded_at", DateTime(timezone=True), nullable=False),
-    Column("recorded_by", String(200)),
-    Column("source", String(SOURCE_LENGTH), nullable=False),  # "file:<name>", "api:<key>", "simulation"
-    Column("simulated", Boolean, nullable=False, default=False),
-    Column("corrects", Integer, ForeignKey("outcomes.id")),  # the outcome this one replaces, if any
-    Column("is_current", Boolean, nullable=False, default=True),  # the one that counts for its decision
-    # The decision it belongs to, as logged (a decision never changes): realized performance is then
-    # measured from this table alone, without looking up each decision in the log.
-    Column("decided_at", DateTime(timezone=True), nullable=False),
-    Column("model_name", String(200), nullable=False),
-    Column("model_version", String(100), nullable=False),
-    Column("probability", Float, nullable=False),
-    Column("decision", Integer, nullable=False),
-    Column("decision_simulated", Boolean, nullable=False),
-)
-# At most one current outcome per decision, enforced by the database itself.
-Index("ux_outcomes_current", outcomes.c.decision_id, unique=True,
-      sqlite_where=outcomes.c.is_current.is_(True), postgresql_where=outcomes.c.is_current.is_(True))
-Index("ix_outcomes_decision_id", outcomes.c.decision_id)
-Index("ix_outcomes_model", outcomes.c.model_name, outcomes.c.is_current)
 DECISION_COLUMNS = ("decided_at", "model_name", "model_version", "probability", "decision")
 
 
@@ -179,12 +145,12 @@ def validate_rows(records: Iterable[Mapping[str, Any]], *, now: datetime | None 
         raw_outcome = record.get("outcome")
         outcome = parse_outcome(raw_outcome)
         if outcome is None:
-            why = "missing" if raw_outcome is None or str(raw_outcome).strip() == "" else "not an outcome"
+            what = "missing" if raw_outcome is None or str(raw_outcome).strip() == "" else "not an outcome"
             found.append(FieldError(row, "outcome", raw_outcome,
-                                    f"{why}: write good or bad (or 1 for good, 0 for bad)"))
-        observed_at, date_only, why = parse_observed_at(record.get("observed_at"), now)
-        if why:
-            found.append(FieldError(row, "observed_at", record.get("observed_at"), why))
+                                    f"{what}: write good or bad (or 1 for good, 0 for bad)"))
+        observed_at, date_only, refused = parse_observed_at(record.get("observed_at"), now)
+        if refused:
+            found.append(FieldError(row, "observed_at", record.get("observed_at"), refused))
         if found:
             problems.extend(found)
         else:
@@ -265,7 +231,6 @@ def record_outcomes(log: DecisionLog, records: Sequence[Mapping[str, Any]], *, s
     try:
         log.ensure_schema()
         with log.writing() as conn:
-            outcomes.create(conn, checkfirst=True)
             decided = _decided_at(conn, [r.decision_id for r in unique])
             current = _current(conn, [r.decision_id for r in unique])
             new_rows, corrections = [], []
@@ -344,7 +309,6 @@ def history(log: DecisionLog, decision_id: str) -> list[dict[str, Any]]:
     try:
         log.ensure_schema()
         with log.engine.connect() as conn:
-            outcomes.create(conn, checkfirst=True)
             q = select(outcomes).where(outcomes.c.decision_id == decision_id).order_by(outcomes.c.id)
             return [dict(r) for r in conn.execute(q).mappings()]
     except (SQLAlchemyError, OSError, RuntimeError) as exc:

@@ -7,7 +7,21 @@ upgraded with every row kept.
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text, text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
 
 metadata = MetaData()
 decisions = Table(
@@ -69,4 +83,68 @@ api_keys = Table(
     # At most one live key per name, even when two `--new-key` commands race.
     Index("ux_api_keys_live_name", "name", unique=True,
           sqlite_where=text("revoked_at IS NULL"), postgresql_where=text("revoked_at IS NULL")),
+)
+
+# What became of each loan (model/records/outcomes.py): 1 good, 0 bad, against its decision's id.
+outcomes = Table(
+    "outcomes", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("decision_id", String(32), nullable=False, index=True),
+    Column("outcome", Integer, nullable=False),  # 1 good (repaid as agreed), 0 bad (defaulted)
+    Column("observed_at", DateTime(timezone=True)),  # when the lender learned it; None if not given
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_by", String(200)),
+    Column("source", String(60), nullable=False),  # "file:<name>", "api:<key name>", "simulation"
+    Column("simulated", Boolean, nullable=False, default=False),
+    Column("corrects", Integer, ForeignKey("outcomes.id")),  # the outcome this one replaces, if any
+    Column("is_current", Boolean, nullable=False, default=True),  # the one that counts for its decision
+    # The decision it belongs to, as logged (a decision never changes): realized performance is then
+    # measured from this table alone, without looking each decision up in the log.
+    Column("decided_at", DateTime(timezone=True), nullable=False),
+    Column("model_name", String(200), nullable=False),
+    Column("model_version", String(100), nullable=False),
+    Column("probability", Float, nullable=False),
+    Column("decision", Integer, nullable=False),
+    Column("decision_simulated", Boolean, nullable=False),
+    # At most one current outcome per decision, enforced by the database itself.
+    Index("ux_outcomes_current", "decision_id", unique=True,
+          sqlite_where=text("is_current"), postgresql_where=text("is_current")),
+)
+
+# The Monitoring page's counts per UTC day, kept so that a look never rescans old decisions
+# (model/monitoring/kept.py). Each kind has a watermark in monitoring_state: how many decisions the
+# counts cover and the highest decisions.id among them. All of it can be dropped: it is rebuilt.
+monitoring_state = Table(
+    "monitoring_state", metadata,
+    Column("key", String(40), primary_key=True),  # "activity", or "bins:<fingerprint of the bins>"
+    Column("seen", Integer, nullable=False),
+    Column("last_id", Integer, nullable=False),
+)
+monitoring_days = Table(
+    "monitoring_days", metadata,
+    Column("model_name", String(200), primary_key=True),
+    Column("day", String(10), primary_key=True),  # YYYY-MM-DD, UTC
+    Column("model_version", String(100), primary_key=True),
+    Column("simulated", Boolean, primary_key=True),
+    Column("decisions", Integer, nullable=False),
+    Column("approved", Integer, nullable=False),
+    Column("out_of_range", Integer, nullable=False),  # decisions with an input outside the training range
+    Column("expected_bad", Float, nullable=False),  # sum of 1 − probability over the approved
+)
+monitoring_bins = Table(
+    "monitoring_bins", metadata,
+    Column("binning", String(40), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("model_version", String(100), primary_key=True),
+    Column("simulated", Boolean, primary_key=True),
+    Column("metric", String(250), primary_key=True),  # "field:income", "age", "probability", ...
+    Column("bin", Integer, primary_key=True),
+    Column("n", Integer, nullable=False),
+    Column("approved", Integer, nullable=False),  # for age bands: how many of the n were approved
+)
+monitoring_results = Table(  # results kept until their source changes (realized performance)
+    "monitoring_results", metadata,
+    Column("key", String(64), primary_key=True),  # what was computed, for which scope (a SHA-256)
+    Column("watermark", String(64), nullable=False),  # the state of the outcomes when it was computed
+    Column("body", Text, nullable=False),  # the result, as JSON
 )
