@@ -101,14 +101,14 @@ def test_invalid_input_is_explained_not_crashed(server, browser, output_dir):
 def test_monitoring_measures_simulated_outcomes_in_the_browser(server, browser, output_dir):
     page = browser.new_page(viewport={"width": 1400, "height": 3200})
     page.goto(f"{server.url}/monitoring")
-    wait_for_app(page)
+    wait_for_app(page, timeout_ms=180_000)
     page.get_by_role("button", name="Score a simulated sample").click()
-    page.get_by_text("simulated decisions scored").wait_for(timeout=60_000)
-    wait_for_app(page)
+    page.get_by_text("simulated decisions scored").wait_for(timeout=180_000)
+    wait_for_app(page, timeout_ms=180_000)
     page.get_by_role("button", name="Simulate outcomes").click()
-    page.get_by_text("simulated outcomes drawn").wait_for(timeout=60_000)
-    wait_for_app(page)
-    page.get_by_text("Realized AUC", exact=True).first.wait_for(timeout=60_000)
+    page.get_by_text("simulated outcomes drawn").wait_for(timeout=180_000)
+    wait_for_app(page, timeout_ms=180_000)
+    page.get_by_text("Realized AUC", exact=True).first.wait_for(timeout=180_000)
     body = page.locator("[data-testid='stApp']").inner_text()
     assert "Traceback" not in body and "Loans with an outcome" in body
     assert page.locator("[data-testid='stPlotlyChart']").count() >= 10
