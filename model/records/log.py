@@ -316,20 +316,6 @@ class DecisionLog:
         with self.engine.connect() as conn:
             return migrate.current(conn), migrate.head()
 
-    def reading(self) -> AbstractContextManager[Connection]:
-        """A connection for reading; any failure becomes one DecisionLogError (for the tables kept with the log)."""
-        return self._reading()
-
-    @contextmanager
-    def writing(self) -> Iterator[Connection]:
-        """One write transaction on the log's database, for the tables kept with it (outcomes, ...).
-
-        Raises what SQLAlchemy raises: the caller says what failed, for a person.
-        """
-        self.ensure_schema()
-        with self._writer().begin() as conn:
-            yield conn
-
     def schema_version(self) -> int:
         self.ensure_schema()
         with self.engine.connect() as conn:

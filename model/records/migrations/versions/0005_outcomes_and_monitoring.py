@@ -1,14 +1,14 @@
-"""Schema version 4: outcomes of loans, and the Monitoring page's kept daily counts.
+"""Schema version 5: outcomes of loans, and the Monitoring page's kept daily counts.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
