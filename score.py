@@ -4,6 +4,8 @@
     python score.py applicants.csv -o decisions.parquet --model artifacts/loan_approval_model --version VERSION
     python score.py applicants.csv -o scratch.csv --no-log      # a throwaway run: nothing recorded
     python score.py applicants.csv --notices notices/ --notice-id application_id   # a PDF per rejection
+    python score.py 'book/*.parquet' --engine dask -o book-decisions     # on a local Dask cluster
+    python score.py book/ --engine dask --scheduler tcp://HOST:8786 -o /shared/book-decisions
 
 Exit status: 0 when rows were scored (rows with errors are reported, and flagged in the output's
 error column); 1 when nothing could be scored (no such file, not a CSV, required columns missing,
@@ -17,9 +19,10 @@ import sys
 import time
 from pathlib import Path
 
+from model.batch.dask_engine import DatasetSummary, score_dataset
 from model.batch.files import BatchError, BatchSummary, Progress, preview_file, score_file
 from model.core import config
-from model.core.errors import ModelFolderError, TemplateError
+from model.core.errors import EngineError, ModelFolderError, TemplateError
 from model.notices.produce import notices_for_batch
 from model.notices.template import load_template
 from model.records.log import DecisionLog, default_url
@@ -33,7 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.notice_id and args.notices is None:
         parser.error("--notice-id names the notices: give --notices DIR too")
-    output = args.output or args.applicants.with_name(f"{args.applicants.stem}-decisions.csv")
+    if args.engine == "local" and (args.scheduler or args.workers):
+        parser.error("--scheduler and --workers are for --engine dask")
+    if args.engine == "dask" and args.notices is not None:
+        parser.error("--notices is for --engine local (the notices are made from one output file)")
+    if args.workers is not None and args.workers < 1:
+        parser.error(f"--workers must be at least 1, not {args.workers}")
     given_as = "--model" if args.model is not None else "LOANDESK_MODEL_DIR" if config.model_dir_given() else ""
     path = args.model if args.model is not None else default_model_dir()
     try:
@@ -54,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         except BatchError as exc:
             return _fail(str(exc))
     log = None if args.no_log else DecisionLog()
+    if args.engine == "dask":
+        return _score_on_dask(args, model, log)
+    args.applicants = Path(args.applicants)
+    output = args.output or args.applicants.with_name(f"{args.applicants.stem}-decisions.csv")
     bar = _ProgressBar() if not args.quiet and sys.stderr.isatty() else None
     try:
         summary = score_file(model, args.applicants, output, log=log, source="command", progress=bar)
@@ -88,10 +100,20 @@ def _parser() -> argparse.ArgumentParser:
         prog="score.py", description="Score a CSV of applicants with a LoanDesk model.",
         epilog="Rows are numbered from 1, the first row under the header. Every scored row is recorded "
                "in the decision log (LOANDESK_DB_URL, else data/decisions.db) unless --no-log is given.")
-    parser.add_argument("applicants", type=Path, help="CSV of applicants (comma or semicolon separated, UTF-8)")
+    parser.add_argument("applicants",
+                        help="CSV of applicants (comma or semicolon separated, UTF-8); with --engine dask also "
+                             "a Parquet file, a folder of them or a quoted glob ('book/*.csv')")
     parser.add_argument("-o", "--output", type=Path,
                         help="where to write the decisions: .csv, or .parquet for Parquet "
-                             "(default: <applicants>-decisions.csv beside the input)")
+                             "(default: <applicants>-decisions.csv beside the input); with --engine dask a new "
+                             "folder of Parquet parts (default: <applicants>-decisions beside the input)")
+    parser.add_argument("--engine", choices=("local", "dask"), default="local",
+                        help="local: this process, streaming the file (default); dask: a Dask cluster, "
+                             "one Parquet part per partition of the input")
+    parser.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                        help="the Dask scheduler of a running cluster (default: a local cluster of --workers)")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="workers of the local Dask cluster (default: one per core)")
     parser.add_argument("--model", type=Path,
                         help="a model folder (its active version) or a version folder "
                              f"(default: LOANDESK_MODEL_DIR, else {default_model_dir()})")
@@ -108,7 +130,34 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _report(summary: BatchSummary, model, log: DecisionLog | None) -> None:
+def _score_on_dask(args, model, log: DecisionLog | None) -> int:
+    source = str(args.applicants)
+    stem = Path(source.rstrip("/*")).stem or "applicants"
+    output = args.output or Path(source.rstrip("/*")).with_name(f"{stem}-decisions")
+    bar = _ProgressBar() if not args.quiet and sys.stderr.isatty() else None
+    try:
+        summary = score_dataset(model, source, output, scheduler=args.scheduler, workers=args.workers, log=log,
+                                source="command",
+                                progress=bar)
+    except BatchError as exc:
+        return _fail(str(exc))
+    except EngineError as exc:
+        return _fail(f"{exc} (no output was written; no decision of this run is counted)")
+    except OSError as exc:
+        return _fail(f"could not write {output}: {exc.strerror or exc}")
+    except KeyboardInterrupt:
+        return _fail("interrupted: no output was written, no decision counted", status=130)
+    finally:
+        if bar is not None:
+            bar.close()
+    print(f"On {summary.workers} Dask worker(s), {summary.partitions} part(s) from {summary.files} file(s):")
+    _report(summary, model, log)
+    if summary.scored == 0:
+        return _fail(f"{source}: no row could be scored; every row has an error (see {output})")
+    return 0
+
+
+def _report(summary: BatchSummary | DatasetSummary, model, log: DecisionLog | None) -> None:
     print(f"Scored {summary.scored:,} of {summary.rows:,} row(s) with {model.name} version {model.version}: "
           f"{summary.approved:,} approved, {summary.rejected:,} rejected, "
           f"{summary.errors:,} with errors."
@@ -126,7 +175,9 @@ def _report(summary: BatchSummary, model, log: DecisionLog | None) -> None:
     elif summary.log_warning:
         print(f"Warning: {summary.log_warning}", file=sys.stderr)
     else:
-        print(f"Decision log: {summary.logged:,} decision(s) recorded in {_plain_url(default_url())}")
+        batch = getattr(summary, "batch_id", None)
+        print(f"Decision log: {summary.logged:,} decision(s) recorded in {_plain_url(default_url())}"
+              + (f" as batch {batch}" if batch else ""))
 
 
 def _plain_url(url: str) -> str:

@@ -12,7 +12,6 @@ import codecs
 import csv
 import io
 import os
-import re
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -31,21 +30,17 @@ from threadpoolctl import threadpool_limits
 
 from model.core.errors import BatchError
 from model.records.log import DecisionLog, decision_id_array, entries_for
-from model.scoring.decisions import Decided, decide
+from model.scoring.decisions import Decided
 from model.scoring.predictor import LoanModel
+from model.scoring.table import NUMBER_COLUMNS, OUTPUT_COLUMNS, PLAIN_NUMBER, score_table
 from model.training.data import sniff_delimiter
 
-OUTPUT_COLUMNS = ("decision_id", "probability", "decision", "referred", "reasons", "reason_codes", "out_of_range",
-                  "error")
-NUMBER_COLUMNS = {"probability": pa.float64(), "decision": pa.int8(), "referred": pa.int8()}  # the rest is text
 BLOCK_SIZE = 1 << 20  # bytes of CSV per chunk: about 45,000 rows of the built-in applicants
 WORKERS = min(2, os.cpu_count() or 1)  # chunks scored at once
 LOG_ROWS = 10_000  # decisions per write to the decision log: bulk, in bounded memory
 MAX_PROBLEMS = 1000  # problems kept in the summary; every one is in the output's error column
 # OWASP CSV injection: a cell starting with one of these is run as a formula by spreadsheets ...
 FORMULA_START = r"^[=+\-@\t\r]"
-# ... unless it is a plain number such as -5, +1.5e3 or -62,000, which a spreadsheet reads as one.
-PLAIN_NUMBER = r"^[+-]?(\d{1,3}(,\d{3})+(\.\d+)?|\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
 
 
 
@@ -203,8 +198,11 @@ class _Source:
     delimiter: str
 
 
-def _open_source(path: Path, required: list[str]) -> _Source:
-    """Refuse, with the reason, a file that cannot be a CSV of applicants; else read its header."""
+def _open_source(path: Path, required: list[str], *, check_text: bool = True) -> _Source:
+    """Refuse, with the reason, a file that cannot be a CSV of applicants; else read its header.
+
+    `check_text=False` leaves the whole-file UTF-8 check to the reader (an engine's workers check
+    their own parts)."""
     if not path.exists():
         raise BatchError(path, "no such file")
     if not path.is_file():
@@ -215,7 +213,8 @@ def _open_source(path: Path, required: list[str]) -> _Source:
         head = fh.read(1 << 16)
     if b"\x00" in head:
         raise BatchError(path, "this is not a CSV file (it looks binary)")
-    _check_utf8(path)
+    if check_text:
+        _check_utf8(path)
     text = codecs.getincrementaldecoder("utf-8-sig")().decode(head)
     if not text.strip():
         raise BatchError(path, "the file is empty")
@@ -304,96 +303,13 @@ class _Chunk:
 
 
 def _score_chunk(model: LoanModel, batch: pa.RecordBatch, first: int, for_csv: bool) -> _Chunk:
-    """Validate, score and explain one chunk; `first` is the number of its first row."""
-    schema = model.schema
-    n = batch.num_rows
-    frame = pd.DataFrame({f.name: _feature(batch.column(f.name), f.is_number) for f in schema.fields},
-                         index=pd.RangeIndex(first, first + n), copy=False)
-    decided = decide(model, frame)
-    validation = decided.validation
-    bad = validation.bad_rows
-    ok = ~bad
-    probability = np.full(n, np.nan)
-    decision = np.zeros(n, dtype=np.int8)
-    referred = np.zeros(n, dtype=np.int8)
-    combos = np.zeros(n, dtype=np.int32)  # each row's index into the distinct reason texts and codes
-    texts, codes = decided.reason_texts(), decided.code_texts()
-    ids = decision_id_array(len(decided))
-    if len(decided):
-        probability[ok] = decided.probability
-        decision[ok] = decided.decision
-        referred[ok] = decided.referred
-        combos[ok] = decided.reason_index
-    flag_codes, flag_texts = _flag_texts(validation.out_of_range, schema.names)
-    messages = _row_errors(validation.errors, batch, first)
-    error = np.full(n, None, dtype=object)
-    for row, message in messages.items():
-        error[row - first] = message
-
-    columns = {
-        "decision_id": ids if not bad.any() else _spread(ids, ok),
-        "probability": pa.array(probability, mask=bad),
-        "decision": pa.array(decision, mask=bad),
-        "referred": pa.array(referred, mask=bad),
-        "reasons": pa.DictionaryArray.from_arrays(pa.array(combos, mask=bad), pa.array(texts, pa.string())),
-        "reason_codes": pa.DictionaryArray.from_arrays(pa.array(combos, mask=bad), pa.array(codes, pa.string())),
-        "out_of_range": pa.DictionaryArray.from_arrays(pa.array(flag_codes.astype(np.int32), mask=bad),
-                                                       pa.array(flag_texts, pa.string())),
-        "error": pa.array(error, pa.string()),
-    }
-    table = pa.Table.from_batches([batch])
-    for name in OUTPUT_COLUMNS:
-        table = table.append_column(name, columns[name])
+    """Score one chunk with the core's `score_table`; `first` is the number of its first row."""
+    scored = score_table(model, batch, first_row=first, new_ids=decision_id_array)
+    table = scored.table
     if for_csv:
         table = pa.Table.from_arrays([_safe_text(column) for column in table.columns], names=table.column_names)
-    return _Chunk(
-        table=table, rows=n, scored=len(decided), approved=int(decided.decision.sum()),
-        problems=[f"row {row}: {message}" for row, message in list(messages.items())[:MAX_PROBLEMS]],
-        decided=decided, decision_ids=ids,
-    )
-
-
-def _spread(values: pa.Array, ok: np.ndarray) -> pa.Array:
-    """`values` (one per True of `ok`) at their rows, null at the others."""
-    at = np.full(len(ok), -1, dtype=np.int64)
-    at[ok] = np.arange(int(ok.sum()))
-    return values.take(pa.array(at, mask=~ok))
-
-
-def _row_errors(errors: list, batch: pa.RecordBatch, first: int) -> dict[int, str]:
-    """Each bad row's problems in one line, quoting the cell as it stands in the file."""
-    out: dict[int, list[str]] = {}
-    for e in errors:
-        text = batch.column(e.field)[int(e.row) - first].as_py()
-        if text is None or not text.strip():
-            problem = f"{e.field} is required" if e.why == "is required" else f"{e.field} is empty: {e.why}"
-        else:
-            shown = text if re.fullmatch(PLAIN_NUMBER, text) else repr(text)
-            problem = f"{e.field} = {shown}: {e.why}"
-        out.setdefault(int(e.row), []).append(problem)
-    return {row: "; ".join(problems) for row, problems in out.items()}
-
-
-def _feature(column: pa.Array, number: bool) -> np.ndarray:
-    """A field's cells for validation: numbers parsed by pyarrow when the whole chunk parses."""
-    if number:
-        try:
-            return pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            pass  # "$62,000", " 35", "abc": validation reads these cells one by one and names the bad ones
-    return column.to_numpy(zero_copy_only=False)
-
-
-def _flag_texts(masks: dict[str, np.ndarray], names: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, the comma-separated names of flagged fields, as codes into a table of texts."""
-    bits = np.zeros(len(next(iter(masks.values()))) if masks else 0, dtype=np.int64)
-    flagged = [name for name in names if name in masks]
-    for k, name in enumerate(flagged):
-        bits |= masks[name].astype(np.int64) << k
-    codes, unique = pd.factorize(bits)
-    texts = np.array([", ".join(name for k, name in enumerate(flagged) if int(combo) >> k & 1)
-                      for combo in unique] or [""], dtype=object)
-    return codes, texts
+    return _Chunk(table=table, rows=scored.rows, scored=scored.scored, approved=scored.approved,
+                  problems=scored.problems(MAX_PROBLEMS), decided=scored.decided, decision_ids=scored.decision_ids)
 
 
 def _record(log: DecisionLog, model: LoanModel, chunk: _Chunk, summary: BatchSummary, source: str,

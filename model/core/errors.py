@@ -104,3 +104,15 @@ class NotARejection(LoanDeskError, ValueError):
 
 class OverrideError(LoanDeskError, ValueError):
     """An override cannot be recorded: the message says what is missing or wrong."""
+
+
+class TableError(LoanDeskError, ValueError):
+    """A table handed to `score_table` cannot be scored at all (a required column is missing...)."""
+
+
+class EngineError(LoanDeskError, RuntimeError):
+    """A cluster run failed (no scheduler, a worker refused the model, a part failed): nothing counted."""
+
+
+class WorkerModelError(ModelIntegrityError):
+    """A worker's copy of the model is not the one the run was started with, or cannot be trusted there."""

@@ -26,6 +26,7 @@ import pyarrow as pa
 from sqlalchemy import (
     Connection,
     Engine,
+    Table,
     create_engine,
     event,
     func,
@@ -89,6 +90,8 @@ class LogEntry:
     decision_id: str | None = field(default_factory=lambda: new_decision_ids(1)[0])
     reason_codes: str = ""
     referred: bool = False
+    batch_id: str | None = None  # the batch run it belongs to, if any
+    batch_sha256: str | None = None  # that batch's input file's SHA-256
 
     def row(self) -> dict[str, Any]:
         """Plain Python values only: numpy scalars are refused by some database drivers."""
@@ -453,7 +456,8 @@ def inputs_frame(log_frame: pd.DataFrame) -> pd.DataFrame:
 
 
 
-def _insert(conn: Connection, entries: list[LogEntry]) -> None:
+def _insert(conn: Connection, entries: list[LogEntry], *, table: Table = decisions,
+            extra: dict[str, Any] | None = None) -> None:
     """One executemany of the entries, straight to the driver.
 
     `conn.execute(insert(...), rows)` spends about 16 µs a row in per-row parameter handling; here
@@ -462,15 +466,35 @@ def _insert(conn: Connection, entries: list[LogEntry]) -> None:
     about a quarter of the cost, which is what lets the API log 100,000 decisions a second.
     """
     dialect = conn.dialect
-    compiled = _compiled_inserts.get(dialect.name)
+    compiled = _compiled_inserts.get((dialect.name, table.name))
     if compiled is None:
-        columns = [c for c in decisions.c if c.name != "id"]
-        statement = insert(decisions).compile(dialect=dialect, column_keys=[c.name for c in columns])
+        columns = [c for c in table.c if c.name not in ("id", "seq")]  # both numbered by the database
+        statement = insert(table).compile(dialect=dialect, column_keys=[c.name for c in columns])
         order = list(statement.positiontup or []) if statement.positional else [c.name for c in columns]
         processors = {c.name: c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns}
-        compiled = _compiled_inserts[dialect.name] = (str(statement), order, processors, statement.positional)
+        compiled = (str(statement), order, processors, statement.positional)
+        _compiled_inserts[(dialect.name, table.name)] = compiled
     sql, order, processors, positional = compiled
-    values: dict[str, list[Any]] = {
+    values = column_values(entries)
+    values.update({name: [value] * len(entries) for name, value in (extra or {}).items()})
+    for name, process in processors.items():
+        if process is not None:
+            column = values[name]
+            if name == "inputs":
+                values[name] = [process(v) for v in column]
+            else:  # the same time, model and flags repeat across a batch: convert each once
+                seen: dict = {}
+                values[name] = [seen[v] if v in seen else seen.setdefault(v, process(v)) for v in column]
+    if positional:
+        params: list = list(zip(*(values[name] for name in order), strict=True))
+    else:
+        params = [dict(zip(order, row, strict=True)) for row in zip(*(values[n] for n in order), strict=True)]
+    conn.exec_driver_sql(sql, params)
+
+
+def column_values(entries: list[LogEntry]) -> dict[str, list[Any]]:
+    """The entries as plain Python values, one list per column of the decisions table."""
+    return {
         "decided_at": [_utc(e.decided_at) for e in entries],
         "model_name": [e.model_name for e in entries],
         "model_version": [e.model_version for e in entries],
@@ -487,23 +511,12 @@ def _insert(conn: Connection, entries: list[LogEntry]) -> None:
         "decision_id": [e.decision_id for e in entries],
         "reason_codes": [e.reason_codes or "" for e in entries],
         "referred": [bool(e.referred) for e in entries],
+        "batch_id": [e.batch_id for e in entries],
+        "batch_sha256": [e.batch_sha256 for e in entries],
     }
-    for name, process in processors.items():
-        if process is not None:
-            column = values[name]
-            if name == "inputs":
-                values[name] = [process(v) for v in column]
-            else:  # the same time, model and flags repeat across a batch: convert each once
-                seen: dict = {}
-                values[name] = [seen[v] if v in seen else seen.setdefault(v, process(v)) for v in column]
-    if positional:
-        params: list = list(zip(*(values[name] for name in order), strict=True))
-    else:
-        params = [dict(zip(order, row, strict=True)) for row in zip(*(values[n] for n in order), strict=True)]
-    conn.exec_driver_sql(sql, params)
 
 
-_compiled_inserts: dict[str, tuple[str, list[str], dict, bool]] = {}
+_compiled_inserts: dict[tuple[str, str], tuple[str, list[str], dict, bool]] = {}
 
 
 

@@ -43,6 +43,8 @@ decisions = Table(
     Column("decision_id", String(32), unique=True),
     Column("reason_codes", Text, nullable=False, default=""),  # the reasons' stable codes, `;`-separated
     Column("referred", Boolean, nullable=False, default=False),  # inside the refer band: an underwriter decides
+    Column("batch_id", String(32), index=True),  # the batch run that made it (score.py, the Batch page)
+    Column("batch_sha256", String(64)),  # the SHA-256 of that batch's input file
 )
 # An officer's final decision where it differs from the model's (model/records/overrides.py).
 overrides = Table(
@@ -66,6 +68,38 @@ notices = Table(
     Column("source", String(40), nullable=False),  # form, command, api
     Column("reason_codes", Text, nullable=False, default=""),
     Column("pdf_sha256", String(64), nullable=False),
+)
+# A batch on record: its decisions went in with this row, in one transaction (model.records.batches).
+batches = Table(
+    "batches", metadata,
+    Column("batch_id", String(32), primary_key=True),
+    Column("file_sha256", String(64), nullable=False, index=True),
+    Column("file_name", String(255), nullable=False),
+    Column("source", String(40), nullable=False),
+    Column("officer", String(200)),
+    Column("model_name", String(200), nullable=False),
+    Column("model_version", String(100), nullable=False),
+    Column("rows", Integer, nullable=False),  # data rows in the file
+    Column("decisions", Integer, nullable=False),  # of them decided (the others had errors)
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+# A cluster run's decisions while its workers write them (model.records.staging): a staged row is
+# a decision-to-be, never counted; the batch's commit moves them into `decisions` in one transaction.
+staged_decisions = Table(
+    "staged_decisions", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),  # insertion order: input order within a part
+    *(Column(c.name, c.type, nullable=c.nullable) for c in decisions.c if c.name != "id"),
+    Column("part", Integer, nullable=False),
+    Index("ix_staged_decisions_batch", "batch_id", "part"),
+)
+# The parts of a cluster run already staged: a part and its row here go in one transaction.
+batch_parts = Table(
+    "batch_parts", metadata,
+    Column("batch_id", String(32), primary_key=True),
+    Column("part", Integer, primary_key=True),
+    Column("rows", Integer, nullable=False),  # decisions staged for the part
+    Column("staged_at", DateTime(timezone=True), nullable=False),
 )
 meta = Table(
     "loandesk_meta", metadata,

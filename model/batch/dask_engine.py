@@ -1,0 +1,409 @@
+"""Score files on a Dask cluster with the same core: `score_table` on every worker, one batch run.
+
+`score_dataset` cuts the input into partitions (`model.batch.partitions`), and each worker scores its
+partitions with the model it loaded and verified itself, writes each as one Parquet file and
+records its decisions in the decision log under the run's batch id. The output is a folder of
+`part-00000.parquet`, `part-00001.parquet`, ... in input order (rows in input order inside each
+part), plus `_loandesk.json` naming each part's file and rows. It appears, and the run's
+decisions count as on record, only when every part is done; a run that fails leaves no output
+and counts none of its decisions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from model.core.errors import BatchError, DecisionLogError, EngineError, WorkerModelError
+from model.records import staging
+from model.records.log import DecisionLog, LogEntry, entries_for, new_decision_ids
+from model.records.staging import StagedBatch
+from model.scoring.decisions import Decided
+from model.scoring.table import output_schema, plain_output, score_table
+
+from .files import LOG_ROWS, MAX_PROBLEMS, Progress
+from .partitions import PARTITION_BYTES, Partition, Plan, Unreadable, plan, quote_count, read_partition
+from .workers import ModelSpec, check_worker, worker_model, worker_name
+
+MANIFEST = "_loandesk.json"
+LOG_ATTEMPTS = 4  # a part's write waits its turn on a SQLite log this many times (10 s each) before failing
+
+
+@dataclass
+class PartResult:
+    """What a worker reports for one part: counts, the first problems and how much it logged."""
+
+    number: int
+    path: str
+    output: str
+    rows: int = 0
+    scored: int = 0
+    approved: int = 0
+    logged: int = 0
+    problems: list[tuple[int, str]] = field(default_factory=list)  # (row within the part, why)
+    unreadable: list[Unreadable] = field(default_factory=list)
+    lines: int = 0  # physical lines in the part (CSV), to number unreadable lines in the file
+    worker: str = ""
+    peak_rss: int = 0  # the worker process's peak resident memory so far, bytes
+
+
+def score_part(spec: ModelSpec, part: Partition, folder: str, run: StagedBatch | None,
+               source: str, officer: str | None) -> PartResult:
+    """Score one partition on a worker: write it as one Parquet file, then record its decisions."""
+    model = worker_model(spec)
+    name = f"part-{part.number:05d}.parquet"
+    result = PartResult(part.number, part.path, name)
+    target = Path(folder) / name
+    temporary = target.with_name(f".{name}.{os.getpid()}-{threading.get_ident()}")
+    kept: list[Decided] = []  # the scored rows, compact, turned into log entries only when written
+    writer = None
+    try:
+        for batch in read_partition(part, result.unreadable):
+            scored = score_table(model, batch, first_row=result.rows + 1)
+            table = plain_output(scored.table)
+            if writer is None:
+                writer = pq.ParquetWriter(temporary, table.schema)
+            writer.write_table(table)
+            result.rows += scored.rows
+            result.scored += scored.scored
+            result.approved += scored.approved
+            room = MAX_PROBLEMS - len(result.problems)
+            result.problems.extend(list(scored.errors.items())[:max(0, room)])
+            if run is not None and scored.scored:
+                kept.append(scored.decided)
+        if writer is None:  # no rows in this part: an empty file keeps the numbering whole
+            schema = output_schema(pa.schema([pa.field(c, pa.string()) for c in part.columns]))
+            if part.kind == "parquet":
+                schema = output_schema(pq.read_schema(part.path))
+            writer = pq.ParquetWriter(temporary, schema)
+        writer.close()
+        writer = None
+        os.replace(temporary, target)
+    finally:
+        if writer is not None:
+            writer.close()
+        temporary.unlink(missing_ok=True)
+    if part.kind == "csv":
+        with open(part.path, "rb") as fh:
+            fh.seek(part.start)
+            result.lines = fh.read(part.end - part.start).count(b"\n")
+    if run is not None:
+        entries = [entry for decided in kept for start in range(0, len(decided), LOG_ROWS)
+                   for entry in entries_for(model, decided, source=source, officer=officer,
+                                            decision_ids=new_decision_ids(min(LOG_ROWS, len(decided) - start)),
+                                            rows=slice(start, start + LOG_ROWS))]
+        result.logged = _record(run, part.number, entries)
+    result.worker, result.peak_rss = worker_name(), _peak_rss()
+    return result
+
+
+def _record(run: StagedBatch, part: int, entries: list[LogEntry]) -> int:
+    log = _worker_log(run.log_url)
+    for attempt in range(LOG_ATTEMPTS):
+        result = staging.stage_part(log, run, part, entries)
+        if result.ok:
+            return result.written
+        if "locked" not in (result.warning or "") or attempt == LOG_ATTEMPTS - 1:
+            raise EngineError(f"the decision log could not take part {part}: {result.warning}")
+    return 0
+
+
+def file_sha256(path: str) -> str:
+    """The SHA-256 of one input file (a task: the input is hashed on the workers, beside the scoring)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while piece := fh.read(8 << 20):
+            digest.update(piece)
+    return digest.hexdigest()
+
+
+_logs: dict[str, DecisionLog] = {}
+
+
+def _worker_log(url: str) -> DecisionLog:
+    log = _logs.get(url)
+    if log is None:
+        log = _logs[url] = DecisionLog(url)
+    return log
+
+
+@dataclass
+class DatasetSummary:
+    """What a cluster run did, counted as `BatchSummary` counts a single-machine run."""
+
+    input: str
+    output: Path
+    batch_id: str | None = None
+    files: int = 0
+    partitions: int = 0
+    workers: int = 0
+    rows: int = 0
+    scored: int = 0
+    approved: int = 0
+    rejected: int = 0
+    errors: int = 0
+    unreadable: int = 0
+    problems: list[str] = field(default_factory=list)
+    logged: int = 0
+    log_warning: str | None = None
+    input_sha256: str | None = None  # of the file; of the list of files' SHA-256s for several
+    commit_seconds: float = 0.0  # putting the staged decisions on record, in one transaction
+    peak_rss: dict[str, int] = field(default_factory=dict)  # per worker, bytes
+
+    @property
+    def problem_count(self) -> int:
+        return self.errors + self.unreadable
+
+
+def score_dataset(
+    model,
+    input: str | Path,
+    output: str | Path,
+    *,
+    client=None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    log: DecisionLog | None = None,
+    source: str = "command",
+    officer: str | None = None,
+    partition_bytes: int = PARTITION_BYTES,
+    progress: Callable[[Progress], None] | None = None,
+) -> DatasetSummary:
+    """Score a CSV or Parquet file, glob or folder on a Dask cluster into a Parquet dataset folder.
+
+    The cluster is `client`'s, else the scheduler at `scheduler` (tcp://host:port), else a local
+    one of `workers` processes (default: one per core). Each worker loads and verifies the model
+    at `model.path` itself and refuses any other. Raises BatchError when the input cannot be
+    scored and EngineError when the run fails; in both cases nothing is written or counted.
+    """
+    output = Path(output)
+    if output.exists():
+        raise BatchError(output, "already exists: a run writes a new folder (choose another name or remove it)")
+    if not output.parent.is_dir():
+        raise BatchError(output, f"the folder {output.parent} does not exist")
+    if log is not None and scheduler and _local_only(log.url) and not _loopback(scheduler):
+        raise BatchError(Path(scheduler), "a cluster's workers cannot share a SQLite file: set LOANDESK_DB_URL to "
+                                          "a PostgreSQL database they can all reach, or pass --no-log")
+    spec = ModelSpec.of(model)
+    with _cluster(client, scheduler, workers) as cli:
+        names = _check_workers(cli, spec)
+        planned = plan(input, model.schema.names, partition_bytes=partition_bytes,
+                       count_quotes=lambda blocks: cli.gather(cli.map(quote_count, blocks, pure=False)))
+        summary = DatasetSummary(str(input), output, files=len(planned.files), partitions=len(planned.partitions),
+                                 workers=len(names))
+        hashes = cli.map(file_sha256, [str(p) for p in planned.files], pure=False)
+        folder = output.with_name(f".{output.name}.partial-{os.urandom(4).hex()}")
+        folder.mkdir()
+        run = None
+        started = datetime.now(UTC)
+        try:
+            if log is not None:
+                log.ensure_schema()
+                staging.sweep(log)
+                run = StagedBatch(log.url, new_batch_id())
+                summary.batch_id = run.batch_id
+            results = _run_parts(cli, spec, planned, folder, run, source, officer, progress)
+            _summarize(summary, planned, results)
+            if summary.rows == 0:
+                raise BatchError(Path(str(input)), "no rows to score" + (
+                    f"; first problem: {summary.problems[0]}" if summary.problems else ""))
+            digests = cli.gather(hashes)
+            summary.input_sha256 = digests[0] if len(digests) == 1 else hashlib.sha256("".join(
+                f"{d}  {p}\n" for d, p in zip(digests, planned.files, strict=True)).encode()).hexdigest()
+            _write_manifest(folder, summary, planned, results, model)
+            if run is not None:  # on record first: a dataset never stands without its decisions
+                began = time.perf_counter()
+                summary.logged = staging.commit(
+                    log, run, file_sha256=summary.input_sha256, file_name=str(input), source=source,
+                    officer=officer, model=model, rows=summary.rows, started_at=started)
+                summary.commit_seconds = time.perf_counter() - began
+            os.replace(folder, output)
+        except BaseException as exc:
+            if run is not None:
+                summary.log_warning = staging.discard(log, run)
+            shutil.rmtree(folder, ignore_errors=True)
+            if isinstance(exc, BatchError | EngineError | KeyboardInterrupt):
+                raise
+            if isinstance(exc, DecisionLogError | SQLAlchemyError):
+                raise EngineError(f"the decision log could not be written: {exc}") from exc
+            raise EngineError(f"the run failed, so nothing was written or counted: "
+                              f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+    return summary
+
+
+def _run_parts(cli, spec: ModelSpec, planned: Plan, folder: Path, run: StagedBatch | None, source: str,
+               officer: str | None, progress) -> list[PartResult]:
+    from distributed import as_completed
+
+    tag = run.batch_id[:12] if run is not None else os.urandom(6).hex()
+    futures = [cli.submit(score_part, spec, part, str(folder), run, source, officer, pure=False,
+                          key=f"loandesk-part-{part.number:05d}-{tag}") for part in planned.partitions]
+    results: list[PartResult] = []
+    rows = 0
+    try:
+        for future in as_completed(futures):
+            results.append(future.result())
+            rows += results[-1].rows
+            if progress is not None:
+                progress(Progress(rows, len(results) / len(futures)))
+    except BaseException:
+        cli.cancel(futures)
+        raise
+    return sorted(results, key=lambda r: r.number)
+
+
+def _summarize(summary: DatasetSummary, planned: Plan, results: list[PartResult]) -> None:
+    """Counts, and each problem numbered as in its file: rows from 1 under the header, lines from 1."""
+    several = len(planned.files) > 1
+    rows_before: dict[str, int] = {}
+    lines_before: dict[str, int] = {}
+    for r in results:
+        where = f"{Path(r.path).name} " if several else ""
+        rows0 = rows_before.get(r.path, 0)
+        lines0 = lines_before.get(r.path, 1)  # the header line
+        for row, why in r.problems:
+            if len(summary.problems) < MAX_PROBLEMS:
+                summary.problems.append(f"{where}row {rows0 + row}: {why}")
+        for bad in r.unreadable:
+            if len(summary.problems) < MAX_PROBLEMS:
+                line = f"line {lines0 + bad.line}" if bad.line is not None else "a line"
+                summary.problems.append(f"{where}{line}: {bad.fields} field(s) where the header has "
+                                        f"{bad.expected}, so it is not in the output ({bad.text!r})")
+        rows_before[r.path] = rows0 + r.rows
+        lines_before[r.path] = lines0 + r.lines
+        summary.rows += r.rows
+        summary.scored += r.scored
+        summary.approved += r.approved
+        summary.errors += r.rows - r.scored
+        summary.unreadable += len(r.unreadable)
+        summary.peak_rss[r.worker] = max(summary.peak_rss.get(r.worker, 0), r.peak_rss)
+    summary.rejected = summary.scored - summary.approved
+
+
+def _write_manifest(folder: Path, summary: DatasetSummary, planned: Plan, results: list[PartResult], model) -> None:
+    rows_before: dict[str, int] = {}
+    parts = []
+    for r in results:
+        first = rows_before.get(r.path, 0) + 1
+        parts.append({"file": r.output, "input": r.path, "first_row": first, "rows": r.rows})
+        rows_before[r.path] = first - 1 + r.rows
+    manifest = {
+        "written_at": datetime.now(UTC).isoformat(timespec="seconds"), "batch_id": summary.batch_id,
+        "model": {"name": model.name, "version": model.version, "pipeline_sha256": model.sha256},
+        "input": summary.input, "rows": summary.rows, "scored": summary.scored,
+        "order": "parts in name order, rows in input order within each part; first_row counts rows "
+                 "from 1 under the header, per input file",
+        "parts": parts,
+    }
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def read_dataset(path: str | Path) -> pa.Table:
+    """A scored dataset back as one table, in input order (the parts in name order)."""
+    files = sorted(Path(path).glob("part-*.parquet"))
+    return pa.concat_tables([pq.read_table(f) for f in files]) if files else pa.table({})
+
+
+# Dask's nanny sets MALLOC_TRIM_THRESHOLD_ for its workers, which turns off glibc's adaptive mmap
+# threshold: every array over 128 KiB is then mapped and unmapped afresh, and a worker spent about
+# 5x the system time of the same work in one process (530,000 page faults for 2M rows, against
+# 40,000). A fixed 64 MiB threshold brings it back in line. Set it on a real cluster's workers too.
+WORKER_ENVIRONMENT = {"MALLOC_MMAP_THRESHOLD_": 1 << 26}
+
+
+def local_cluster(workers: int):
+    """A LocalCluster of `workers` processes with one thread each (the parts are the parallelism)."""
+    import dask
+    from distributed import LocalCluster
+
+    with dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in WORKER_ENVIRONMENT.items()}):
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+
+
+class _cluster:
+    """The client to use: the caller's, one connected to `scheduler`, or a local cluster started here."""
+
+    def __init__(self, client, scheduler: str | None, workers: int | None):
+        self.client, self.scheduler, self.workers = client, scheduler, workers
+        self._owned: list = []
+
+    def __enter__(self):
+        if self.client is not None:
+            return self.client
+        from distributed import Client
+
+        if self.scheduler:
+            try:
+                client = Client(self.scheduler, timeout="20s")
+            except (OSError, TimeoutError) as exc:
+                raise EngineError(f"no Dask scheduler answers at {self.scheduler}: {exc}") from None
+            self._owned = [client]
+            return client
+        cluster = local_cluster(self.workers or os.cpu_count() or 1)
+        client = Client(cluster)
+        self._owned = [client, cluster]
+        return client
+
+    def __exit__(self, *exc) -> None:
+        for thing in self._owned:
+            thing.close()
+
+
+def _check_workers(cli, spec: ModelSpec) -> list[str]:
+    """Every worker loads and verifies the model now; any refusal stops the run before a row is scored."""
+    names = list(cli.scheduler_info(n_workers=-1)["workers"]) if _takes_n_workers(cli) else \
+        list(cli.scheduler_info()["workers"])
+    if not names:
+        raise EngineError("the cluster has no workers")
+    answers = cli.run(check_worker, spec, on_error="return")
+    refused = [f"{address}: {answer}" for address, answer in answers.items() if isinstance(answer, BaseException)]
+    if refused:
+        raise EngineError(f"{len(refused)} of {len(answers)} worker(s) refused the model, so nothing was scored: "
+                          + "; ".join(refused))
+    return names
+
+
+def _takes_n_workers(cli) -> bool:
+    import inspect
+
+    return "n_workers" in inspect.signature(cli.scheduler_info).parameters
+
+
+def _peak_rss() -> int:
+    """This process's peak resident memory in bytes (Linux and macOS)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def _local_only(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def _loopback(address: str) -> bool:
+    host = address.split("://")[-1].rsplit(":", 1)[0].strip("[]")
+    return host in ("localhost", "127.0.0.1", "::1") or host.startswith("127.")
+
+
+def new_batch_id() -> str:
+    """32 hex digits, time first (like a decision id)."""
+    return new_decision_ids(1)[0]
+
+
+__all__ = ["MANIFEST", "DatasetSummary", "EngineError", "ModelSpec", "WorkerModelError", "check_worker",
+           "read_dataset", "score_dataset", "score_part", "worker_model"]
