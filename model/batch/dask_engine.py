@@ -224,7 +224,7 @@ def score_dataset(
             summary.input_sha256 = digests[0] if len(digests) == 1 else hashlib.sha256("".join(
                 f"{d}  {p}\n" for d, p in zip(digests, planned.files, strict=True)).encode()).hexdigest()
             _write_manifest(folder, summary, planned, results, model)
-            if run is not None:  # on record first: a dataset never stands without its decisions
+            if log is not None and run is not None:  # on record first: a dataset never stands without its decisions
                 began = time.perf_counter()
                 summary.logged = staging.commit(
                     log, run, file_sha256=summary.input_sha256, file_name=str(input), source=source,
@@ -232,7 +232,7 @@ def score_dataset(
                 summary.commit_seconds = time.perf_counter() - began
             os.replace(folder, output)
         except BaseException as exc:
-            if run is not None:
+            if log is not None and run is not None:
                 summary.log_warning = staging.discard(log, run)
             shutil.rmtree(folder, ignore_errors=True)
             if isinstance(exc, BatchError | EngineError | KeyboardInterrupt):

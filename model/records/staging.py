@@ -92,7 +92,7 @@ def commit(log: DecisionLog, batch: StagedBatch, *, file_sha256: str, file_name:
                 staged_decisions.c.batch_id == batch.batch_id).order_by(staged_decisions.c.part,
                                                                           staged_decisions.c.seq)
             moved = int(conn.execute(select(func.coalesce(func.sum(batch_parts.c.rows), 0)).where(
-                batch_parts.c.batch_id == batch.batch_id)).scalar())
+                batch_parts.c.batch_id == batch.batch_id)).scalar_one())
             conn.execute(insert(decisions).from_select(COLUMNS, staged))
             conn.execute(insert(batches).values(
                 batch_id=batch.batch_id, file_sha256=file_sha256, file_name=file_name[:255], source=source,
@@ -129,7 +129,7 @@ def staged_count(log: DecisionLog, batch: StagedBatch) -> int:
     """How many decisions of the batch are staged (not yet, or never, on record)."""
     with log.engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(staged_decisions).where(
-            staged_decisions.c.batch_id == batch.batch_id)).scalar())
+            staged_decisions.c.batch_id == batch.batch_id)).scalar_one())
 
 
 def _remove(conn: Connection, batch_id: str) -> None:
@@ -154,7 +154,9 @@ def _copy(conn: Connection, entries: list[LogEntry], part: int) -> None:
         else:
             seen: dict = {}
             texts.append([seen[v] if v in seen else seen.setdefault(v, _copy_text(v)) for v in column])
-    cursor = conn.connection.driver_connection.cursor()
+    driver = conn.connection.driver_connection  # psycopg's own connection, inside this transaction
+    assert driver is not None
+    cursor = driver.cursor()
     with cursor.copy(f"COPY staged_decisions ({', '.join(names)}) FROM STDIN") as copy:
         for start in range(0, len(entries), 10_000):
             rows = zip(*(t[start:start + 10_000] for t in texts), strict=True)
