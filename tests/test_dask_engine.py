@@ -234,12 +234,19 @@ def test_a_part_staged_twice_is_recorded_once(model, tmp_path):
         return entries_for(model, scored.decided, source="command")
 
     batch = staging.StagedBatch(log.url, "b" * 32)
+    assert not staging.stage_part(log, batch, 0, entries()).ok  # not opened: nothing staged
+    staging.open_batch(log, batch)
     assert staging.stage_part(log, batch, 0, entries()).written == 50
     assert staging.stage_part(log, batch, 0, entries()).written == 0
     assert log.count() == 0  # staged is not on record
     moved = staging.commit(log, batch, file_sha256="f" * 64, file_name="x.csv", source="command", officer=None,
                            model=model, rows=50, started_at=datetime.now(UTC))
     assert moved == log.count() == 50
+    late = staging.StagedBatch(log.url, "c" * 32)
+    staging.open_batch(log, late)
+    staging.discard(log, late)  # a part that arrives after its run was discarded stages nothing
+    assert not staging.stage_part(log, late, 3, entries()).ok
+    assert staging.staged_count(log, late) == 0
 
 
 def test_score_table_takes_pandas_or_arrow_and_changes_nothing(model):
@@ -294,3 +301,19 @@ def test_score_py_engine_dask_writes_the_dataset_and_records_one_batch(trained, 
     wrong = subprocess.run([sys.executable, str(ROOT / "score.py"), str(source), "--scheduler", "tcp://127.0.0.1:1"],
                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert wrong.returncode == 2 and "--scheduler and --workers are for --engine dask" in wrong.stderr
+
+
+def test_a_cluster_run_goes_on_record_on_either_database(model, client, log_url, tmp_path):
+    """SQLite (executemany) and PostgreSQL (COPY into the staging table), then one transaction."""
+    source = write_csv(tmp_path / "book.csv", messy_applicants(20_000, seed=12))
+    log = DecisionLog(log_url)
+    summary = score_dataset(model, source, tmp_path / "out", client=client, log=log, partition_bytes=1 << 17)
+    frame = log.read()
+    assert len(frame) == log.count() == summary.logged == summary.scored and summary.partitions >= 3
+    assert set(frame["batch_id"]) == {summary.batch_id} and set(frame["batch_sha256"]) == {summary.input_sha256}
+    out = read_dataset(tmp_path / "out").to_pandas()
+    scored = out[out["error"].isna()].reset_index(drop=True)
+    by_id = frame.sort_values("id").reset_index(drop=True)  # on record in input order
+    np.testing.assert_allclose(by_id["probability"], scored["probability"], rtol=0, atol=1e-12)
+    assert list(by_id["reasons"]) == list(scored["reasons"].fillna(""))
+    assert staging.staged_count(log, staging.StagedBatch(log.url, summary.batch_id)) == 0

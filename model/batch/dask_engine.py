@@ -214,6 +214,7 @@ def score_dataset(
                 log.ensure_schema()
                 staging.sweep(log)
                 run = StagedBatch(log.url, new_batch_id())
+                staging.open_batch(log, run)
                 summary.batch_id = run.batch_id
             results = _run_parts(cli, spec, planned, folder, run, source, officer, progress)
             _summarize(summary, planned, results)

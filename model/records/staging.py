@@ -8,6 +8,8 @@ in one transaction, so the whole batch goes on record at once, as a single-machi
 (`model.records.batches`). A run that fails is `discard`ed; a run whose driver was killed leaves
 staged rows that never count and are swept a day later.
 
+A run is opened (`open_batch`) before its workers start, and a part is staged only while it is
+open: a part still running when its run was discarded stages nothing, or is removed with the rest.
 A part and its row in `batch_parts` are written in one transaction, and a part already there is
 skipped, so a part run again (its worker died after the commit and the engine retried it) is
 recorded once.
@@ -38,6 +40,7 @@ from .tables import batch_parts, batches, decisions, staged_decisions
 
 STALE = timedelta(days=1)  # staged rows this old belong to a run whose driver was killed
 COLUMNS = [c.name for c in decisions.c if c.name != "id"]  # a staged row's columns but its seq and part
+OPEN = -1  # the part number of a run's "open" row in batch_parts: workers stage parts only while it is there
 
 
 @dataclass(frozen=True)
@@ -59,9 +62,12 @@ def stage_part(log: DecisionLog, batch: StagedBatch, part: int, entries: list[Lo
     try:
         log.ensure_schema()
         with log._writer().begin() as conn:
-            done = conn.execute(select(batch_parts.c.rows).where(
-                batch_parts.c.batch_id == batch.batch_id, batch_parts.c.part == part)).first()
-            if done is not None:
+            # The run's "open" row, locked until this part commits: a run discarded meanwhile (it
+            # removes that row first) waits for this part, then removes it; one discarded before
+            # finds no row here and nothing is staged.
+            if conn.execute(_part(batch, OPEN).with_for_update()).first() is None:
+                return LogResult(0, f"part {part}: the run was stopped, so its decisions were not staged")
+            if conn.execute(_part(batch, part)).first() is not None:
                 return LogResult(0)
             conn.execute(insert(batch_parts).values(batch_id=batch.batch_id, part=part, rows=len(entries),
                                                     staged_at=datetime.now(UTC)))
@@ -105,8 +111,17 @@ def commit(log: DecisionLog, batch: StagedBatch, *, file_sha256: str, file_name:
     return moved
 
 
+def open_batch(log: DecisionLog, batch: StagedBatch) -> None:
+    """Open the run for its workers (before any part is staged)."""
+    log.ensure_schema()
+    with log._writer().begin() as conn:
+        conn.execute(insert(batch_parts).values(batch_id=batch.batch_id, part=OPEN, rows=0,
+                                                staged_at=datetime.now(UTC)))
+
+
 def discard(log: DecisionLog, batch: StagedBatch) -> str | None:
-    """Remove what the run staged; None, or why that failed (staged rows never count all the same)."""
+    """Close the run and remove what it staged; a part still being written is waited for and
+    removed, and a later one stages nothing. None, or why that failed (staged rows never count)."""
     try:
         with log._writer().begin() as conn:
             _remove(conn, batch.batch_id)
@@ -133,8 +148,15 @@ def staged_count(log: DecisionLog, batch: StagedBatch) -> int:
 
 
 def _remove(conn: Connection, batch_id: str) -> None:
+    # The open row first: on PostgreSQL this waits for any part that holds it, and the statements
+    # after it then see that part's rows.
+    conn.execute(delete(batch_parts).where(batch_parts.c.batch_id == batch_id, batch_parts.c.part == OPEN))
     conn.execute(delete(staged_decisions).where(staged_decisions.c.batch_id == batch_id))
     conn.execute(delete(batch_parts).where(batch_parts.c.batch_id == batch_id))
+
+
+def _part(batch: StagedBatch, part: int):
+    return select(batch_parts.c.rows).where(batch_parts.c.batch_id == batch.batch_id, batch_parts.c.part == part)
 
 
 def _copy(conn: Connection, entries: list[LogEntry], part: int) -> None:
