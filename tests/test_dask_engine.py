@@ -19,6 +19,7 @@ import dask
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute
 import pyarrow.parquet as pq
 import pytest
 from distributed import Client, LocalCluster, WorkerPlugin
@@ -28,7 +29,7 @@ from model.batch.dask_engine import MANIFEST, ModelSpec, check_worker, read_data
 from model.batch.files import score_file
 from model.core.errors import BatchError, EngineError
 from model.records import staging
-from model.records.log import DecisionLog, entries_for
+from model.records.log import DecisionLog, decision_id_array, entries_for
 from model.records.tables import batches, decisions
 from model.registry.store import load_model
 from model.scoring.table import score_table
@@ -81,12 +82,19 @@ def write_csv(path: Path, frame: pd.DataFrame, broken_lines: int = 0) -> Path:
     return path
 
 
-def assert_same_output(single: pa.Table, cluster: pa.Table) -> None:
-    """Every column equal; probabilities within 1e-9."""
+def assert_same_output(single: pa.Table, cluster: pa.Table, *, ids: bool = True) -> None:
+    """Every column equal; probabilities within 1e-9; decision ids (new for every decision, so never
+    equal between two runs) on the same rows, each unique (`ids=False`: the cluster gave none)."""
     assert cluster.schema == single.schema
     assert cluster.num_rows == single.num_rows
     for name in single.column_names:
-        if name == "probability":
+        if name == "decision_id":
+            if ids:
+                assert cluster[name].is_valid().equals(single[name].is_valid())
+                assert pa.compute.count_distinct(cluster[name]).as_py() == cluster.num_rows - cluster[name].null_count
+            else:
+                assert cluster[name].null_count == cluster.num_rows
+        elif name == "probability":
             a = single[name].to_numpy(zero_copy_only=False)
             b = cluster[name].to_numpy(zero_copy_only=False)
             assert np.array_equal(np.isnan(a), np.isnan(b))
@@ -133,7 +141,7 @@ def test_parquet_files_in_a_folder_are_scored_in_input_order(model, client, tmp_
         pq.write_table(pa.Table.from_pandas(piece, preserve_index=False), folder / f"part-{k}.parquet",
                        row_group_size=2_500)
     summary = score_dataset(model, folder, tmp_path / "out", client=client, partition_bytes=1 << 14)
-    expected = score_table(model, pa.Table.from_pandas(frame, preserve_index=False))
+    expected = score_table(model, pa.Table.from_pandas(frame, preserve_index=False), new_ids=decision_id_array)
     got = read_dataset(tmp_path / "out")
     assert summary.files == 3 and summary.partitions >= 12
     assert got.column("error")[17].as_py() == "age is required"

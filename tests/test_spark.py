@@ -50,5 +50,5 @@ def test_the_spark_recipe_equals_score_py(model, spark, tmp_path):
     files = sorted((tmp_path / "spark").glob("part-*.parquet"))
     got = pa.concat_tables([pq.read_table(f) for f in files])
     single = pq.read_table(tmp_path / "single.parquet")
-    assert_same_output(single, got.cast(single.schema))
+    assert_same_output(single, got.cast(single.schema), ids=False)  # the recipe scores; it records nothing
     assert int(np.sum(got["error"].is_valid())) > 0

@@ -29,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from model.core.errors import BatchError, DecisionLogError, EngineError, WorkerModelError
 from model.records import staging
-from model.records.log import DecisionLog, LogEntry, entries_for, new_decision_ids
+from model.records.log import DecisionLog, LogEntry, decision_id_array, entries_for, new_decision_ids
 from model.records.staging import StagedBatch
 from model.scoring.decisions import Decided
 from model.scoring.table import output_schema, plain_output, score_table
@@ -68,11 +68,11 @@ def score_part(spec: ModelSpec, part: Partition, folder: str, run: StagedBatch |
     result = PartResult(part.number, part.path, name)
     target = Path(folder) / name
     temporary = target.with_name(f".{name}.{os.getpid()}-{threading.get_ident()}")
-    kept: list[Decided] = []  # the scored rows, compact, turned into log entries only when written
+    kept: list[tuple[Decided, pa.Array]] = []  # the scored rows, compact, made log entries only when written
     writer = None
     try:
         for batch in read_partition(part, result.unreadable):
-            scored = score_table(model, batch, first_row=result.rows + 1)
+            scored = score_table(model, batch, first_row=result.rows + 1, new_ids=decision_id_array)
             table = plain_output(scored.table)
             if writer is None:
                 writer = pq.ParquetWriter(temporary, table.schema)
@@ -83,7 +83,7 @@ def score_part(spec: ModelSpec, part: Partition, folder: str, run: StagedBatch |
             room = MAX_PROBLEMS - len(result.problems)
             result.problems.extend(list(scored.errors.items())[:max(0, room)])
             if run is not None and scored.scored:
-                kept.append(scored.decided)
+                kept.append((scored.decided, scored.decision_ids))
         if writer is None:  # no rows in this part: an empty file keeps the numbering whole
             schema = output_schema(pa.schema([pa.field(c, pa.string()) for c in part.columns]))
             if part.kind == "parquet":
@@ -101,9 +101,9 @@ def score_part(spec: ModelSpec, part: Partition, folder: str, run: StagedBatch |
             fh.seek(part.start)
             result.lines = fh.read(part.end - part.start).count(b"\n")
     if run is not None:
-        entries = [entry for decided in kept for start in range(0, len(decided), LOG_ROWS)
+        entries = [entry for decided, ids in kept for start in range(0, len(decided), LOG_ROWS)
                    for entry in entries_for(model, decided, source=source, officer=officer,
-                                            decision_ids=new_decision_ids(min(LOG_ROWS, len(decided) - start)),
+                                            decision_ids=ids[start:start + LOG_ROWS].to_pylist(),
                                             rows=slice(start, start + LOG_ROWS))]
         result.logged = _record(run, part.number, entries)
     result.worker, result.peak_rss = worker_name(), _peak_rss()

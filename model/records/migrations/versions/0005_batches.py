@@ -1,15 +1,15 @@
-"""Schema version 4: batch runs. decisions.batch_id and batch_sha256, the batches on record, and the
+"""Schema version 5: batch runs. decisions.batch_id and batch_sha256, the batches on record, and the
 staging tables a cluster run's workers write to before the batch goes on record in one transaction.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
@@ -31,6 +31,8 @@ def _decision_columns() -> list[sa.Column]:
         sa.Column("reasons", sa.Text, nullable=False),
         sa.Column("out_of_range", sa.Text, nullable=False),
         sa.Column("decision_id", sa.String(32)),
+        sa.Column("reason_codes", sa.Text, nullable=False),
+        sa.Column("referred", sa.Boolean, nullable=False),
         sa.Column("batch_id", sa.String(32)),
         sa.Column("batch_sha256", sa.String(64)),
     ]
