@@ -65,7 +65,7 @@ class ScoredTable:
 
     def to_pandas(self) -> pd.DataFrame:
         """The output as a DataFrame indexed by row number."""
-        frame = self.table.to_pandas()
+        frame = plain_output(self.table).to_pandas()  # codes can repeat across reason texts: plain text
         frame.index = pd.RangeIndex(self.first_row, self.first_row + self.rows, name="row")
         return frame
 
