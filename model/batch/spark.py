@@ -15,12 +15,12 @@ from collections.abc import Callable, Iterator
 
 import pyarrow as pa
 
-from model.scoring.table import OUTPUT_COLUMNS, plain_output, score_table
+from model.scoring.table import OUTPUT_COLUMNS, OUTPUT_TYPES, plain_output, score_table
 
 from .workers import ModelSpec, worker_model
 
-SPARK_TYPES = {"probability": "double", "decision": "tinyint", "reasons": "string", "out_of_range": "string",
-               "error": "string"}
+SPARK_TYPES = {name: {"double": "double", "int8": "tinyint"}.get(str(kind), "string")
+               for name, kind in OUTPUT_TYPES.items()}
 
 
 def arrow_scorer(model) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
