@@ -1,15 +1,15 @@
-"""Schema version 5: batch runs. decisions.batch_id and batch_sha256, the batches on record, and the
+"""Schema version 6: batch runs. decisions.batch_id and batch_sha256, the batches on record, and the
 staging tables a cluster run's workers write to before the batch goes on record in one transaction.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
