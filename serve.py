@@ -8,10 +8,11 @@
     python serve.py --replay data/unsent/decisions-....jsonl   # decisions saved while the log was down
 
 Decisions go to the decision log (LOANDESK_DB_URL; a SQLite file by default), with the key's name
-as their source. Ctrl-C or SIGTERM finishes the requests in flight, writes every pending decision
-to the log, then exits. Exit status: 0 done (a stop by SIGTERM or Ctrl-C included), 1 the model
-cannot be trusted (or, for the key and replay commands, the database cannot be used), 2 for a
-wrong command line or key name.
+as their source, and each is answered only once it is there (or, while the log cannot be written,
+in the local journal in LOANDESK_UNSENT_DIR, written to the log automatically when it is back).
+Ctrl-C or SIGTERM finishes the requests in flight, then exits. Exit status: 0 done (a stop by
+SIGTERM or Ctrl-C included), 1 the model cannot be trusted (or, for the key and replay commands,
+the database cannot be used), 2 for a wrong command line or key name.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     except ModelIntegrityError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    import uvicorn
+    from api.server import run
 
     os.environ["LOANDESK_MODEL_DIR"] = str(args.model.resolve())  # for every worker process
     print(f"Serving {model.name} version {model.version} on http://{args.host}:{args.port} "
@@ -65,10 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     # flushed), then raises the signal again to the handler it found: ours exits with status 0.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _stopped)
-    # uvicorn picks uvloop and httptools (requirements.txt) when they are installed.
-    uvicorn.run("api:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-                loop="auto", http="auto", log_level="warning", access_log=False,
-                timeout_graceful_shutdown=30)
+    run(args.host, args.port, args.workers)  # uvloop and httptools, with deadlines for slow clients
     return 0
 
 

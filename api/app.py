@@ -5,6 +5,7 @@ Routes live in `routes/` (one router per resource) and take what they need from 
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import sys
@@ -26,7 +27,9 @@ from model.registry.store import default_model_dir
 
 from .answers import ApiError, json_response
 from .deps import Services
+from .headers import SecurityHeaders
 from .keys import KeyStore, KeysUnavailable
+from .readiness import Readiness
 from .registry import ActiveModel
 from .routes import decisions, health, notices, outcomes
 from .routes import model as model_routes
@@ -34,18 +37,23 @@ from .schemas import MAX_ITEMS, applicant_schema
 
 log = logging.getLogger("loandesk.api")
 SWITCH_SECONDS = 0.0005
+# How long the log writer waits for another SQLite writer's lock before it journals the batch
+# instead: a locked database costs a request at most this, never BUSY_SECONDS.
+LOCK_WAIT_SECONDS = 1.0
 DESCRIPTION = (
     "Loan decisions from the active LoanDesk model: `1` approved, `0` rejected, with a calibrated "
     "probability and the principal reasons. Send one applicant as a JSON object, or up to "
     f"{MAX_ITEMS:,} as an array. Fields are matched by name; extra fields are ignored. Every "
     "`/v1` request needs `Authorization: Bearer KEY` (keys come from `python serve.py --new-key NAME`). "
-    "Every decision is written to the decision log; its `decision_id` finds it there.")
+    "Every decision is on record before it is answered; its `decision_id` finds it in the decision log. "
+    "When it cannot be put on record, the answer is 503 with Retry-After.")
 
 
 def create_app(model_dir: str | Path | None = None, db_url: str | None = None,
                unsent_dir: Path | None = None) -> FastAPI:
-    """The API over the active model in `model_dir`, logging to `db_url` (LOANDESK_DB_URL by default)."""
-    decision_log = DecisionLog(db_url)
+    """The API over the active model in `model_dir`, logging to `db_url` (LOANDESK_DB_URL by default);
+    `unsent_dir` holds the journal of decisions made while the log could not be written."""
+    decision_log = DecisionLog(db_url, busy_seconds=LOCK_WAIT_SECONDS)
     services = Services(ActiveModel(Path(model_dir) if model_dir else default_model_dir()), decision_log,
                         KeyStore(decision_log))
 
@@ -54,21 +62,26 @@ def create_app(model_dir: str | Path | None = None, db_url: str | None = None,
         # The log writer thread runs Python too; a short switch interval hands the GIL back to the
         # event loop within a fraction of a millisecond instead of 5 ms, which is what p99 pays.
         sys.setswitchinterval(SWITCH_SECONDS)
-        services.writer = LogWriter(decision_log, unsent_dir)
+        writer = services.writer = LogWriter(decision_log, unsent_dir)
         _start(services)
         # The model, the libraries and the app are long-lived: moved out of the collector's sight,
         # a request's garbage collections no longer walk them (halved the time of a large array).
         gc.collect()
         gc.freeze()
+        readiness = services.readiness = Readiness(services.active, decision_log, writer, services.keys)
+        await readiness.refresh()
+        checking = asyncio.create_task(readiness.keep_checking())
         yield
+        checking.cancel()
         services.keys.stop_refreshing()
-        services.writer.close()  # after the server has answered the requests in flight
+        writer.close()  # after the server has answered the requests in flight
         decision_log.dispose()
 
     # The docs' JavaScript and CSS are served by this server (fastapi-offline bundles them), not
     # fetched from a CDN: a bank's network rarely lets a browser reach one.
     app = FastAPIOffline(title="LoanDesk decisions", version="1", lifespan=lifespan, description=DESCRIPTION)
     app.state.services = services
+    app.add_middleware(SecurityHeaders)
     app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     for routes in (health, model_routes, decisions, notices, outcomes):
@@ -81,7 +94,7 @@ def _start(services: Services) -> None:
     """Prepare the log, read the keys and load the model; a failure is logged and /readyz says so."""
     try:
         services.decision_log.ensure_schema()
-    except Exception as exc:  # the decisions are still served, held for the log; /readyz says so
+    except Exception as exc:  # decisions still go on record, in the journal until it is back; /readyz says so
         log.error("the decision log cannot be prepared at %r: %s", services.decision_log, exc)
     try:
         services.keys.refresh()

@@ -16,19 +16,22 @@ from model.records.log import DecisionLog
 from model.records.writer import LogWriter
 from model.scoring.predictor import LoanModel
 
-from .answers import ApiError
+from .answers import ApiError, unavailable
 from .keys import KeyStore, KeysUnavailable, bearer
+from .readiness import Readiness
 from .registry import ActiveModel
 
 
 @dataclass
 class Services:
-    """The long-lived parts of one API instance; the writer exists only while the app is running."""
+    """The long-lived parts of one API instance; the writer and the readiness check exist only while
+    the app is running."""
 
     active: ActiveModel
     decision_log: DecisionLog
     keys: KeyStore
     writer: LogWriter | None = None
+    readiness: Readiness | None = None
 
 
 def services_of(request: Request) -> Services:
@@ -44,7 +47,7 @@ async def served_model(request: Request) -> LoanModel:
     try:
         return services_of(request).active.get()
     except ModelIntegrityError as exc:
-        raise ApiError(503, "unavailable", f"the model cannot be used: {exc}") from exc
+        raise unavailable(f"the model cannot be used: {exc}") from exc
 
 
 async def caller(request: Request) -> str:
@@ -52,7 +55,7 @@ async def caller(request: Request) -> str:
     try:
         name = services_of(request).keys.name_for(bearer(request.headers.get("authorization")))
     except KeysUnavailable as exc:
-        raise ApiError(503, "unavailable", str(exc)) from exc
+        raise unavailable(str(exc)) from exc
     if name is None:
         raise ApiError(401, "unauthorized", "a valid API key is needed: send 'Authorization: Bearer KEY'",
                        headers={"WWW-Authenticate": "Bearer"})

@@ -125,6 +125,14 @@ class KeyStore:
                 found = stored.name
         return found
 
+    def unusable(self) -> str | None:
+        """Why no request can be checked now (the table never read, or the copy too old), or None."""
+        if self._read_at < 0:
+            return "the API keys have not been read yet"
+        if time.monotonic() - self._read_at > KEYS_MAX_AGE_SECONDS:
+            return f"the API keys have not been reread for over {KEYS_MAX_AGE_SECONDS:.0f} s"
+        return None
+
     def _live(self) -> list[StoredKey]:
         if self._read_at < 0:
             if self._refreshing:  # a server: its thread reads the table, never a request

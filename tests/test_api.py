@@ -29,13 +29,13 @@ from schemathesis.specs.openapi.checks import response_schema_conformance, statu
 from sqlalchemy import create_engine, select
 
 import api.keys
+import api.readiness
 import api.registry
 from api import create_app
 from api.keys import KeyProblem, api_keys
 from api.schemas import MAX_BODY_BYTES, MAX_ITEMS
 from model.records import writer as log_writer
 from model.records.log import DecisionLog, LogResult
-from model.records.writer import replay
 from model.registry.store import load_model, save_version
 
 from .conftest import EXAMPLE, ROOT, private_pg_schema
@@ -219,7 +219,6 @@ def test_bad_items_carry_their_own_errors_and_the_rest_are_decided(client, auth,
     for i, applicant in good.items():
         assert set(results[i]) == RESULT_FIELDS
         assert results[i]["probability"] == pytest.approx(model.predict_proba(applicant)[0, 1], abs=1e-9)
-    assert app.state.services.writer.flush()
     log = open_log(db_url)
     assert log.count() == len(good)
     assert log.known_ids([results[i]["decision_id"] for i in good]) == {results[i]["decision_id"] for i in good}
@@ -297,7 +296,6 @@ def test_the_decision_id_finds_the_logged_decision(app, auth, registry, db_url, 
 def test_the_source_is_the_name_of_the_key_used(client, app, db_url, open_log):
     other = app.state.services.keys.create("risk-batch.v2")
     result = post(client, EXAMPLE, {"Authorization": f"Bearer {other}"}).json()
-    assert app.state.services.writer.flush()
     assert open_log(db_url).find(result["decision_id"])["source"] == "api:risk-batch.v2"
 
 
@@ -315,7 +313,6 @@ def test_an_array_of_the_most_items_is_decided(client, auth, app, db_url, open_l
     results = response.json()
     assert len(results) == MAX_ITEMS and all("decision_id" in r for r in results)
     assert results[0]["probability"] < results[-1]["probability"]  # income rises along the array
-    assert app.state.services.writer.flush()
     assert open_log(db_url).count() == MAX_ITEMS
 
 
@@ -345,7 +342,7 @@ def test_a_new_active_version_is_served_without_a_restart(client, auth, registry
     assert after["probability"] == pytest.approx(load_model(registry).predict_proba(EXAMPLE)[0, 1], abs=1e-9)
     assert client.get("/v1/model", headers=auth).json()["version"] == version
     assert client.get("/openapi.json").json()["info"]["x-model"]["version"] == version
-    assert client.get("/readyz").json()["model_version"] == version
+    assert eventually(lambda: client.get("/readyz").json()["model_version"] == version)  # checked every second
 
 
 def test_a_model_that_cannot_be_used_gives_503(client, auth, registry, monkeypatch):
@@ -354,9 +351,10 @@ def test_a_model_that_cannot_be_used_gives_503(client, auth, registry, monkeypat
     (registry / "ACTIVE").write_text("no-such-version\n")
     body = error_body(post(client, EXAMPLE, auth), 503, "unavailable")
     assert "no-such-version" in body["message"]
-    ready = client.get("/readyz")
+    ready = eventually(lambda: (r := client.get("/readyz")).status_code == 503 and r)
     assert ready.status_code == 503 and ready.json()["status"] == "not ready"
-    assert any(p.startswith("model:") for p in ready.json()["problems"])
+    assert ready.json()["problems"] == ["model: cannot be used (see the server log)"]
+    assert str(registry) not in ready.text  # no server paths to anyone who asks
     assert client.get("/healthz").status_code == 200
 
 
@@ -576,7 +574,6 @@ def test_new_key_from_the_command_line_works_against_the_app(app, client, db_url
     result = eventually(lambda: (r := post(client, EXAMPLE, {"Authorization": f"Bearer {key}"})).status_code == 200
                         and r)
     assert result.status_code == 200, result.text
-    assert app.state.services.writer.flush()
     assert open_log(db_url).find(result.json()["decision_id"])["source"] == "api:loan-origination"
 
 
@@ -618,7 +615,7 @@ def test_the_longest_name_fits_the_logs_source_column(client, app, db_url, open_
     name = "n" * 36
     auth = {"Authorization": f"Bearer {app.state.services.keys.create(name)}"}
     decided = post(client, EXAMPLE, auth).json()
-    assert app.state.services.writer.flush() and app.state.services.writer.healthy
+    assert app.state.services.writer.healthy
     assert open_log(db_url).find(decided["decision_id"])["source"] == f"api:{name}"
 
 
@@ -667,90 +664,142 @@ def test_revoking_an_unknown_name_is_exit_2(db_url):
 # --- 4. the decision log cannot be written -------------------------------------------------------
 @pytest.fixture
 def fast_retries(monkeypatch):
-    monkeypatch.setattr(log_writer, "RETRY_SECONDS", (0.01,))
+    monkeypatch.setattr(log_writer, "RETRY_SECONDS", 0.05)
+    monkeypatch.setattr(api.readiness, "CHECK_SECONDS", 0.05)
 
 
 @pytest.fixture
-def log_down(app, monkeypatch):
-    """DecisionLog.record fails (as on a full disk) until `restore()`; counts the attempts."""
-    real = app.state.services.decision_log.record
+def log_down(app, monkeypatch, fast_retries):
+    """The decision log fails (as on a full disk) until `restore()`: writes and pings; counts the writes."""
+    log = app.state.services.decision_log
+    real_record, real_ping = log.record, log.ping
     attempts = []
 
     def failing(entries):
         attempts.append(len(list(entries)))
-        return LogResult(0, "disk full")
+        return LogResult(0, "disk full at /var/lib/loandesk/decisions.db")
 
-    monkeypatch.setattr(app.state.services.decision_log, "record", failing)
+    monkeypatch.setattr(log, "record", failing)
+    monkeypatch.setattr(log, "ping", lambda: "disk full at /var/lib/loandesk/decisions.db")
 
     class Down:
         tries = attempts
 
         @staticmethod
         def restore():
-            monkeypatch.setattr(app.state.services.decision_log, "record", real)
+            monkeypatch.setattr(log, "record", real_record)
+            monkeypatch.setattr(log, "ping", real_ping)
 
     return Down
 
 
-def test_decisions_are_served_while_the_log_is_down_and_written_when_it_is_back(
-        client, app, auth, log_down, fast_retries, db_url, open_log):
+def ready_when(client, condition, what: str) -> dict:
+    """The /readyz body once `condition(status, body)` holds (it is refreshed in the background)."""
+    seen = {}
+
+    def check():
+        response = client.get("/readyz")
+        seen.clear()
+        seen.update(response.json(), http_status=response.status_code)
+        return condition(response.status_code, response.json())
+
+    try:
+        wait_until(check, f"/readyz to say {what}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; its last answer: {seen}") from None
+    return seen
+
+
+def test_while_the_log_is_down_decisions_are_journaled_then_written_when_it_is_back(
+        client, app, auth, log_down, db_url, unsent, open_log):
     first = post(client, EXAMPLE, auth)
-    assert first.status_code == 200
+    assert first.status_code == 200  # answered: it is in the journal, fsynced
     rest = post(client, applicants_with_incomes([25_000, 70_000, 110_000]), auth)
     assert rest.status_code == 200
     ids = [first.json()["decision_id"], *(r["decision_id"] for r in rest.json())]
-    wait_until(lambda: log_down.tries and not app.state.services.writer.healthy, "the writer to fail")
+    assert log_down.tries and not app.state.services.writer.healthy and app.state.services.writer.journaled == len(ids)
 
-    ready = client.get("/readyz")
-    assert ready.status_code == 503
-    body = ready.json()
-    assert body["status"] == "not ready" and body["unlogged_decisions"] == len(ids)
-    assert any(p.startswith("decision log: cannot be written") for p in body["problems"])
-    assert "disk full" not in ready.text  # the database's own words stay in the server log
-    assert client.get("/healthz").status_code == 200
+    [segment] = unsent.glob("journal-*.jsonl")
+    assert sorted(json.loads(line)["decision_id"] for line in segment.read_text().splitlines()) == sorted(ids)
+    assert segment.stat().st_mode & 0o777 == 0o600 and unsent.stat().st_mode & 0o777 == 0o700
+
+    body = ready_when(client, lambda s, b: b["decision_log"] != "writable", "the log is down")
+    assert body["status"] == "ready" and body["journal"] == "writable"
+    assert body["unlogged_decisions"] == 0 and body["journal_segments"] == 1
+    assert any(w.startswith("decision log: cannot be written") for w in body["warnings"])
+    assert "disk full" not in json.dumps(body) and "/var/lib" not in json.dumps(body)  # the server log has those
     still = post(client, [EXAMPLE, {**EXAMPLE, "income": 95_000}], auth)  # still deciding
     assert still.status_code == 200
     ids += [r["decision_id"] for r in still.json()]
-    assert client.get("/readyz").json()["unlogged_decisions"] == len(ids)
+    assert open_log(db_url).count() == 0
 
-    log_down.restore()
-    assert app.state.services.writer.flush()
+    log_down.restore()  # the recovery thread's ping succeeds: the journal is replayed, then deleted
+    wait_until(lambda: not list(unsent.glob("journal-*.jsonl")), "the journal to be replayed")
     log = open_log(db_url)
-    assert log.known_ids(ids) == set(ids)
-    assert log.count() == len(ids)
-    ready = client.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["problems"] == [] and ready.json()["unlogged_decisions"] == 0
+    assert log.known_ids(ids) == set(ids) and log.count() == len(ids)
+    assert {log.find(i)["source"] for i in ids} == {f"api:{KEY_NAME}"}
+    body = ready_when(client, lambda s, b: b["warnings"] == [], "all is well again")
+    assert body["status"] == "ready" and body["decision_log"] == "writable" and body["journal_segments"] == 0
+    after = post(client, EXAMPLE, auth).json()["decision_id"]
+    assert log.find(after) is not None and log.count() == len(ids) + 1  # straight to the log again
 
 
-def test_decisions_held_at_shutdown_are_saved_and_can_be_replayed_once(
-        app, auth, log_down, fast_retries, unsent, db_url, open_log):
+def test_when_neither_the_log_nor_the_journal_can_be_written_the_answer_is_503_with_retry_after(
+        registry, tmp_path, db_url, monkeypatch, open_log):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")  # the journal's folder cannot be made
+    monkeypatch.setattr(log_writer, "RETRY_SECONDS", 0.05)
+    monkeypatch.setattr(api.readiness, "CHECK_SECONDS", 0.05)
+    app = create_app(registry, db_url, blocked / "unsent")
+    with TestClient(app) as client:
+        auth = {"Authorization": f"Bearer {app.state.services.keys.create(KEY_NAME)}"}
+        log = app.state.services.decision_log
+        real_record = log.record
+        monkeypatch.setattr(log, "record", lambda entries: LogResult(0, "disk I/O error"))
+        monkeypatch.setattr(log, "ping", lambda: "disk I/O error")
+        refused = post(client, EXAMPLE, auth)
+        body = error_body(refused, 503, "unavailable")
+        assert refused.headers["retry-after"].isdigit() and "try again" in body["message"]
+        assert error_body(post(client, [EXAMPLE, EXAMPLE], auth), 503, "unavailable")
+        ready = ready_when(client, lambda s, b: s == 503, "not ready")
+        assert ready["status"] == "not ready" and ready["decision_log"] == ready["journal"] == "cannot be written"
+        assert ready["problems"] == ["decisions cannot be put on record: neither the decision log nor the "
+                                     "journal can be written (see the server log)"]
+        assert str(tmp_path) not in json.dumps(ready)
+        monkeypatch.setattr(log, "record", real_record)
+        monkeypatch.setattr(log, "ping", lambda: None)
+        wait_until(lambda: post(client, EXAMPLE, auth).status_code == 200, "decisions to be taken again")
+    assert open_log(db_url).count() >= 1
+
+
+def test_a_journal_left_by_a_crash_is_replayed_at_the_next_start_once(
+        app, auth, log_down, unsent, db_url, registry, open_log):
     with TestClient(app) as client:
         ids = [post(client, EXAMPLE, auth).json()["decision_id"]]
         ids += [r["decision_id"] for r in post(client, applicants_with_incomes([30_000, 80_000]), auth).json()]
         bad_and_good = post(client, [{"age": 5}, EXAMPLE], auth).json()
         ids.append(bad_and_good[1]["decision_id"])
-        wait_until(lambda: log_down.tries, "the writer to try")
-    files = sorted(unsent.glob("*.jsonl"))
-    assert len(files) == 1
-    lines = [json.loads(line) for line in files[0].read_text().splitlines() if line.strip()]
+    [segment] = unsent.glob("journal-*.jsonl")  # closed with the log still down: kept
+    lines = [json.loads(line) for line in segment.read_text().splitlines()]
     assert sorted(line["decision_id"] for line in lines) == sorted(ids)
     assert {line["source"] for line in lines} == {f"api:{KEY_NAME}"}
-
+    with segment.open("a") as torn:  # a crash mid-append: a line without its newline, never answered
+        torn.write('{"model_name": "m", "decision_id": "ff')
     log = open_log(db_url)
     assert log.count() == 0
-    assert replay(files[0], log) == len(ids)
+
+    again = create_app(registry, db_url, unsent)
+    with TestClient(again):  # the recovery thread replays at start
+        wait_until(lambda: not list(unsent.glob("journal-*.jsonl")), "the journal to be replayed")
     assert log.known_ids(ids) == set(ids) and log.count() == len(ids)
-    assert replay(files[0], log) == 0
-    assert log.count() == len(ids)
     row = log.find(ids[0])
     assert row["inputs"] == EXAMPLE and row["source"] == f"api:{KEY_NAME}"
 
 
-def test_serve_py_replays_a_saved_file_once(app, auth, log_down, fast_retries, unsent, db_url, open_log):
+def test_serve_py_replays_a_saved_file_once(app, auth, log_down, unsent, db_url, open_log):
     with TestClient(app) as client:
         ids = [r["decision_id"] for r in post(client, applicants_with_incomes([40_000, 50_000, 60_000]), auth).json()]
-        wait_until(lambda: log_down.tries, "the writer to try")
-    [saved] = unsent.glob("*.jsonl")
+    [saved] = unsent.glob("journal-*.jsonl")
     done = serve_py("--replay", str(saved), db_url=db_url)
     assert done.returncode == 0, done.stderr
     assert "Wrote 3 decision(s)" in done.stdout
@@ -766,21 +815,33 @@ def test_a_log_that_cannot_be_opened_is_reported_by_readyz(registry, tmp_path):
         assert client.get("/healthz").status_code == 200
         ready = client.get("/readyz")
         assert ready.status_code == 503 and ready.json()["status"] == "not ready"
-        assert any(p.startswith("decision log") for p in ready.json()["problems"])
-        assert "Traceback" not in ready.text
+        assert ready.json()["decision_log"] == "cannot be written"
         # the keys live in the same database: no request can be checked, and the answer says so
+        assert ready.json()["problems"] == ["api keys: cannot be checked (see the server log)"]
+        assert "Traceback" not in ready.text and "/proc" not in ready.text
         error_body(post(client, EXAMPLE, {"Authorization": "Bearer ldk_x"}), 503, "unavailable")
 
 
 def test_readyz_asks_the_database_even_when_no_decision_is_flowing(registry, tmp_path, monkeypatch):
-    """A quiet replica whose database went away must leave the balancer's rotation before a client finds out."""
+    """A quiet replica whose database went away says so before a client finds out; it stays ready
+    (its decisions go to the journal), so that a shared database's outage is not every replica's."""
+    monkeypatch.setattr(api.readiness, "CHECK_SECONDS", 0.05)
     app = create_app(registry, f"sqlite:///{tmp_path / 'decisions.db'}", tmp_path / "unsent")
     with TestClient(app) as client:
+        assert client.get("/readyz").json()["decision_log"] == "writable"
         monkeypatch.setattr(app.state.services.decision_log, "ping", lambda: "connection refused by db.internal:5432")
-        ready = client.get("/readyz")
-        assert ready.status_code == 503
-        assert ready.json()["problems"] == ["decision log: cannot be reached (see the server log)"]
-        assert "db.internal" not in ready.text  # hosts and users stay out of an unauthenticated answer
+        body = ready_when(client, lambda s, b: b["decision_log"] != "writable", "the log is unreachable")
+        assert body["status"] == "ready" and body["warnings"][0].startswith("decision log: cannot be written")
+        assert "db.internal" not in json.dumps(body)  # hosts and users stay out of an unauthenticated answer
+
+
+def test_a_flood_of_readyz_calls_never_reaches_the_database(client, app, monkeypatch):
+    pings = []
+    real = app.state.services.decision_log.ping
+    monkeypatch.setattr(app.state.services.decision_log, "ping", lambda: pings.append(1) or real())
+    answers = {client.get("/readyz").status_code for _ in range(300)}
+    assert answers == {200}
+    assert len(pings) <= 2  # the background check's, at most one a second
 
 
 # --- 5. the OpenAPI document ---------------------------------------------------------------------
@@ -859,7 +920,6 @@ def test_a_model_trained_on_a_users_csv_is_served_with_its_own_schema(csv_model,
             {k: v for k, v in example.items() if k not in ("savings", "region")},
         ], headers=auth).json()
         assert [r["imputed"] for r in gaps] == [["savings"], ["region"], ["region", "savings"]]
-        assert client.app.state.services.writer.flush()
 
 
 # --- 6. Schemathesis: every documented operation, generated requests -----------------------------

@@ -1,7 +1,9 @@
-"""The background log writer: batches off the request path, nothing dropped when the database fails."""
+"""Group commit: answered only once durable (the log, or the journal while it is down), few transactions."""
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import threading
 import time
@@ -10,8 +12,9 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from model.records import writer as lw
+from model.records.journal import Journal, read_entries
 from model.records.log import SCHEMA_VERSION, DecisionLog, LogEntry, LogResult
-from model.records.writer import LogWriter, replay
+from model.records.writer import LogWriter, NotDurable, replay
 
 
 def _entry(i: int) -> LogEntry:
@@ -27,58 +30,106 @@ def db(tmp_path) -> DecisionLog:
     return log
 
 
-def test_entries_from_many_threads_all_arrive_in_few_transactions(db, tmp_path, monkeypatch):
+@pytest.fixture
+def fast(monkeypatch):
+    monkeypatch.setattr(lw, "RETRY_SECONDS", 0.02)
+
+
+def test_concurrent_callers_share_transactions_and_each_is_told_only_after_its_commit(db, tmp_path, monkeypatch):
     commits = []
     real = db.record
     monkeypatch.setattr(db, "record", lambda entries: commits.append(len(entries)) or real(entries))
     writer = LogWriter(db, tmp_path / "unsent")
 
     def client(start: int) -> None:
-        for i in range(start, start + 200):
-            writer.submit([_entry(i)])
+        for i in range(start, start + 100):
+            assert writer.write([_entry(i)]) == "log"
+            assert db.find(f"{i:032x}") is not None  # on record by the time it was answered
 
     threads = [threading.Thread(target=client, args=(k * 1000,)) for k in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert writer.flush(30) and writer.unlogged == 0
-    assert db.count() == 1600 and sum(commits) == 1600
-    assert len(commits) < 1600 / 5  # batched, not a transaction per decision
-    assert writer.close() is None and not (tmp_path / "unsent").exists()
-    found = db.find(f"{1005:032x}")
-    assert found is not None and found["inputs"] == {"income": 1005000.0} and found["source"] == "api:test"
+    assert db.count() == 800 and sum(commits) == 800 and writer.written == 800
+    assert len(commits) < 800  # eight callers at a time: grouped, not a transaction each
+    writer.close()
+    assert not (tmp_path / "unsent").exists()  # the journal was never needed
 
 
-def test_a_failing_database_holds_the_entries_and_retries(db, tmp_path, monkeypatch):
-    monkeypatch.setattr(lw, "RETRY_SECONDS", (0.01,))
-    real = db.record
-    down = threading.Event()
-    down.set()
-    monkeypatch.setattr(db, "record", lambda entries: LogResult(0, "disk full") if down.is_set() else real(entries))
+def test_a_failing_log_sends_decisions_to_the_journal_and_they_are_written_when_it_is_back(db, tmp_path, fast,
+                                                                                         monkeypatch):
+    real_record, real_ping = db.record, db.ping
+    monkeypatch.setattr(db, "record", lambda entries: LogResult(0, "disk full"))
+    monkeypatch.setattr(db, "ping", lambda: "disk full")
     writer = LogWriter(db, tmp_path / "unsent")
-    writer.submit([_entry(i) for i in range(5)])
-    assert not writer.flush(0.3)
-    assert not writer.healthy and writer.problem == "disk full" and writer.unlogged == 5
-    down.clear()
-    assert writer.flush(10)
-    assert writer.healthy and db.count() == 5
-    assert writer.close() is None
+    assert writer.write([_entry(i) for i in range(5)]) == "journal"
+    assert writer.write([_entry(5)]) == "journal"
+    assert not writer.healthy and writer.durable and writer.problem == "disk full" and writer.journaled == 6
+    [segment] = Journal(tmp_path / "unsent").segments()
+    assert [e.decision_id for e in read_entries(segment)] == [f"{i:032x}" for i in range(6)]
+    monkeypatch.setattr(db, "record", real_record)
+    monkeypatch.setattr(db, "ping", real_ping)
+    assert _eventually(lambda: not Journal(tmp_path / "unsent").segments())
+    assert db.count() == 6 and writer.healthy
+    assert writer.write([_entry(6)]) == "log"
+    writer.close()
+    assert db.count() == 7
 
 
-def test_entries_still_unwritten_at_close_are_saved_and_replayed_once(db, tmp_path, monkeypatch):
-    monkeypatch.setattr(lw, "RETRY_SECONDS", (0.01,))
-    real = db.record
-    monkeypatch.setattr(db, "record", lambda entries: LogResult(0, "database is locked"))
+def test_when_neither_can_be_written_the_callers_are_told_not_durable(db, tmp_path, fast, monkeypatch):
+    monkeypatch.setattr(db, "record", lambda entries: LogResult(0, "disk full"))
+    monkeypatch.setattr(db, "ping", lambda: "disk full")
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    writer = LogWriter(db, blocked / "unsent")
+    with pytest.raises(NotDurable) as refused:
+        writer.write([_entry(1)])
+    assert refused.value.retry and not writer.durable and writer.journal_problem
+    writer.close()
+
+
+def test_a_caller_whose_rows_the_log_refuses_is_told_and_the_others_are_committed(db, tmp_path):
+    """A repeated decision id (or a value too long for its column) fails the whole transaction; the
+    writer halves it until the refusing caller stands alone, fails that one, commits the rest."""
+    assert db.record(_entry(5)).ok  # entry 5 is on record already: writing it again is refused
     writer = LogWriter(db, tmp_path / "unsent")
-    writer.submit([_entry(i) for i in range(7)])
-    writer.flush(0.2)
-    path = writer.close()
-    assert path is not None and path.parent == tmp_path / "unsent"
-    assert len(path.read_text().splitlines()) == 7
-    with pytest.raises(RuntimeError, match="closed"):
+    gate = threading.Event()
+    real = db.record
+    db.record = lambda entries: gate.wait(10) and real(entries)  # let all ten gather into one batch
+    futures = [writer.submit([_entry(i)]) for i in range(10)]
+    gate.set()
+    with pytest.raises(NotDurable) as refused:
+        futures[5].result(10)
+    assert not refused.value.retry
+    assert [f.result(10) for i, f in enumerate(futures) if i != 5] == ["log"] * 9
+    writer.close()
+    assert db.count() == 10 and writer.healthy
+
+
+def test_a_writer_that_breaks_still_hands_out_nothing_that_is_not_on_record(db, tmp_path, fast, monkeypatch):
+    def broken(entries):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(db, "record", broken)
+    monkeypatch.setattr(db, "ping", lambda: "a bug")
+    writer = LogWriter(db, tmp_path / "unsent")
+    assert writer.write([_entry(i) for i in range(3)]) == "journal"
+    assert not writer.healthy and "a bug" in writer.problem
+    writer.close()
+    assert sum(len(read_entries(p)) for p in Journal(tmp_path / "unsent").segments()) == 3
+
+
+def test_a_closed_writer_takes_nothing(db, tmp_path):
+    writer = LogWriter(db, tmp_path / "unsent")
+    writer.close()
+    with pytest.raises(NotDurable, match="closed"):
         writer.submit([_entry(99)])
-    monkeypatch.setattr(db, "record", real)
+
+
+def test_an_unsent_file_is_replayed_once(db, tmp_path):
+    path = lw.save_unsent([_entry(i) for i in range(7)], tmp_path / "unsent")
+    assert path.stat().st_mode & 0o777 == 0o600
     assert replay(path, db) == 7 and db.count() == 7
     assert replay(path, db) == 0 and db.count() == 7  # replaying twice writes nothing twice
     assert db.find(f"{3:032x}")["inputs"] == {"income": 3000.0}
@@ -90,6 +141,48 @@ def test_replay_names_the_line_that_is_not_an_entry(db, tmp_path):
     with pytest.raises(ValueError, match="line 1"):
         replay(bad, db)
     assert db.count() == 0
+
+
+# --- the journal ---------------------------------------------------------------------------------
+def test_the_journal_is_the_owners_only_and_a_torn_last_line_is_left_out(tmp_path):
+    journal = Journal(tmp_path / "journal")
+    journal.append([_entry(1), _entry(2)])
+    [segment] = journal.segments()
+    assert (tmp_path / "journal").stat().st_mode & 0o777 == 0o700 and segment.stat().st_mode & 0o777 == 0o600
+    journal.seal()
+    with segment.open("a") as out:
+        out.write('{"model_name": "m", "decision_id": "0000')  # a crash mid-write: never answered
+    assert [e.decision_id for e in read_entries(segment)] == [f"{1:032x}", f"{2:032x}"]
+
+
+def test_a_replay_skips_a_segment_another_process_is_writing_and_what_is_on_record(db, tmp_path):
+    folder = tmp_path / "journal"
+    other = Journal(folder)
+    other.append([_entry(1)])  # still open and locked, as by a live server
+    mine = Journal(folder)
+    mine.append([_entry(2), _entry(3)])
+    mine.seal()
+    assert db.record(_entry(2)).ok  # committed before the writer was told it failed: on record already
+    done = Journal(folder).replay(db)
+    assert (done.segments, done.written, done.busy) == (1, 1, 1)
+    assert db.count() == 2 and len(Journal(folder).segments()) == 1
+    other.seal()
+    assert Journal(folder).replay(db).written == 1 and db.count() == 3 and not Journal(folder).segments()
+
+
+def test_a_segment_locked_by_a_replay_elsewhere_is_left_alone(db, tmp_path):
+    folder = tmp_path / "journal"
+    journal = Journal(folder)
+    journal.append([_entry(1)])
+    journal.seal()
+    [segment] = journal.segments()
+    fd = os.open(segment, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        assert journal.replay(db).busy == 1 and db.count() == 0
+    finally:
+        os.close(fd)
+    assert journal.replay(db).segments == 1 and db.count() == 1
 
 
 def test_a_version_1_log_is_migrated_with_its_rows_kept(tmp_path):
@@ -118,101 +211,6 @@ def test_a_version_1_log_is_migrated_with_its_rows_kept(tmp_path):
     engine = create_engine(f"sqlite:///{path}")
     with engine.connect() as conn, pytest.raises(Exception, match="UNIQUE"):  # ids stay unique after migrating
         conn.execute(text(f"UPDATE decisions SET decision_id = '{1:032x}' WHERE model_version = 'v0'"))
-
-
-def test_a_writer_far_behind_has_callers_wait_for_room_instead_of_growing_without_bound(db, tmp_path, monkeypatch):
-    monkeypatch.setattr(lw, "MAX_PENDING", 50)
-    monkeypatch.setattr(lw, "BATCH_ROWS", 20)
-    real = db.record
-    deepest = []
-
-    def slow(entries):
-        deepest.append(writer.unlogged)
-        threading.Event().wait(0.005)
-        return real(entries)
-
-    monkeypatch.setattr(db, "record", slow)
-    writer = LogWriter(db, tmp_path / "unsent")
-    for start in range(0, 600, 10):
-        writer.submit([_entry(i) for i in range(start, start + 10)])
-        if writer.behind:
-            writer.wait_for_room()
-        assert writer.unlogged <= 50 + 10 + 20  # the queue's limit, one more submit, the batch being written
-    assert writer.close() is None
-    assert db.count() == 600 and max(deepest) <= 80
-
-
-def test_close_waits_for_a_slow_but_working_database_to_take_the_whole_backlog(db, tmp_path, monkeypatch):
-    monkeypatch.setattr(lw, "BATCH_ROWS", 10)
-    real = db.record
-    monkeypatch.setattr(db, "record", lambda entries: threading.Event().wait(0.03) or real(entries))
-    writer = LogWriter(db, tmp_path / "unsent")
-    writer.submit([_entry(i) for i in range(300)])  # 30 batches: about a second
-    assert writer.close(timeout=0.2) is None  # no progress for 0.2 s would have been a stall
-    assert db.count() == 300 and not (tmp_path / "unsent").exists()
-
-
-def test_a_backlog_behind_a_failing_database_goes_to_a_file_not_into_memory(db, tmp_path, monkeypatch):
-    monkeypatch.setattr(lw, "MAX_PENDING", 20)
-    monkeypatch.setattr(lw, "RETRY_SECONDS", (0.01,))
-    monkeypatch.setattr(db, "record", lambda entries: LogResult(0, "disk full"))
-    writer = LogWriter(db, tmp_path / "unsent")
-    writer.submit([_entry(0)])
-    assert not writer.flush(0.2) and not writer.healthy
-    writer.submit([_entry(i) for i in range(1, 40)])  # past MAX_PENDING while failing: returns at once
-    writer.wait_for_room()  # returns at once for a failing writer
-    assert _eventually(lambda: list((tmp_path / "unsent").glob("*.jsonl")))  # saved by the writer's thread
-    assert writer.unlogged <= 1 and not writer.behind
-    [spilled] = list((tmp_path / "unsent").glob("*.jsonl"))
-    assert len(spilled.read_text().splitlines()) == 39
-    last = writer.close()
-    saved = sum(len(f.read_text().splitlines()) for f in (tmp_path / "unsent").glob("*.jsonl"))
-    assert last is not None and saved == 40
-
-
-def test_rows_the_database_refuses_are_set_aside_and_the_rest_written(db, tmp_path):
-    """A repeated decision id (or a value too long for its column) fails the whole batch; the writer
-    halves it until the refused row stands alone, saves that one, and writes everything else."""
-    assert db.record(_entry(5)).ok  # entry 5 is on record already: writing it again is refused
-    writer = LogWriter(db, tmp_path / "unsent")
-    writer.submit([_entry(i) for i in range(10)])
-    assert writer.close() is None
-    assert db.count() == 10 and writer.healthy
-    [aside] = list((tmp_path / "unsent").glob("*.jsonl"))
-    assert len(aside.read_text().splitlines()) == 1 and f"{5:032x}" in aside.read_text()
-
-
-def test_a_writer_that_breaks_reports_it_and_keeps_the_entries(db, tmp_path, monkeypatch):
-    monkeypatch.setattr(lw, "RETRY_SECONDS", (0.01,))
-    real = db.record
-    broken = threading.Event()
-    broken.set()
-
-    def record(entries):
-        if broken.is_set():
-            raise KeyError("a bug")
-        return real(entries)
-
-    monkeypatch.setattr(db, "record", record)
-    writer = LogWriter(db, tmp_path / "unsent")
-    writer.submit([_entry(i) for i in range(3)])
-    assert not writer.flush(0.2)
-    assert not writer.healthy and "a bug" in writer.problem
-    broken.clear()
-    assert writer.flush(10) and db.count() == 3 and writer.healthy
-    assert writer.close() is None
-
-
-def test_when_not_even_a_file_can_be_written_the_entries_go_to_the_error_log(db, tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr(db, "record", lambda entries: LogResult(0, "disk full"))
-    blocked = tmp_path / "a-file"
-    blocked.write_text("not a folder")
-    writer = LogWriter(db, blocked / "unsent")
-    writer.submit([_entry(i) for i in range(2)])
-    writer.flush(0.1)
-    with caplog.at_level("ERROR", logger="loandesk.log_writer"):
-        assert writer.close() is None
-    assert caplog.text.count("unlogged decision:") == 2 and f"{1:032x}" in caplog.text
 
 
 def _eventually(check, seconds: float = 10.0):

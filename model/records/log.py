@@ -248,8 +248,9 @@ def default_url() -> str:
 class DecisionLog:
     """The decision log; create one per process and share it (the engine pools connections)."""
 
-    def __init__(self, url: str | None = None):
+    def __init__(self, url: str | None = None, busy_seconds: float = BUSY_SECONDS):
         self.url = url or default_url()
+        self.busy_seconds = busy_seconds  # how long a SQLite write waits for another writer's lock
         self._engine: Engine | None = None
         self._ready = False
 
@@ -259,7 +260,7 @@ class DecisionLog:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = _make_engine(self.url)
+            self._engine = _make_engine(self.url, self.busy_seconds)
         return self._engine
 
     def _writer(self) -> Engine:
@@ -521,9 +522,9 @@ _compiled_inserts: dict[tuple[str, str], tuple[str, list[str], dict, bool]] = {}
 
 
 
-def _make_engine(url: str) -> Engine:
+def _make_engine(url: str, busy_seconds: float = BUSY_SECONDS) -> Engine:
     if make_url(url).get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"timeout": BUSY_SECONDS}, json_serializer=_json_text)
+        engine = create_engine(url, connect_args={"timeout": busy_seconds}, json_serializer=_json_text)
 
         @event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_conn, _record):

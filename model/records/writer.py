@@ -1,219 +1,267 @@
-"""Writing the decision log in batches, off the path that answers a client.
+"""Group commit: a decision is answered only once it is durable, and many share one commit.
 
-A service that answers in a millisecond cannot wait for a database commit per decision; it hands
-its entries to this writer, which commits them in batches from a thread of its own. Nothing is
-dropped: a failed batch is kept and retried, the failure is reported (`healthy`, `problem`) and
-logged, and entries still unwritten when the writer is closed go to a JSON-lines file whose path
-is logged, from which `replay` writes them once the database is back.
+A caller hands its entries to `LogWriter.submit` and waits on the future it gets back (an API
+request awaits it off the event loop). One thread commits whatever has gathered since its last
+commit in one transaction, so sixteen concurrent requests pay for one commit, not sixteen, and a
+lone request waits for exactly one. The future resolves only when its entries are committed to
+the decision log, or, while the log cannot be written, appended to the local journal and fsynced
+(`model.records.journal`); a second thread pings the log meanwhile and, once it answers, replays
+the journal into it (by decision id, so twice is harmless). When neither can take them the future
+fails with `NotDurable` and the caller must not hand the decision out. Nothing is held only in
+memory: what is queued has not been answered.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
-import time
 from collections import deque
 from collections.abc import Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from model.core import config
+from model.records.journal import Journal, JournalError, encode, read_entries
 from model.records.log import DecisionLog, LogEntry, LogResult
 
 log = logging.getLogger("loandesk.log_writer")
 
-MAX_PENDING = 200_000  # queued entries past which callers wait for the writer (about 200 MB)
 BATCH_ROWS = 5000  # the most rows one transaction carries
-PAUSE_SECONDS = 0.02  # how long the writer lets entries gather before a commit
-RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)  # waits between attempts while the database is down
+RETRY_SECONDS = 1.0  # how often a log that failed is pinged, and leftover journal segments looked for
+Where = Literal["log", "journal"]
+
+
+class NotDurable(RuntimeError):
+    """Neither the decision log nor the journal took these decisions: they must not be handed out.
+
+    `retry` is False when the log refuses the rows themselves (a bug, not an outage).
+    """
+
+    def __init__(self, message: str, retry: bool = True):
+        super().__init__(message)
+        self.retry = retry
+
+
+@dataclass
+class _Unit:
+    """One caller's entries: committed together, answered together."""
+
+    entries: list[LogEntry]
+    future: Future
 
 
 class LogWriter:
-    """Queues entries and commits them in batches from one background thread."""
+    """Commits submitted entries in groups from one thread; journals them while the log is down."""
 
-    def __init__(self, decision_log: DecisionLog, unsent_dir: Path | None = None):
+    def __init__(self, decision_log: DecisionLog, journal_dir: Path | None = None,
+                 retry_seconds: float | None = None):
         self.decision_log = decision_log
-        self.unsent_dir = unsent_dir or default_unsent_dir()
-        self._queue: deque[LogEntry] = deque()
+        self.journal = Journal(journal_dir or default_unsent_dir())
+        self.retry_seconds = RETRY_SECONDS if retry_seconds is None else retry_seconds
+        self._queue: deque[_Unit] = deque()
+        self._queued_rows = 0
         self._wake = threading.Condition()
         self._closing = False
-        self._stop = threading.Event()  # set by close(): retries give up
-        self._holding: list[LogEntry] = []  # the batch being committed
-        self.written = 0
-        self.problem: str | None = None  # why the last attempt failed; None once a write succeeds
+        self._stop = threading.Event()
+        self._log_back = False  # set by the recovery thread: the log answers again
+        self._to_journal = False  # the log failed: entries go to the journal until it answers
+        self.written = 0  # entries this writer committed to the log
+        self.journaled = 0  # entries this writer appended to the journal
+        self.problem: str | None = None  # why the log cannot be written; None while it can
+        self.journal_problem: str | None = None  # why the journal cannot be written
         self._thread = threading.Thread(target=self._run, name="decision-log-writer", daemon=True)
+        self._recovery = threading.Thread(target=self._recover, name="decision-log-recovery", daemon=True)
         self._thread.start()
+        self._recovery.start()
+
+    # --- what callers use ----------------------------------------------------------------------
+    def submit(self, entries: Iterable[LogEntry]) -> Future:
+        """Queue entries; the future resolves to "log" or "journal" once they are durable, or
+        fails with NotDurable. Until it resolves, the decisions must not be handed out."""
+        future: Future = Future()
+        future.set_running_or_notify_cancel()  # a caller that gives up cannot cancel it: it is committed anyway
+        unit = _Unit(list(entries), future)
+        if not unit.entries:
+            future.set_result("log")
+            return future
+        with self._wake:
+            if self._closing:
+                raise NotDurable("the decision log writer is closed")
+            self._queue.append(unit)
+            self._queued_rows += len(unit.entries)
+            self._wake.notify()
+        return future
+
+    def write(self, entries: Iterable[LogEntry], timeout: float | None = 60.0) -> Where:
+        """`submit` and wait: where the entries went. Raises NotDurable (or TimeoutError)."""
+        return self.submit(entries).result(timeout)
 
     @property
     def healthy(self) -> bool:
+        """The log itself takes decisions (not only the journal)."""
         return self.problem is None
 
     @property
-    def unlogged(self) -> int:
-        """Entries accepted and not yet on record."""
-        return len(self._queue) + len(self._holding)
-
-    def submit(self, entries: Iterable[LogEntry]) -> None:
-        """Queue entries for the log; returns at once."""
-        with self._wake:
-            if self._closing:
-                raise RuntimeError("the decision log writer is closed")
-            self._queue.extend(entries)
-            self._wake.notify()
+    def durable(self) -> bool:
+        """Decisions can be made durable somewhere: the log, or the journal."""
+        return self.problem is None or self.journal_problem is None
 
     @property
-    def behind(self) -> bool:
-        """More than MAX_PENDING entries wait: callers should `wait_for_room` before sending more."""
-        return len(self._queue) > MAX_PENDING
+    def unlogged(self) -> int:
+        """Entries accepted and not yet durable (queued or being committed): none of them answered."""
+        return self._queued_rows
 
-    def wait_for_room(self, timeout: float = 60.0) -> None:
-        """Block until a healthy writer has caught up to half of MAX_PENDING (backpressure: clients
-        slow down rather than memory grows without bound); returns at once for a failing one."""
-        with self._wake:
-            self._wake.wait_for(lambda: len(self._queue) <= MAX_PENDING // 2 or not self.healthy, timeout)
-
-    def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until everything submitted so far is on record; False if that took too long."""
-        deadline = time.monotonic() + timeout
-        while self.unlogged and time.monotonic() < deadline:
-            with self._wake:
-                self._wake.notify()
-            time.sleep(0.005)
-        return not self.unlogged
-
-    def close(self, timeout: float = 10.0) -> Path | None:
-        """Write what is queued and stop. Entries that could not be written are saved to a file
-        (returned, and logged) rather than lost."""
+    def close(self, timeout: float = 30.0) -> None:
+        """Make everything queued durable, stop, and replay the journal if the log is back."""
         with self._wake:
             self._closing = True
-            self._wake.notify()
-        written = -1
-        while self._thread.is_alive() and self.healthy and self.written != written:
-            written = self.written  # keep waiting while the backlog drains; stop when it stalls
-            self._thread.join(timeout)
-        self._stop.set()  # a failing database: give up retrying and save what is left
+            self._wake.notify_all()
         self._thread.join(timeout)
-        with self._wake:  # a writer still stuck in a commit: its batch is saved too (replay skips repeats)
-            left = self._holding + list(self._queue)
-            self._queue.clear()
-        if not left:
-            return None
-        path = self._save(left)
-        if path is not None:
-            log.error("%d decision(s) could not be written to %r; they are saved in %s. Replay them with "
-                      "`python serve.py --replay %s` once the database is back.", len(left),
-                      self.decision_log, path, path)
-        return path
+        self._stop.set()
+        self._recovery.join(timeout)
+        self.journal.seal()
+        if not self._to_journal:
+            self._replay()
 
-    def _save(self, entries: list[LogEntry]) -> Path | None:
-        """Entries to an unsent file; if even that fails, to the error log, one JSON line each."""
-        try:
-            return save_unsent(entries, self.unsent_dir)
-        except OSError as exc:
-            log.error("cannot save %d unlogged decision(s) in %s (%s); here they are:", len(entries),
-                      self.unsent_dir, exc)
-            for e in entries:
-                log.error("unlogged decision: %s", entry_json(e))
-            return None
-
-    # --- the thread ----------------------------------------------------------------------------
+    # --- the committing thread -----------------------------------------------------------------
     def _run(self) -> None:
         while True:
             with self._wake:
-                while not self._queue and not self._closing:
+                while not self._queue and not self._closing and not self._log_back:
                     self._wake.wait()
+                if self._log_back:
+                    self._log_back = False
+                    if self._to_journal:  # the next batch tries the log; the sealed segment is replayed
+                        self.journal.seal()
+                        self._to_journal = False
+                        self.problem = None
+                        log.warning("the decision log answers again; the journal is written to it")
                 if not self._queue:
-                    return
-                gather = not self._closing and len(self._queue) < BATCH_ROWS
-            if gather:
-                time.sleep(PAUSE_SECONDS)  # let a trickle gather into one transaction; a backlog goes at once
-            with self._wake:
-                batch = [self._queue.popleft() for _ in range(min(BATCH_ROWS, len(self._queue)))]
-                self._holding = batch
-            written = self._write(batch)
-            with self._wake:
-                self._holding = []
-                self._wake.notify_all()  # room in the queue for a caller in wait_for_room()
-                if not written:  # closing with the database down: close() saves these to a file
-                    self._queue.extendleft(reversed(batch))
-                    return
-
-    def _write(self, batch: list[LogEntry]) -> bool:
-        """Commit one batch, retrying while the database is down; False once closing gives up."""
-        attempt = 0
-        while True:
+                    if self._closing:
+                        return
+                    continue
+                units, rows = [self._queue.popleft()], 0
+                rows = len(units[0].entries)
+                while self._queue and rows + len(self._queue[0].entries) <= BATCH_ROWS:
+                    units.append(self._queue.popleft())
+                    rows += len(units[-1].entries)
             try:
-                result = self.decision_log.record(batch)
-            except Exception as exc:  # a bug, not the database: still never drop the batch silently
-                log.exception("the decision log writer failed")
-                result = LogResult(0, f"the decision log writer failed: {exc}")
+                self._commit(units)
+            finally:
+                with self._wake:
+                    self._queued_rows -= rows
+
+    def _commit(self, units: list[_Unit]) -> None:
+        rows = [e for u in units for e in u.entries]
+        if not self._to_journal:
+            result = self._record(rows)
             if result.ok:
-                self.written += len(batch)
+                self.written += len(rows)
                 if self.problem is not None:
                     log.warning("the decision log is writable again")
-                self.problem = None
-                return True
-            if result.refused:  # these rows, not the database: find them, keep writing the rest
-                return self._write_apart(batch, result.warning)
-            if self.problem is None:
-                log.error("the decision log cannot be written; %d decision(s) are held and retried: %s",
-                          self.unlogged, result.warning)
-            self.problem = result.warning
-            with self._wake:
-                self._wake.notify_all()  # nobody should wait for room behind a dead database
-            self._spill_backlog()
-            if self._stop.wait(RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)]):
-                return False
-            attempt += 1
-
-    def _write_apart(self, batch: list[LogEntry], why: str | None) -> bool:
-        """A batch the database refuses for its content: halves until the refused rows stand alone;
-        those are saved to an unsent file, so that one bad row never holds the log up."""
-        if len(batch) == 1:
-            path = self._save(batch)
-            log.error("the decision log refuses decision %s (%s); saved in %s", batch[0].decision_id, why, path)
-            return True
-        middle = len(batch) // 2
-        return self._write(batch[:middle]) and self._write(batch[middle:])
-
-    def _spill_backlog(self) -> None:
-        """While the database is down, a backlog past MAX_PENDING goes to a file, not into memory."""
-        with self._wake:
-            if len(self._queue) <= MAX_PENDING:
+                    self.problem = None
+                _resolve(units, "log")
                 return
-            backlog = list(self._queue)
-            self._queue.clear()
-        path = self._save(backlog)
-        if path is not None:
-            log.error("%d decision(s) saved to %s while the log cannot be written; replay them "
-                      "with `python serve.py --replay %s`", len(backlog), path, path)
+            if result.refused:
+                self._commit_apart(units, result.warning)
+                return
+            log.error("the decision log cannot be written; decisions go to the journal until it can: %s",
+                      result.warning)
+            self.problem = result.warning
+            self._to_journal = True
+        try:
+            self.journal.append(rows)
+        except JournalError as exc:
+            if self.journal_problem is None:
+                log.error("neither the decision log nor the journal in %s can be written; requests are "
+                          "refused (503) until one can: %s", self.journal.folder, exc)
+            self.journal_problem = str(exc)
+            for u in units:
+                u.future.set_exception(NotDurable("the decision could not be put on record; try again shortly"))
+            return
+        if self.journal_problem is not None:
+            log.warning("the journal is writable again")
+            self.journal_problem = None
+        self.journaled += len(rows)
+        _resolve(units, "journal")
+
+    def _commit_apart(self, units: list[_Unit], why: str | None) -> None:
+        """The log refuses something in these rows: halve until the refusing caller stands alone,
+        fail it (its decisions are not handed out), commit the others."""
+        if len(units) == 1:
+            log.error("the decision log refuses %d decision(s) (%s); they are not handed out: %s",
+                      len(units[0].entries), units[0].entries[0].decision_id, why)
+            units[0].future.set_exception(NotDurable("the decision log refused this decision", retry=False))
+            return
+        middle = len(units) // 2
+        self._commit(units[:middle])
+        self._commit(units[middle:])
+
+    def _record(self, rows: list[LogEntry]) -> LogResult:
+        try:
+            return self.decision_log.record(rows)
+        except Exception as exc:  # a bug, not the database: still never hand out what is not on record
+            log.exception("the decision log writer failed")
+            return LogResult(0, f"the decision log writer failed: {exc}")
+
+    # --- the recovery thread -------------------------------------------------------------------
+    def _recover(self) -> None:
+        """While the log fails: ping it, and tell the writer when it answers. While it works:
+        replay what the journal holds (this process's sealed segments, or any left by a crash)."""
+        wait = 0.0
+        while not self._stop.wait(wait):
+            wait = self.retry_seconds
+            if self._to_journal:
+                if self.decision_log.ping() is None:
+                    with self._wake:
+                        self._log_back = True
+                        self._wake.notify_all()
+                    wait = min(wait, 0.05)  # replay soon after the writer switched back
+            elif self.journal.waiting():
+                self._replay()
+
+    def _replay(self) -> None:
+        try:
+            done = self.journal.replay(self.decision_log)
+        except (OSError, RuntimeError, ValueError) as exc:
+            log.error("the journal could not be replayed yet (tried again in %.0f s): %s", self.retry_seconds, exc)
+            return
+        if done.segments:
+            log.warning("replayed %d journal segment(s) into the decision log: %d decision(s) written",
+                        done.segments, done.written)
+
+
+def _resolve(units: list[_Unit], where: Where) -> None:
+    for u in units:
+        u.future.set_result(where)
 
 
 def default_unsent_dir() -> Path:
-    """LOANDESK_UNSENT_DIR, else data/unsent beside the app."""
+    """LOANDESK_UNSENT_DIR, else data/unsent beside the app: the journal, and files to replay."""
     return config.unsent_dir()
 
 
 def save_unsent(entries: list[LogEntry], folder: Path) -> Path:
-    """Entries as JSON lines in a new file in `folder`, synced to disk."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Entries as JSON lines in a new file in `folder` (owner-only), synced to disk."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     path = folder / f"decisions-{stamp}-{os.getpid()}.jsonl"
-    with path.open("w", encoding="utf-8") as out:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
         for e in entries:
-            out.write(entry_json(e) + "\n")
+            out.write(encode(e) + "\n")
         out.flush()
         os.fsync(out.fileno())
     return path
 
 
 def entry_json(entry: LogEntry) -> str:
-    """One entry as a line of JSON, as unsent files hold them."""
-    row = entry.row()
-    row["decided_at"] = row["decided_at"].isoformat()
-    return json.dumps(row, default=str)
+    """One entry as a line of JSON, as unsent files and the journal hold them."""
+    return encode(entry)
 
 
 def replay(path: Path, decision_log: DecisionLog) -> int:
@@ -221,19 +269,14 @@ def replay(path: Path, decision_log: DecisionLog) -> int:
 
     Entries already on record (same decision_id) are skipped, so replaying twice is harmless.
     """
-    entries = []
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            row["decided_at"] = datetime.fromisoformat(row["decided_at"])
-            entries.append(LogEntry(**row))
-        except (ValueError, TypeError, KeyError) as exc:
-            raise ValueError(f"{path}, line {number}: not a decision log entry ({exc})") from exc
+    try:
+        entries = read_entries(Path(path))
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from exc
     known = decision_log.known_ids([e.decision_id for e in entries if e.decision_id])
     fresh = [e for e in entries if e.decision_id is None or e.decision_id not in known]
     result = decision_log.record(fresh)
     if not result.ok:
         raise OSError(result.warning)
     return len(fresh)
+
