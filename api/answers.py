@@ -71,8 +71,10 @@ async def read_body(request: Request) -> bytes:
 def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out = dict(pairs)
     if len(out) != len(pairs):
-        seen: set[str] = set()
-        repeated = next(k for k, _ in pairs if k in seen or seen.add(k))
+        counts: dict[str, int] = {}
+        for k, _ in pairs:
+            counts[k] = counts.get(k, 0) + 1
+        repeated = next(k for k, n in counts.items() if n > 1)
         raise ApiError(400, "duplicate_key", f"the key {repeated!r} appears more than once in one object; "
                                              "send each field once")
     return out

@@ -454,6 +454,57 @@ def test_a_streamed_body_over_the_limit_is_413_without_a_length(client, auth):
     error_body(response, 413, "too_large")
 
 
+@pytest.mark.parametrize("raw", [
+    b'{"age": 200, "age": 35, "income": 62000, "credit_score": 720, "loan_amount": 18000, "employment_years": 6}',
+    b'[{"age": 35, "income": 62000, "credit_score": 720, "loan_amount": 18000, "employment_years": 6, "income": 1}]',
+    b'{"age": 35, "income": 62000, "credit_score": 720, "loan_amount": 18000, "employment_years": 6, '
+    b'"extra": {"a": 1, "a": 2}}',
+], ids=["object", "in-an-array", "nested"])
+def test_a_key_repeated_in_one_object_is_400_and_nothing_is_decided(client, auth, app, raw):
+    """With repeats, whichever came last would win ({"age": 200, "age": 35} approved at 35)."""
+    body = error_body(post_raw(client, raw, auth), 400, "duplicate_key")
+    assert "more than once" in body["message"] and "'" in body["message"]
+    assert app.state.writer.written == 0
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded",
+                                          "multipart/form-data; boundary=x", "application/jsonp", "text/json"])
+def test_a_body_not_sent_as_json_is_415_and_not_decided(client, auth, app, content_type):
+    headers = {**auth, **({"Content-Type": content_type} if content_type else {})}
+    response = client.post("/v1/decisions", content=json.dumps(EXAMPLE).encode(), headers=headers)
+    body = error_body(response, 415, "unsupported_media_type")
+    assert "application/json" in body["message"]
+    assert app.state.writer.written == 0
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8",
+                                          "Application/JSON", "application/vnd.loandesk+json"])
+def test_json_content_types_are_decided(client, auth, content_type):
+    response = client.post("/v1/decisions", content=json.dumps(EXAMPLE).encode(),
+                           headers={**auth, "Content-Type": content_type})
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(("method", "path", "status"), [
+    ("POST", "/v1/decisions", 200), ("POST", "/v1/decisions", 422), ("GET", "/v1/model", 200),
+    ("GET", "/v1/model", 401), ("GET", "/healthz", 200), ("GET", "/readyz", 200), ("GET", "/nowhere", 404),
+    ("GET", "/openapi.json", 200), ("GET", "/docs", 200),
+])
+def test_every_answer_carries_the_security_headers(client, auth, method, path, status):
+    headers = auth if status != 401 else {}
+    body = {"age": 12} if status == 422 else EXAMPLE
+    response = client.request(method, path, headers=headers, json=body if method == "POST" else None)
+    assert response.status_code == status
+    h = response.headers
+    assert h["x-content-type-options"] == "nosniff" and h["x-frame-options"] == "DENY"
+    assert h["referrer-policy"] == "no-referrer"
+    assert "frame-ancestors 'none'" in h["content-security-policy"]
+    if path == "/docs":
+        assert "script-src 'self'" in h["content-security-policy"]  # Swagger UI, served by this server
+    else:
+        assert h["content-security-policy"].startswith("default-src 'none'") and h["cache-control"] == "no-store"
+
+
 def test_more_than_the_most_items_is_413(client, auth, app):
     body = error_body(post(client, [EXAMPLE] * (MAX_ITEMS + 1), auth), 413, "too_large")
     assert f"{MAX_ITEMS:,}" in body["message"]
@@ -855,7 +906,8 @@ def test_openapi_documents_the_applicant_from_the_model_card(client, registry, a
     props = applicant["properties"]
     assert (props["age"]["minimum"], props["age"]["maximum"]) == (18, 120)
     assert (props["credit_score"]["minimum"], props["credit_score"]["maximum"]) == (300, 850)
-    assert props["income"]["minimum"] == 0 and "maximum" not in props["income"]
+    assert props["income"]["minimum"] == 0 and props["income"]["maximum"] == model.schema["income"].hard_max
+    assert model.schema["income"].hard_max >= 10 * model.schema["income"].train_max  # derived, with a wide margin
     assert "(years)" in props["age"]["description"] and "($)" in props["income"]["description"]
     body = spec["paths"]["/v1/decisions"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert {"$ref": "#/components/schemas/Applicant"} in body["oneOf"]

@@ -129,3 +129,59 @@ def test_model_describes_itself(model, trained):
     assert model.features == model.schema.names
     assert model.version in repr(model) and model.name == trained.name
     assert model.path.parent.parent == trained
+
+
+# --- bounds, complex numbers and bytes -------------------------------------------------------------
+def test_every_number_field_has_an_upper_bound_stated_in_the_card(model):
+    for f in model.schema.fields:
+        if f.is_number:
+            assert f.hard_max is not None and f.hard_max >= f.train_max, f.name
+            assert f.bounds_basis, f.name
+    income = model.schema["income"]  # no declared maximum: derived from training, with a wide margin
+    assert income.hard_max >= 10 * income.train_max
+    assert "derived from training" in income.bounds_basis and f"{income.train_max:,.0f}" in income.bounds_basis
+    assert model.schema["age"].bounds_basis == "declared"
+    [card_income] = [f for f in model.card["schema"]["fields"] if f["name"] == "income"]
+    assert card_income["hard_max"] == income.hard_max and card_income["bounds_basis"] == income.bounds_basis
+
+
+@pytest.mark.parametrize("value", [1e308, 10**400, 4e6])
+def test_a_number_past_the_upper_bound_is_refused_not_decided(model, value):
+    with pytest.raises(ValidationError) as refused:
+        model.predict({**EXAMPLE, "income": value})
+    [error] = refused.value.errors
+    assert error.field == "income"
+    assert error.why.startswith("must be at most") or error.why == "is not a finite number"
+    assert "e+" not in error.why  # 3,800,000, not 3.8e+06
+
+
+def test_a_card_saved_before_bounds_gets_them_when_loaded(model):
+    from model.core.schema import Schema
+
+    old = {"fields": [{k: v for k, v in f.items() if k != "bounds_basis"} | ({"hard_max": None} if f["name"] == "income"
+                                                                               else {})
+                      for f in model.card["schema"]["fields"]]}
+    income = Schema.from_dict(old)["income"]
+    assert income.hard_max == model.schema["income"].hard_max and "derived from training" in income.bounds_basis
+
+
+@pytest.mark.parametrize(("value", "words"), [
+    (3 + 4j, "is a complex number"), (np.complex128(62_000), "is a complex number"),
+    (b"62000", "is bytes"), (bytearray(b"62000"), "is bytes"), (memoryview(b"62000"), "is bytes"),
+])
+def test_complex_numbers_and_bytes_are_refused_by_name(model, value, words):
+    with pytest.raises(ValidationError) as refused:
+        model.predict({**EXAMPLE, "income": value})
+    [error] = refused.value.errors
+    assert error.field == "income" and error.why.startswith(words)
+
+
+def test_complex_and_bytes_columns_are_refused_by_name_row_by_row(model):
+    frame = pd.DataFrame([EXAMPLE] * 3)
+    frame["income"] = np.array([1 + 2j, 62_000, 3j])
+    frame["credit_score"] = np.array([b"720", b"700", b"710"])
+    with pytest.raises(ValidationError) as refused:
+        model.predict(frame)
+    found = {(e.row, e.field): e.why for e in refused.value.errors}
+    assert found[(0, "income")].startswith("is a complex number") and found[(2, "income")].startswith("is a complex")
+    assert all(found[(r, "credit_score")].startswith("is bytes") for r in range(3))

@@ -1,7 +1,7 @@
 """The one number parser: how text from a form, a CSV cell or JSON becomes a number, everywhere.
 
 "$62,000" and "62,000" read as 62000; a comma counts only as a thousands separator, so "62.000,50"
-stays unreadable rather than becoming 62.0005; booleans are not numbers.
+stays unreadable rather than becoming 62.0005; booleans, complex numbers and bytes are not numbers.
 """
 
 from __future__ import annotations
@@ -36,15 +36,19 @@ def number_text(text: str) -> str:
     return text.replace(",", "") if THOUSANDS.fullmatch(text) else text
 
 
+# Never read as 1/0, a real part, or digits (validation refuses them by name).
+NOT_NUMBERS = (bool, np.bool_, complex, np.complexfloating, bytes, bytearray, memoryview, np.bytes_)
+
+
 def to_numbers(raw: np.ndarray) -> np.ndarray:
     """Values as floats, NaN where a value is not a number ("$62,000" → 62000.0; True is not 1)."""
-    if raw.dtype.kind == "b":
+    if raw.dtype.kind in "bcS":
         return np.full(len(raw), np.nan)
     if raw.dtype.kind in "iuf":
         return raw.astype(float)
     cleaned = [number_text(v) if isinstance(v, str) else v for v in raw]
-    if any(isinstance(v, bool | np.bool_) for v in cleaned):
-        cleaned = [np.nan if isinstance(v, bool | np.bool_) else v for v in cleaned]
+    if any(isinstance(v, NOT_NUMBERS) for v in cleaned):
+        cleaned = [np.nan if isinstance(v, NOT_NUMBERS) else v for v in cleaned]
     try:
         return pd.to_numeric(pd.Series(cleaned, dtype=object), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     except (TypeError, ValueError, OverflowError):  # a list, a dict or a huge integer among the values

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import infer_dtype
 
 from model.core.coercion import blanks, to_numbers
 from model.core.errors import FieldError, ValidationError
@@ -44,6 +45,9 @@ class Field:
     categories: tuple[str, ...] = ()
     hard_min: float | None = None  # outside the hard bounds a value is refused
     hard_max: float | None = None
+    # Where the bounds come from, for the card: "declared", or how they were derived from training
+    # (every number gets an upper bound: 1e308 is never decided).
+    bounds_basis: str = ""
     max_minus: tuple[str, float] | None = None  # value may not exceed <other field> - <offset>
     monotone: int = 0  # +1: approval never falls as it rises; -1: never rises; 0: free
     protected: bool = False  # never a reason against an applicant, never a flip sentence
@@ -100,7 +104,7 @@ KNOWN_FIELDS: dict[str, dict[str, Any]] = {
         default=18_000, help="The amount the applicant asks to borrow.",
     ),
     "employment_years": dict(
-        label="Employment length", unit="years", required=True, hard_min=0, monotone=+1,
+        label="Employment length", unit="years", required=True, hard_min=0, hard_max=106, monotone=+1,
         max_minus=("age", 14), default=6,
         help="Years in continuous employment; at most age minus 14.",
     ),
@@ -148,7 +152,7 @@ class Schema:
             raw["categories"] = tuple(raw.get("categories") or ())
             if raw.get("max_minus") is not None:
                 raw["max_minus"] = tuple(raw["max_minus"])
-            fields.append(Field(**raw))
+            fields.append(with_bounds(Field(**raw)))  # a card saved before every number had bounds
         return cls(tuple(fields))
 
     # --- inference from training data ----------------------------------------------------------
@@ -168,13 +172,13 @@ class Schema:
                 integer = known.pop("integer", bool(np.all(np.mod(values.dropna(), 1) == 0)))
                 median = float(values.median())
                 known.setdefault("default", round(median) if integer else round(median, 2))
-                fields.append(Field(
+                fields.append(with_bounds(Field(
                     name=name, kind="number", integer=integer,
                     train_min=float(values.min()), train_max=float(values.max()),
                     train_median=median, train_std=float(values.std(ddof=0) or 1.0),
                     train_p01=float(values.quantile(0.01)), train_p99=float(values.quantile(0.99)),
                     **known,
-                ))
+                )))
             else:
                 values = col.dropna().astype(str)
                 cats = tuple(sorted(values.unique()))
@@ -230,6 +234,9 @@ class Schema:
         for f in self.fields:
             raw = frame[f.name]
             blank = blanks(raw)
+            foreign = _foreign(raw)
+            for kind, mask in foreign.items():
+                flag(mask, f, raw, FOREIGN_WHY[kind] if f.is_number else FOREIGN_WHY_TEXT[kind])
             if f.is_number:
                 values = to_numbers(raw)
                 not_number = ~blank & np.isnan(values)
@@ -240,7 +247,7 @@ class Schema:
                 if f.hard_min is not None:
                     flag(ok & (values < f.hard_min), f, raw, _below(f))
                 if f.hard_max is not None:
-                    flag(ok & (values > f.hard_max), f, raw, f"must be at most {f.hard_max:g}")
+                    flag(ok & (values > f.hard_max), f, raw, f"must be at most {_shown(f.hard_max)}")
                 if (f.hard_min is None or f.hard_min < 0) and (f.train_min or 0) >= 0:
                     flag(ok & (values < 0), f, raw, "is negative; training never had negative values")
                 if f.max_minus is not None and f.max_minus[0] in frame:
@@ -280,7 +287,76 @@ def _order(index: pd.Index, label: Any) -> int:
 def _below(f: Field) -> str:
     if f.hard_min == 0:
         return "must not be negative"
-    return f"must be at least {f.hard_min:g}"
+    return f"must be at least {_shown(f.hard_min)}"
+
+
+def _shown(bound: float) -> str:
+    """A bound as a person reads it: 2,500,000 rather than 2.5e+06."""
+    return f"{int(bound):,}" if float(bound).is_integer() else f"{bound:,}"
+
+
+BOUND_MARGIN = 10  # a derived bound: ten times the training range past the largest value seen
+
+
+def with_bounds(f: Field) -> Field:
+    """The field with an upper bound (and, if training saw negative values, a lower one) when it has
+    none declared: derived from training with a wide margin, and said so in `bounds_basis`. Values
+    past it are refused, not decided: a model knows nothing of an income of 1e308."""
+    if not f.is_number or f.train_max is None or f.train_min is None:
+        return f
+    scale = max(abs(f.train_max), abs(f.train_min), f.train_max - f.train_min, 1.0)
+    changes: dict[str, Any] = {}
+    notes = []
+    if f.hard_max is None:
+        changes["hard_max"] = _round_up(f.train_max + (BOUND_MARGIN - 1) * scale)
+        notes.append(f"at most {_shown(changes['hard_max'])}, derived from training (the largest value seen "
+                     f"was {_shown(f.train_max)})")
+    if f.hard_min is None and f.train_min < 0:
+        changes["hard_min"] = -_round_up(-(f.train_min - (BOUND_MARGIN - 1) * scale))
+        notes.append(f"at least {_shown(changes['hard_min'])}, derived from training (the smallest value seen "
+                     f"was {_shown(f.train_min)})")
+    if not changes:
+        return f if f.bounds_basis else replace(f, bounds_basis="declared")
+    return replace(f, **changes, bounds_basis="; ".join(notes))
+
+
+def _round_up(value: float) -> float:
+    """Up to two significant digits: 2,473,150 → 2,500,000."""
+    if value <= 0:
+        return float(np.ceil(value))
+    step = 10 ** max(int(np.floor(np.log10(value))) - 1, 0)
+    return float(np.ceil(value / step) * step)
+
+
+FOREIGN_WHY = {
+    "complex": "is a complex number; only real numbers are accepted",
+    "bytes": "is bytes, not a number; send the number itself (or its text)",
+}
+FOREIGN_WHY_TEXT = {
+    "complex": "is a complex number, not one of the categories",
+    "bytes": "is bytes, not text; send the category as text",
+}
+
+
+_PLAIN_KINDS = {"string", "empty", "integer", "floating", "mixed-integer-float", "boolean", "decimal"}
+
+
+def _foreign(raw: np.ndarray) -> dict[str, np.ndarray]:
+    """Cells holding complex numbers or bytes: refused by name, never coerced into something else."""
+    kind = raw.dtype.kind
+    if kind == "c":
+        return {"complex": np.ones(len(raw), dtype=bool)}
+    if kind == "S":
+        return {"bytes": np.ones(len(raw), dtype=bool)}
+    if kind != "O" or infer_dtype(raw, skipna=True) in _PLAIN_KINDS:  # the common case, checked in C
+        return {}
+    found: dict[str, np.ndarray] = {}
+    for i, value in enumerate(raw):
+        name = ("complex" if isinstance(value, complex | np.complexfloating) else
+                "bytes" if isinstance(value, bytes | bytearray | memoryview | np.bytes_) else None)
+        if name is not None:
+            found.setdefault(name, np.zeros(len(raw), dtype=bool))[i] = True
+    return found
 
 
 def _plain(value: Any) -> Any:

@@ -89,12 +89,11 @@ class Journal:
         """Write the entries and fsync them; when this returns, they survive a crash of the process."""
         data = "".join(encode(e) + "\n" for e in entries).encode("utf-8")
         try:
-            if self._fd is None:
-                self._open()
+            fd = self._fd if self._fd is not None else self._open()
             view = memoryview(data)
             while view:
-                view = view[os.write(self._fd, view):]
-            os.fsync(self._fd)
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
         except OSError as exc:
             self.seal()  # a half-written segment is never appended to again: a torn line stays its last
             raise JournalError(f"the journal cannot be written ({exc.strerror or exc})") from exc
@@ -152,7 +151,7 @@ class Journal:
                 done += 1
         return Replayed(done, written, busy)
 
-    def _open(self) -> None:
+    def _open(self) -> int:
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         path = self.folder / f"journal-{stamp}-{os.getpid()}-{secrets.token_hex(4)}.jsonl"
@@ -164,6 +163,7 @@ class Journal:
             os.close(fd)
             raise
         self._fd, self._path = fd, path
+        return fd
 
     @staticmethod
     def _locked(path: Path):
