@@ -113,9 +113,13 @@ def problem(e: FieldError) -> dict[str, Any]:
 
 
 def _echo(value: Any) -> Any:
-    """A value as JSON can carry it back: an integer past 64 bits as its digits."""
-    if type(value) is int and not -(2**63) <= value < 2**64:
-        return str(value)
+    """A value as JSON can carry it back: an integer past 64 bits as its digits, wherever it is."""
+    if type(value) is int:
+        return value if -(2**63) <= value < 2**64 else str(value)
+    if isinstance(value, list):
+        return [_echo(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _echo(v) for k, v in value.items()}
     return value
 
 

@@ -18,6 +18,7 @@ MAX_HEADER_BYTES = 64 * 1024
 KEEP_ALIVE_SECONDS = 5  # an idle keep-alive connection is closed after this
 MAX_CONCURRENCY = 256  # connections (and requests in progress) per worker; more are answered 503
 GRACEFUL_SECONDS = 30  # at SIGTERM, requests in flight get this long to finish
+WORKER_PING_SECONDS = 30  # a worker slow to answer the supervisor's ping on a busy machine is not killed
 
 
 class DeadlineProtocol(HttpToolsProtocol):
@@ -75,7 +76,8 @@ def run(host: str, port: int, workers: int) -> None:
     """Serve `api:create_app` until SIGTERM or Ctrl-C."""
     import uvicorn
 
+    # By name: worker processes import it (a class object does not survive their start).
     uvicorn.run("api:create_app", factory=True, host=host, port=port, workers=workers,
-                loop="auto", http=DeadlineProtocol, log_level="warning", access_log=False,
+                loop="auto", http="api.server:DeadlineProtocol", log_level="warning", access_log=False,
                 timeout_keep_alive=KEEP_ALIVE_SECONDS, limit_concurrency=MAX_CONCURRENCY,
-                timeout_graceful_shutdown=GRACEFUL_SECONDS)
+                timeout_graceful_shutdown=GRACEFUL_SECONDS, timeout_worker_healthcheck=WORKER_PING_SECONDS)

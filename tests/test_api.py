@@ -1072,3 +1072,11 @@ def test_postgres_concurrent_requests_lose_no_decision(registry, pg_url, tmp_pat
     log = open_log(pg_url)
     assert log.known_ids(received) == set(received)
     assert log.count() == len(received)
+
+
+def test_integers_past_64_bits_are_refused_and_echoed_as_their_digits(client, auth):
+    raw = (b'{"age": [-9223372036854775809], "income": 100000000000000000000000000000, "credit_score": 720, '
+           b'"loan_amount": 18000, "employment_years": 6}')
+    body = error_body(post_raw(client, raw, auth), 422, "invalid_applicant")
+    values = {e["field"]: e["value"] for e in body["errors"]}
+    assert values == {"age": ["-9223372036854775809"], "income": "100000000000000000000000000000"}

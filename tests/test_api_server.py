@@ -63,9 +63,9 @@ class Server:
         assert done.returncode == 0, done.stderr
         return done.stdout.strip().splitlines()[-1]
 
-    def start(self, patch: str | None = None, timeout: float = 120) -> None:
+    def start(self, patch: str | None = None, timeout: float = 120, workers: int = 1) -> None:
         """Serve; `patch` is Python run first in the server process (see PATCHED)."""
-        args = ["--port", str(self.port), "--model", str(self.model_dir)]
+        args = ["--port", str(self.port), "--model", str(self.model_dir), "--workers", str(workers)]
         if patch is None:
             command = [sys.executable, str(ROOT / "serve.py"), *args]
         else:

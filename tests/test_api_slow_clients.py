@@ -137,3 +137,16 @@ def test_connections_past_the_concurrency_limit_get_503(server):
     while decide(server.port, key) != 200:  # once they are gone, requests are served again
         assert time.monotonic() < deadline
         time.sleep(0.1)
+
+
+def test_two_workers_serve_with_the_same_deadlines(server):
+    """Worker processes load the protocol by name: a slow client is dropped by either worker."""
+    key = server.new_key("workers")
+    server.start(workers=2)
+    assert all(decide(server.port, key) == 200 for _ in range(4))
+    sock = connect(server.port)
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"X: " + b"x" * 70_000)  # no end of headers
+    sent = closed_by_server(sock)
+    assert sent is not None and (sent == b"" or sent.startswith(b"HTTP/1.1 431"))
+    sock.close()
+    assert server.stop() == 0
