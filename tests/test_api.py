@@ -464,7 +464,7 @@ def test_a_key_repeated_in_one_object_is_400_and_nothing_is_decided(client, auth
     """With repeats, whichever came last would win ({"age": 200, "age": 35} approved at 35)."""
     body = error_body(post_raw(client, raw, auth), 400, "duplicate_key")
     assert "more than once" in body["message"] and "'" in body["message"]
-    assert app.state.writer.written == 0
+    assert app.state.services.writer.written == 0
 
 
 @pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded",
@@ -474,7 +474,7 @@ def test_a_body_not_sent_as_json_is_415_and_not_decided(client, auth, app, conte
     response = client.post("/v1/decisions", content=json.dumps(EXAMPLE).encode(), headers=headers)
     body = error_body(response, 415, "unsupported_media_type")
     assert "application/json" in body["message"]
-    assert app.state.writer.written == 0
+    assert app.state.services.writer.written == 0
 
 
 @pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8",

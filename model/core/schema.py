@@ -285,7 +285,7 @@ def _order(index: pd.Index, label: Any) -> int:
 
 
 def _below(f: Field) -> str:
-    if f.hard_min == 0:
+    if f.hard_min is None or f.hard_min == 0:
         return "must not be negative"
     return f"must be at least {_shown(f.hard_min)}"
 
