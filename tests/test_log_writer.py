@@ -218,3 +218,24 @@ def _eventually(check, seconds: float = 10.0):
     while not (result := check()) and time.monotonic() < deadline:
         time.sleep(0.01)
     return result
+
+
+@pytest.mark.parametrize(("setting", "level"), [(None, 1), ("normal", 1), ("FULL", 2)])
+def test_the_sqlite_sync_setting_reaches_the_database(tmp_path, monkeypatch, setting, level):
+    """NORMAL (1, the default) survives a crash of the process; FULL (2) syncs every commit."""
+    if setting is None:
+        monkeypatch.delenv("LOANDESK_SQLITE_SYNC", raising=False)
+    else:
+        monkeypatch.setenv("LOANDESK_SQLITE_SYNC", setting)
+    db = DecisionLog(f"sqlite:///{tmp_path / 'sync.db'}")
+    try:
+        with db.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == level
+    finally:
+        db.dispose()
+
+
+def test_an_unknown_sqlite_sync_setting_is_refused_by_name(tmp_path, monkeypatch):
+    monkeypatch.setenv("LOANDESK_SQLITE_SYNC", "OFF")
+    with pytest.raises(ValueError, match="LOANDESK_SQLITE_SYNC must be FULL or NORMAL"):
+        DecisionLog(f"sqlite:///{tmp_path / 'sync.db'}").engine  # noqa: B018

@@ -35,8 +35,10 @@ SIGNING_KEY = Setting("LOANDESK_SIGNING_KEY", "key that signs model cards when s
 
 NOTICE_TEMPLATE = Setting("LOANDESK_NOTICE_TEMPLATE", "the bank's adverse action notice template (TOML)",
                           str(PROJECT_ROOT / "model" / "notices" / "template.toml"))
+SQLITE_SYNC = Setting("LOANDESK_SQLITE_SYNC", "NORMAL: a SQLite log's commits survive a crash of the process, not "
+                      "power loss, and cost no fsync; FULL: every commit is synced and survives power loss", "NORMAL")
 
-SETTINGS = (MODEL_DIR, DB_URL, UNSENT_DIR, SIGNING_KEY, NOTICE_TEMPLATE)
+SETTINGS = (MODEL_DIR, DB_URL, UNSENT_DIR, SIGNING_KEY, NOTICE_TEMPLATE, SQLITE_SYNC)
 DEFAULT_DB_PATH = PROJECT_ROOT / "data" / "decisions.db"
 
 
@@ -60,9 +62,12 @@ def unsent_dir() -> Path:
     return Path(UNSENT_DIR.read() or "")
 
 
-def notice_template() -> Path:
-    """The adverse action notice template the app, score.py and serve.py fill in."""
-    return Path(NOTICE_TEMPLATE.read() or "")
+NOTICE_TEMPLATE = Setting("LOANDESK_NOTICE_TEMPLATE", "the bank's adverse action notice template (TOML)",
+                          str(PROJECT_ROOT / "model" / "notices" / "template.toml"))
+SQLITE_SYNC = Setting("LOANDESK_SQLITE_SYNC", "NORMAL: a SQLite log's commits survive a crash of the process, not "
+                      "power loss, and cost no fsync; FULL: every commit is synced and survives power loss", "NORMAL")
+
+SETTINGS = (MODEL_DIR, DB_URL, UNSENT_DIR, SIGNING_KEY, NOTICE_TEMPLATE, SQLITE_SYNC)
 
 
 def signing_key() -> bytes | None:
