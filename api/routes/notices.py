@@ -42,22 +42,17 @@ async def notice(decision_id: str, name: CallerDep, services: ServicesDep, model
 
 
 def _make(services: Services, model: LoanModel, decision_id: str, caller: str, key_factors: str | None) -> Notice:
-    for attempt in (1, 2):
-        try:
-            return notice_for_decision(services.decision_log, decision_id, template=load_template(),
-                                       schemas=schemas_from(services.active.model_dir, model), produced_by=caller,
-                                       source="api", key_factors=key_factors)
-        except DecisionNotFound as exc:
-            writer = services.writer
-            if attempt == 1 and writer is not None and writer.unlogged:  # decided a moment ago, not yet written
-                writer.flush(timeout=5.0)
-                continue
-            raise ApiError(404, "not_found", str(exc)) from exc
-        except NotARejection as exc:
-            raise ApiError(409, "not_a_rejection", str(exc)) from exc
-        except TemplateError as exc:
-            log.error("the notice template cannot be used: %s", exc)
-            raise ApiError(503, "unavailable", f"the notice template cannot be used: {exc}") from exc
-        except DecisionLogError as exc:
-            raise ApiError(503, "unavailable", str(exc)) from exc
-    raise AssertionError("unreachable")
+    """A decision is on record before its id is handed out, so there is no writer to wait for."""
+    try:
+        return notice_for_decision(services.decision_log, decision_id, template=load_template(),
+                                   schemas=schemas_from(services.active.model_dir, model), produced_by=caller,
+                                   source="api", key_factors=key_factors)
+    except DecisionNotFound as exc:
+        raise ApiError(404, "not_found", str(exc)) from exc
+    except NotARejection as exc:
+        raise ApiError(409, "not_a_rejection", str(exc)) from exc
+    except TemplateError as exc:
+        log.error("the notice template cannot be used: %s", exc)
+        raise ApiError(503, "unavailable", f"the notice template cannot be used: {exc}") from exc
+    except DecisionLogError as exc:
+        raise ApiError(503, "unavailable", str(exc)) from exc

@@ -62,12 +62,17 @@ def unsent_dir() -> Path:
     return Path(UNSENT_DIR.read() or "")
 
 
-NOTICE_TEMPLATE = Setting("LOANDESK_NOTICE_TEMPLATE", "the bank's adverse action notice template (TOML)",
-                          str(PROJECT_ROOT / "model" / "notices" / "template.toml"))
-SQLITE_SYNC = Setting("LOANDESK_SQLITE_SYNC", "NORMAL: a SQLite log's commits survive a crash of the process, not "
-                      "power loss, and cost no fsync; FULL: every commit is synced and survives power loss", "NORMAL")
+def notice_template() -> Path:
+    """The adverse action notice template the app, score.py and serve.py fill in."""
+    return Path(NOTICE_TEMPLATE.read() or "")
 
-SETTINGS = (MODEL_DIR, DB_URL, UNSENT_DIR, SIGNING_KEY, NOTICE_TEMPLATE, SQLITE_SYNC)
+
+def sqlite_sync() -> str:
+    """SQLite's `synchronous` for the decision log: NORMAL (the default) or FULL; anything else is refused."""
+    value = (SQLITE_SYNC.read() or "NORMAL").strip().upper()
+    if value not in ("FULL", "NORMAL"):
+        raise ValueError(f"LOANDESK_SQLITE_SYNC must be FULL or NORMAL, not {value!r}")
+    return value
 
 
 def signing_key() -> bytes | None:
