@@ -24,7 +24,7 @@ def served(registry, tmp_path):
 def _decide(client, auth, n: int = 3) -> list[str]:
     answer = client.post("/v1/decisions", json=[EXAMPLE] * n, headers=auth)
     assert answer.status_code == 200
-    client.app.state.services.writer.flush()
+    # answered only once on record: nothing to wait for
     return [r["decision_id"] for r in answer.json()]
 
 
