@@ -160,20 +160,37 @@ def age_matters(tmp_path_factory):
     return load_model(folder)
 
 
-def test_age_is_never_a_reason_against(age_matters):
-    assert age_matters.schema["age"].protected
+def test_age_that_lowers_a_young_applicants_score_is_disclosed_as_a_principal_reason(age_matters):
+    assert age_matters.schema["age"].protected and age_matters.schema["age"].is_age
     applicant = {"age": 19, "income": 54_000, "credit_score": 640}
     decision = age_matters.decide(applicant)
     assert decision.label == "Rejected"
-    # Age would count: it moves the probability more than any other field...
+    # Age counts: it moves the probability more than any other field, so it may not be left out
+    # (Regulation B comment 9(b)(2)-4), and it is said first, in plain words.
     assert decision.effects["age"] < 0 and counts(decision.probability, decision.probability - decision.effects["age"])
-    assert abs(decision.effects["age"]) == max(abs(e) for e in decision.effects.values())
-    # ...but it is never given as a reason.
-    assert decision.reasons and all(r.field != "age" for r in decision.reasons)
-    assert all("Age" not in r.text for r in decision.reasons)
+    assert decision.reasons[0].field == "age" and decision.reasons[0].direction == "against"
+    assert decision.reasons[0].text.startswith("Age 19 years is well below the typical approved applicant's")
     v = age_matters.validate(applicant)
     [text] = batch_reasons(age_matters, v.clean, age_matters.approval_probability(v.clean))
-    assert text and "Age" not in text
+    assert text.startswith("Age is well below the typical approved applicant's")
+
+
+def test_age_is_never_a_reason_against_an_applicant_62_or_older(age_matters):
+    """Even where a 62-year-old is below the typical approved applicant's age (here made 75), age is
+    never given against them (1002.6(b)(2)(ii)); the other reasons still are."""
+    model = load_model(age_matters.path)
+    model.card["reference"]["age"] = 75.0
+    for age in (62, 64, 70):
+        applicant = {"age": age, "income": 20_000, "credit_score": 460}
+        decision = model.decide(applicant)
+        assert decision.label == "Rejected"
+        assert decision.effects["age"] < 0, "age would lower the score against this reference"
+        assert decision.reasons and all(r.field != "age" for r in decision.reasons)
+        v = model.validate(applicant)
+        [text] = batch_reasons(model, v.clean, model.approval_probability(v.clean))
+        assert text and "Age" not in text
+    young = model.decide({"age": 30, "income": 20_000, "credit_score": 460})
+    assert any(r.field == "age" for r in young.reasons)
 
 
 @pytest.fixture(scope="module")

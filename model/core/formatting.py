@@ -9,7 +9,9 @@ from typing import Any
 from model.core.schema import Field
 
 
-def format_value(field: Field, value: Any) -> str:
+def format_value(field: Field, value: Any, decimals: int | None = None) -> str:
+    """A field's value for people. Decimals follow the field's training range (a ratio from 0 to 1
+    reads 0.35, an income has none) unless `decimals` says how many a caller needs."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "(not given)"
     if not field.is_number:
@@ -17,12 +19,31 @@ def format_value(field: Field, value: Any) -> str:
     value = float(value)
     if field.unit == "$":
         return f"-${-value:,.0f}" if value < 0 else f"${value:,.0f}"
-    text = f"{value:,.0f}" if field.integer or value.is_integer() else f"{value:,.1f}"
+    if decimals is None:
+        decimals = 0 if field.integer or value.is_integer() else field_decimals(field)
+        text = f"{value:,.{decimals}f}"
+    else:  # as precise as asked, without trailing zeros: 0.545, 0.54, 36
+        text = f"{value:,.{decimals}f}"
+        text = text.rstrip("0").rstrip(".") if "." in text else text
     if field.unit == "years":
         return f"{text} year" if text == "1" else f"{text} years"
     if field.unit and field.unit != "points":
         return f"{text} {field.unit}"
     return text
+
+
+def field_decimals(field: Field) -> int:
+    """Decimals that tell a field's values apart: a hundredth of its training range, one at least."""
+    span = (field.train_max or 0) - (field.train_min or 0)
+    if span <= 0:
+        return 1
+    return int(min(6, max(1, -math.floor(math.log10(span / 100)))))
+
+
+def step_text(field: Field, step: float) -> str:
+    """A step of a field ('each extra 0.01 of …'), with the decimals the step itself needs."""
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9)) if step > 0 else 1
+    return format_value(field, step, None if field.unit == "$" else decimals)
 
 
 def percent(p: float, digits: int = 1) -> str:

@@ -21,6 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 ELDERLY_AGE = 62  # Regulation B 1002.2(o): an elderly applicant is 62 or older
+# Age bands for fairness reports: (label, from, up to but not including); the last is the elderly.
+AGE_BANDS: tuple[tuple[str, float, float], ...] = (
+    ("under 25", 0, 25), ("25–39", 25, 40), ("40–61", 40, ELDERLY_AGE), ("62 or older", ELDERLY_AGE, float("inf")),
+)
 
 # basis key → plain words, in the order the law lists them
 BASES: dict[str, str] = {

@@ -16,6 +16,7 @@ from pandas.api.types import infer_dtype
 
 from model.core.coercion import blanks, to_numbers
 from model.core.errors import FieldError, ValidationError
+from model.core.protected import is_age_name
 
 Kind = Literal["number", "category"]
 
@@ -50,9 +51,16 @@ class Field:
     bounds_basis: str = ""
     max_minus: tuple[str, float] | None = None  # value may not exceed <other field> - <offset>
     monotone: int = 0  # +1: approval never falls as it rises; -1: never rises; 0: free
-    protected: bool = False  # never a reason against an applicant, never a flip sentence
+    protected: bool = False  # a prohibited basis (ECOA): age, or a column used by --allow
     integer: bool = False
     default: float | str | None = None
+    basis: str = ""  # for a protected field, which basis: "age", "race", ... (model/core/protected.py)
+
+    @property
+    def is_age(self) -> bool:
+        """The applicant's age: approval never falls as it rises, never a reason against an
+        applicant 62 or older. Old cards marked age only as protected."""
+        return self.basis == "age" or (self.protected and not self.basis and is_age_name(self.name))
 
     @property
     def is_number(self) -> bool:
@@ -157,15 +165,32 @@ class Schema:
 
     # --- inference from training data ----------------------------------------------------------
     @classmethod
-    def infer(cls, frame: pd.DataFrame, monotone: dict[str, int] | None = None) -> Schema:
-        """Describe the features of a training frame; known names get their labels, bounds and rules."""
+    def infer(cls, frame: pd.DataFrame, monotone: dict[str, int] | None = None,
+              described: dict[str, dict[str, Any]] | None = None,
+              protected: dict[str, str] | None = None) -> Schema:
+        """Describe the features of a training frame; known names get their labels, bounds and rules.
+
+        Every field is required: a blank is accepted (and imputed) only where training had gaps.
+        `described` holds a column spec's label, unit, help and monotone per column; `protected`
+        the basis of each protected column kept as an input (age, or one allowed by --allow).
+        """
         monotone = monotone or {}
+        described = described or {}
+        protected = protected or {}
         fields = []
         for name in frame.columns:
             col = frame[name]
-            known = dict(KNOWN_FIELDS.get(name, {}))
+            known = dict(KNOWN_FIELDS.get(name) or (KNOWN_FIELDS["age"] if is_age_name(name) else {}))
+            if is_age_name(name):
+                known["label"] = described.get(name, {}).get("label") or "Age"
+            known.update({k: v for k, v in described.get(name, {}).items() if v not in (None, "")})
             if name in monotone:
                 known["monotone"] = monotone[name]
+            if name in protected:
+                known.update(protected=True, basis=protected[name])
+            if known.get("protected") and is_age_name(name):
+                known.update(basis="age", monotone=+1)
+            known["required"] = not bool(col.isna().any() or _has_blank_text(col))
             if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
                 values = col.astype(float)
                 known.setdefault("label", name.replace("_", " ").capitalize())
@@ -181,13 +206,15 @@ class Schema:
                 )))
             else:
                 values = col.dropna().astype(str)
+                values = values[values.str.strip() != ""]
                 cats = tuple(sorted(values.unique()))
                 mode = values.mode()
                 fields.append(Field(
                     name=name, kind="category",
                     label=known.get("label", name.replace("_", " ").capitalize()),
-                    help=known.get("help", ""), required=known.get("required", False),
+                    help=known.get("help", ""), required=known["required"],
                     categories=cats, default=str(mode.iloc[0]) if len(mode) else None,
+                    protected=bool(known.get("protected", False)), basis=known.get("basis", ""),
                 ))
         return cls(tuple(fields))
 
@@ -277,6 +304,13 @@ class Schema:
             bad |= cell_bad[f.name]
         errors.sort(key=lambda e: (_order(index, e.row), self.names.index(e.field)))
         return Validation(clean, index, errors, bad, imputed, out_of_range)
+
+
+def _has_blank_text(col: pd.Series) -> bool:
+    """Whether a text column holds an empty or all-space cell (a gap, as the validator reads it)."""
+    if pd.api.types.is_numeric_dtype(col):
+        return False
+    return bool(col.map(lambda v: isinstance(v, str) and not v.strip()).any())
 
 
 def _order(index: pd.Index, label: Any) -> int:

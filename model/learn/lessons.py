@@ -17,12 +17,12 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from model.core.formatting import decision_label, format_value, percent, with_article
+from model.core.formatting import decision_label, format_value, percent, step_text, with_article
 from model.core.metrics import approves
 from model.core.pipeline import is_loandesk_shape, model_kind
 from model.core.schema import Field
 from model.registry.store import ModelIntegrityError, load_holdout
-from model.scoring.explain import Curve, sensitivity_curve
+from model.scoring.explain import Curve, flip_decimals, sensitivity_curve
 
 if TYPE_CHECKING:
     from model.scoring.predictor import LoanModel
@@ -523,7 +523,7 @@ def practice(model: LoanModel, value: float, field: str | None = None, applicant
 
 def _per_step(f: Field, slope: float, step: float) -> str:
     more = "adds" if slope >= 0 else "takes away"
-    return f"each extra {format_value(f, step)} of {f.label.lower()} {more} {abs(100 * slope):.1f} points"
+    return f"each extra {step_text(f, step)} of {f.label.lower()} {more} {abs(100 * slope):.1f} points"
 
 
 def _points_only(slope: float) -> str:
@@ -543,9 +543,11 @@ def practice_sentence(model: LoanModel, p: Practice) -> str:
         else:
             where = f"The decision changes more than once as {label} varies."
         return f"{where} At {format_value(f, p.value)}, {_per_step(f, p.slope_here, p.step)} of approval probability."
-    above = "approved" if f.monotone >= 0 else "rejected"
-    below = "rejected" if f.monotone >= 0 else "approved"
-    shown = format_value(f, round(p.flip / p.step) * p.step)
+    # Which side is approved is read from the curve, not assumed from a direction the field may not have.
+    rises = bool(approves(p.curve.probabilities[-1], p.threshold))
+    above, below = ("approved", "rejected") if rises else ("rejected", "approved")
+    shown = (format_value(f, round(p.flip / p.step) * p.step) if f.unit == "$"  # "about $24,000"
+             else format_value(f, p.flip, flip_decimals(f)))  # a ratio's 0.545, never "0.5"
     return (f"The decision flips at about {shown}: below it this customer is {below}, above it {above}. "
             f"Around {shown}, {_per_step(f, p.slope_at_flip, p.step)} of approval probability; "
             f"at {format_value(f, p.value)}, {_points_only(p.slope_here)}.")

@@ -17,7 +17,7 @@ from model.core.formatting import decision_label, format_value, with_article
 from model.core.metrics import approves
 from model.core.schema import Field, Schema
 from model.scoring.reason_codes import code_for
-from model.scoring.reasons import MAX_REASONS, MIN_LOG_ODDS, Reason, reason_text
+from model.scoring.reasons import MAX_REASONS, MIN_LOG_ODDS, Reason, never_against, reason_text
 
 if TYPE_CHECKING:
     from model.scoring.predictor import LoanModel
@@ -32,6 +32,7 @@ class FlipPoint:
     field: str
     value: float | None  # None: the decision does not change within the training range
     text: str
+    crossings: tuple[float, ...] = ()  # every value where the decision changes, in order
 
 
 @dataclass(frozen=True)
@@ -179,33 +180,55 @@ def _refine(model, row: pd.DataFrame, brackets: list[tuple[str, float, float]]) 
 
 
 def _display_unit(f: Field) -> float:
+    """The step a flip point is shown to: a thousandth of the training range (a whole unit at least
+    for whole numbers), so a flip at 0.545 reads 0.545, never 0.5."""
     span = float(f.train_max) - float(f.train_min)
     unit = 10 ** math.floor(math.log10(span / 1000)) if span > 0 else 1
     return max(unit, 1.0) if f.integer else unit
+
+
+def flip_decimals(f: Field) -> int:
+    """Decimals that show a flip point of `f` to its display unit."""
+    return max(0, -math.floor(math.log10(_display_unit(f)) + 1e-9))
 
 
 def _round_towards_approval(f: Field, value: float, lower_is_approved: bool) -> float:
     """Round for display so that the shown value is itself still approved."""
     unit = _display_unit(f)
     rounded = (math.floor if lower_is_approved else math.ceil)(value / unit) * unit
-    return float(rounded)
+    return float(round(rounded, flip_decimals(f) + 2))
 
 
-def flip_sentence(f: Field, value: float | None, grid: np.ndarray, curve_probs: np.ndarray, threshold: float) -> str:
+def _approved_spans(grid: np.ndarray, probs: np.ndarray, threshold: float,
+                    crossings: list[float]) -> list[tuple[float, float]]:
+    """The stretches of the curve's range where the applicant is approved, their ends at the
+    refined crossings (in order)."""
+    edges = [float(grid[0]), *crossings, float(grid[-1])]
+    approved_first = bool(approves(probs[0], threshold))
+    return [(edges[i], edges[i + 1]) for i in range(len(edges) - 1) if (i % 2 == 0) == approved_first]
+
+
+def flip_sentence(f: Field, value: float | None, grid: np.ndarray, curve_probs: np.ndarray, threshold: float,
+                  crossings: tuple[float, ...] = ()) -> str:
     label = f.label.lower()
+    digits = flip_decimals(f)
     rng = f"{format_value(f, grid[0])} to {format_value(f, grid[-1])}"
+    if len(crossings) > 1:
+        spans = _approved_spans(grid, curve_probs, threshold, list(crossings))
+        parts = [f"{format_value(f, lo, digits)} to {format_value(f, hi, digits)}" for lo, hi in spans]
+        return f"Approved with {with_article(label)} from " + " or from ".join(parts)
     if value is None:
         if np.all(approves(curve_probs, threshold)):
             return f"Approved at any {label} from {rng}"
         if not np.any(approves(curve_probs, threshold)):
             return f"No {label} from {rng} would get this applicant approved"
         return f"The decision changes more than once as {label} varies"
-    shown = format_value(f, value)
+    shown = format_value(f, value, digits)
+    if approves(curve_probs[-1], threshold):  # approved above the flip point
+        return f"Approved from {with_article(label)} of {shown}"
     if f.monotone < 0:
         return f"Largest {label} approvable for this applicant: {shown}"
-    if f.monotone > 0:
-        return f"Approved from {with_article(label)} of {shown}"
-    return f"The decision changes at {with_article(label)} of {shown}"
+    return f"Approved up to {with_article(label)} of {shown}"
 
 
 # --- the public explanations -----------------------------------------------------------------
@@ -215,8 +238,9 @@ def decide(model: LoanModel, applicant: Any, curve_field: str | None = None) -> 
     row = _row(validation)
     schema = model.schema
     reference = model.card.reference
-    flip_fields = [f for f in schema.fields
-                   if f.is_number and not f.protected and f.monotone and f.train_max > f.train_min]
+    # What would change the decision: every number but a prohibited basis (nobody is told to be
+    # older or of another race), monotone or not, wherever its curve crosses the threshold.
+    flip_fields = [f for f in schema.fields if f.is_number and not f.protected and f.train_max > f.train_min]
     curve_fields = [f.name for f in flip_fields]
     text_curve = bool(curve_field) and not schema[curve_field].is_number
     if curve_field and not text_curve and curve_field not in curve_fields:
@@ -247,7 +271,7 @@ def decide(model: LoanModel, applicant: Any, curve_field: str | None = None) -> 
     ranked = []
     for k, f in enumerate(swap_fields):
         moved = float(lo[0] - lo[1 + k])
-        if f.protected or abs(moved) < MIN_LOG_ODDS or (moved > 0) != approved:
+        if abs(moved) < MIN_LOG_ODDS or (moved > 0) != approved or never_against(f, values[f.name], moved > 0):
             continue
         ranked.append((abs(moved), Reason(f.name, effects[f.name], "for" if moved > 0 else "against",
                                           reason_text(f, values[f.name], reference[f.name]),
@@ -260,26 +284,31 @@ def decide(model: LoanModel, applicant: Any, curve_field: str | None = None) -> 
     for k, name in enumerate(curve_fields):
         start = 1 + n_swaps + k * CURVE_POINTS
         curve_probs[name] = probs[start:start + CURVE_POINTS]
-        pairs = _crossings(grids[name], curve_probs[name], threshold)
-        if len(pairs) == 1:
-            i, j = pairs[0]
-            brackets.append((name, grids[name][i], grids[name][j]))
-    refined = dict(zip([b[0] for b in brackets], _refine(model, row, brackets), strict=True))
+        brackets += [(name, grids[name][i], grids[name][j])
+                     for i, j in _crossings(grids[name], curve_probs[name], threshold)]
+    crossings: dict[str, list[float]] = {}
+    for (name, _, _), end in zip(brackets, _refine(model, row, brackets), strict=True):
+        crossings.setdefault(name, []).append(end)
 
     flips = {}
     for f in flip_fields:
-        value = refined.get(f.name)
-        if value is not None:
-            value = _round_towards_approval(f, value, lower_is_approved=f.monotone < 0)
-        flips[f.name] = FlipPoint(f.name, value, flip_sentence(f, value, grids[f.name], curve_probs[f.name], threshold))
+        points = crossings.get(f.name, [])
+        value = None
+        if len(points) == 1:  # one flip: shown rounded to the side that is still approved
+            value = _round_towards_approval(f, points[0], lower_is_approved=not approves(curve_probs[f.name][-1], threshold))
+        elif points:  # several: the one nearest this applicant
+            value = min(points, key=lambda v: abs(v - float(row[f.name])) if _finite(row[f.name]) else 0)
+        flips[f.name] = FlipPoint(f.name, value, flip_sentence(f, value, grids[f.name], curve_probs[f.name],
+                                                               threshold, tuple(points)), tuple(points))
 
     curve = None
     if text_curve:
         curve = sensitivity_curve(model, applicant, curve_field)  # one small call over the categories
     elif curve_field:
         shown = flips.get(curve_field)
-        flips_here = ((shown.value,) if shown is not None and shown.value is not None
-                      else (refined[curve_field],) if curve_field in refined else ())
+        points = tuple(crossings.get(curve_field, ()))
+        flips_here = ((shown.value,) if len(points) < 2 and shown is not None and shown.value is not None
+                      else points)
         curve = Curve(curve_field, grids[curve_field], curve_probs[curve_field],
                       values[curve_field], p, threshold, flips_here)
     return Decision(

@@ -19,6 +19,7 @@ from sklearn.compose import ColumnTransformer
 
 from model.core.formatting import format_value
 from model.core.metrics import approves
+from model.core.protected import ELDERLY_AGE
 from model.core.schema import Field
 from model.scoring.reason_codes import DIFFERS, HIGH, LOW, MISSING, join_codes, reason_code
 
@@ -48,6 +49,15 @@ class Reason:
     direction: str  # "against" or "for"
     text: str
     code: str = ""  # the stable reason code (model/scoring/reason_codes.py): CREDIT_SCORE_LOW
+
+
+def never_against(f: Field, value: Any, supports: bool) -> bool:
+    """Whether a field may not be given as a reason here: age is never a reason against an applicant
+    62 or older (Regulation B 1002.6(b)(2)(ii)). Otherwise every principal reason is disclosed, age
+    for a younger applicant and an allowed protected field too (comment 9(b)(2)-4: none may be left out)."""
+    if supports or not f.is_age:
+        return False
+    return value is not None and not (isinstance(value, float) and math.isnan(value)) and float(value) >= ELDERLY_AGE
 
 
 def reason_text(f: Field, value: Any, reference: Any, with_value: bool = True) -> str:
@@ -131,7 +141,7 @@ def batch_reason_lists(model: LoanModel, clean: Columns, probabilities: np.ndarr
                        ) -> tuple[np.ndarray, list[tuple[str, ...]], list[tuple[str, ...]]]:
     """`batch_reason_table` with each distinct combination as its reasons and their codes, strongest first."""
     reference = model.card.reference
-    fields = [f for f in model.schema.fields if f.name in reference and not f.protected]
+    fields = [f for f in model.schema.fields if f.name in reference]
     n = len(probabilities)
     if n == 0 or not fields:
         return np.zeros(n, dtype=np.intp), [()], [()]
@@ -140,8 +150,13 @@ def batch_reason_lists(model: LoanModel, clean: Columns, probabilities: np.ndarr
     # Measured in log-odds, which never saturate the way probabilities do near 0 and 1.
     base = model.log_odds({name: np.asarray(clean[name]) for name in model.schema.names}, probabilities)
     strength = base[None, :] - _swapped_log_odds(model, clean, fields, reference)
-    np.negative(strength, out=strength, where=~approves(probabilities, model.threshold))
+    rejected = ~approves(probabilities, model.threshold)
+    np.negative(strength, out=strength, where=rejected)
     strength[strength < MIN_LOG_ODDS] = -1.0
+    for k, f in enumerate(fields):  # age is never a reason against an applicant 62 or older
+        if f.is_age:
+            with np.errstate(invalid="ignore"):
+                strength[k, rejected & (np.asarray(clean[f.name], dtype=float) >= ELDERLY_AGE)] = -1.0
     # Each row's reasons as one integer: a digit (field, phrase) per rank, strongest first, so the
     # text is built once per distinct combination rather than once per row.
     tables = _tables.get(model)

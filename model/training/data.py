@@ -17,6 +17,7 @@ model reaches a hold-out AUC near 0.88 (the rule itself scores about 0.89), not 
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -105,8 +106,25 @@ def sniff_delimiter(text: str) -> str:
     return ";" if header.count(";") > header.count(",") else ","
 
 
+# A target named like this records a bad outcome, so its "1" or "yes" is not approval.
+_NEGATIVE_TARGET = re.compile(
+    r"(^|[^a-z])(den(y|ied|ial)|reject(ed)?|declin(e|ed)|refus(e|ed|al)|default(ed)?|bad|delinquen(t|cy)|"
+    r"charged?_?off|chargeoff|fraud|late|fail(ed|ure)?|loss)([^a-z]|$)", re.IGNORECASE)
+_BINARY = ({"0", "1"}, {"false", "true"})
+
+
+def negative_target(target: str) -> bool:
+    """Whether a target's name reads as a bad outcome ('deny', 'is_default', 'Rejected')."""
+    return bool(_NEGATIVE_TARGET.search(str(target).replace("-", "_")))
+
+
 def split_target(frame: pd.DataFrame, target: str, positive_label: str | None) -> tuple[pd.DataFrame, np.ndarray, str]:
-    """Features and a 0/1 label; errors name the problem and the fix."""
+    """Features and a 0/1 label (1 approved); errors name the problem and the fix.
+
+    The direction is never guessed: only a 0/1 or true/false target whose name does not read as a
+    bad outcome ('deny', 'default') takes 1/true as approved; any other needs the value that
+    means approved.
+    """
     if target not in frame.columns:
         raise DataError(
             f"target column {target!r} not found; the columns are: {', '.join(map(str, frame.columns))}"
@@ -114,25 +132,60 @@ def split_target(frame: pd.DataFrame, target: str, positive_label: str | None) -
     y_raw = frame[target]
     if y_raw.isna().any():
         raise DataError(f"target column {target!r} has {int(y_raw.isna().sum())} empty value(s)")
-    labels = sorted(y_raw.astype(str).str.strip().unique())
+    text = y_raw.map(_label_text)
+    labels = sorted(text.unique())
     if len(labels) != 2:
         shown = ", ".join(repr(v) for v in labels[:10])
         raise DataError(f"target column {target!r} must have exactly two values; it has {len(labels)}: {shown}")
     if positive_label is None:
-        usual = [x for x in labels if x.lower() in ("1", "yes", "true", "approved", "y")]
-        if len(usual) != 1:
+        binary = {x.lower() for x in labels} in _BINARY
+        if not binary:
             raise DataError(
-                f"say which value of {target!r} means approved: --positive-label {labels[0]} or {labels[1]}"
+                f"target column {target!r} has the values {labels[0]!r} and {labels[1]!r}: say which one means "
+                f"approved with --approved-value {_shell(labels[0])} or --approved-value {_shell(labels[1])}"
             )
-        positive_label = usual[0]
-    positive_label = str(positive_label)
+        if negative_target(target):
+            raise DataError(
+                f"target column {target!r} reads as a bad outcome, so 1 may mean rejected: say which value means "
+                f"approved with --approved-value {_shell(labels[0])} or --approved-value {_shell(labels[1])}"
+            )
+        positive_label = next(x for x in labels if x.lower() in ("1", "true"))
+    positive_label = str(positive_label).strip()
     if positive_label not in labels:
-        raise DataError(
-            f"positive label {positive_label!r} does not occur in {target!r} "
-            f"(its values: {labels[0]!r}, {labels[1]!r})"
-        )
-    y = (y_raw.astype(str).str.strip() == positive_label).to_numpy().astype(int)
+        matches = [x for x in labels if x.lower() == positive_label.lower()]
+        if len(matches) != 1:
+            raise DataError(
+                f"--approved-value {positive_label!r} does not occur in {target!r} "
+                f"(its values: {labels[0]!r}, {labels[1]!r})"
+            )
+        positive_label = matches[0]
+    y = (text == positive_label).to_numpy().astype(int)
     features = frame.drop(columns=[target])
     if features.shape[1] == 0:
         raise DataError("the file has no feature columns besides the target")
     return features, y, positive_label
+
+
+def _label_text(value: object) -> str:
+    """A target value as text: 1.0 and 1 are both '1'."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _shell(value: str) -> str:
+    return value if re.fullmatch(r"[\w.+-]+", value) else repr(value)
+
+
+def label_meaning(target: str, positive_label: str, y: np.ndarray) -> str:
+    """What training understood, in words: 'approved means outcome = granted: 1,204 of 1,500 rows (80.3%)'."""
+    n, k = len(y), int(np.sum(y))
+    return f"approved means {target} = {positive_label}: {k:,} of {n:,} rows ({100 * k / n:.1f}%)" if n else ""
+
+
+def label_doubt(target: str, positive_label: str) -> str | None:
+    """A warning when the value said to mean approved reads as the opposite ('deny' = 'yes')."""
+    if negative_target(target) and positive_label.lower() in ("1", "true", "yes", "y"):
+        return (f"{target!r} reads as a bad outcome, yet {target} = {positive_label} is taken to mean approved; "
+                f"if {positive_label} means rejected, use the other value with --approved-value")
+    return None
