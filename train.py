@@ -1,7 +1,8 @@
 """Train a loan-approval pipeline and save it as a new, verified model version.
 
     python train.py                                   # the built-in applicants
-    python train.py --data applicants.csv --target approved --positive-label yes --out artifacts/my_model
+    python train.py --data applicants.csv --target outcome --approved-value granted --out artifacts/my_model
+    python train.py --data applicants.csv --write-spec spec.toml   # a column spec to edit, then --spec spec.toml
     python train.py --list                            # the versions kept, the active one marked
     python train.py --activate VERSION                # make a version active (roll back or forward)
 
@@ -31,8 +32,11 @@ from model.registry.store import (
     output_folder_problem,
     save_version,
 )
-from model.training.data import DataError, read_training_csv, split_target
+from model.training.data import DataError, label_doubt, label_meaning, read_training_csv, split_target
 from model.training.importing import OVERLAP_NOTE, import_pipeline
+from model.training.protection import pair_allowed, parse_declared
+from model.training.proxies import PROXY_THRESHOLD, Proxy
+from model.training.spec import read_spec, write_spec
 from model.training.train import parse_monotone, train, train_builtin
 
 
@@ -40,7 +44,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, help="a CSV to train on (default: the built-in applicants)")
     p.add_argument("--target", default="approved", help="the label column (default: approved)")
-    p.add_argument("--positive-label", help="the target value that means approved (e.g. yes, 1)")
+    p.add_argument("--approved-value", "--positive-label", dest="approved_value", metavar="VALUE",
+                   help="the target value that means approved (needed unless the target is 0/1 or true/false "
+                        "and its name does not read as a bad outcome); --positive-label is the old name")
     p.add_argument("--model", choices=["logistic", "gbm", "auto"], default="auto",
                    help="auto picks the kind with the better cross-validated AUC (default)")
     p.add_argument("--out", type=Path, default=default_model_dir(),
@@ -49,6 +55,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--test-size", type=float, default=0.2, help="hold-out share (default: 0.2)")
     p.add_argument("--rows", type=int, default=5000, help="rows of built-in data to generate")
     p.add_argument("--monotone", help="directions for your own columns, e.g. income=+1,loan_amount=-1")
+    p.add_argument("--protected", action="append", metavar="COL[=BASIS]",
+                   help="a column that describes a prohibited basis though its name does not say so (repeatable)")
+    p.add_argument("--allow", action="append", metavar="COL",
+                   help="use a protected column anyway; needs --justification (repeatable, in pairs)")
+    p.add_argument("--justification", action="append", metavar="TEXT",
+                   help="why using the --allow column (or, with --import, --allow-age-decline) is lawful; "
+                        "written into the model card")
+    p.add_argument("--proxy-threshold", type=float, default=PROXY_THRESHOLD,
+                   help=f"warn when the inputs predict a protected column above this AUC (default: {PROXY_THRESHOLD})")
+    p.add_argument("--spec", type=Path, help="a column spec (TOML): labels, units, descriptions, directions, "
+                                              "protected status")
+    p.add_argument("--write-spec", type=Path, metavar="FILE",
+                   help="write a column spec for --data to edit, and exit")
     p.add_argument("--activate", metavar="VERSION", help="make VERSION the active one and exit")
     imp = p.add_argument_group("importing a pipeline you saved (--import)")
     imp.add_argument("--import", dest="import_file", type=Path, metavar="FILE",
@@ -61,7 +80,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      help="import a file made with another scikit-learn version (recorded in the card)")
     imp.add_argument("--allow-age-decline", action="store_true",
                      help="import although approval falls as age rises; needs --justification (recorded)")
-    imp.add_argument("--justification", help="why an exception allowed above is lawful (recorded in the card)")
     p.add_argument("--list", action="store_true", help="list the versions and exit")
     return p.parse_args(argv)
 
@@ -75,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             activate_version(args.out, args.activate)
             print(f"Active version of {args.out}: {args.activate}")
             return 0
+        if args.write_spec is not None:
+            return write_spec_for(args)
         problem = output_folder_problem(args.out)
         if problem:
             raise DataError(problem)
@@ -84,10 +104,18 @@ def main(argv: list[str] | None = None) -> int:
             trained = train_builtin(seed=args.seed, rows=args.rows, model=args.model, test_size=args.test_size)
         else:
             frame = read_training_csv(args.data)
-            features, y, positive = split_target(frame, args.target, args.positive_label)
+            features, y, positive = split_target(frame, args.target, args.approved_value)
+            print(label_meaning(args.target, positive, y))
+            doubt = label_doubt(args.target, positive)
+            if doubt:
+                print(f"warning: {doubt}", file=sys.stderr)
             trained = train(features, y, target=args.target, positive_label=positive, model=args.model,
                             seed=args.seed, test_size=args.test_size,
-                            monotone=parse_monotone(args.monotone), source=str(args.data))
+                            monotone=parse_monotone(args.monotone), source=str(args.data),
+                            declared=parse_declared(args.protected),
+                            allowed=pair_allowed(args.allow, args.justification),
+                            spec=read_spec(args.spec) if args.spec else None,
+                            proxy_threshold=args.proxy_threshold)
         version = save_version(args.out, trained.pipeline, trained.card, trained.holdout)
     except (DataError, MonotonicityError, ModelIntegrityError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -105,9 +133,10 @@ def import_file(args: argparse.Namespace) -> int:
         raise DataError(f"--import {args.import_file}: no such file")
     frame = read_training_csv(args.data)
     version, imported = import_pipeline(
-        args.import_file, frame, args.target, args.out, positive_label=args.positive_label,
+        args.import_file, frame, args.target, args.out, positive_label=args.approved_value,
         trust=args.trust_module, allow_version_mismatch=args.allow_version_mismatch,
-        allow_age_decline=args.allow_age_decline, justification=args.justification, source=str(args.data))
+        allow_age_decline=args.allow_age_decline, justification=" ".join(args.justification or []) or None,
+        source=str(args.data))
     card, m = imported.card, imported.card["metrics"]
     print(f"Imported {args.import_file.name} ({', '.join(card['pipeline_steps'])}), made with scikit-learn "
           f"{card['imported']['made_with_sklearn']}.")
@@ -128,9 +157,41 @@ def import_file(args: argparse.Namespace) -> int:
     return 0
 
 
+def write_spec_for(args: argparse.Namespace) -> int:
+    if args.data is None:
+        raise DataError("--write-spec needs --data: the CSV whose columns it describes")
+    frame = read_training_csv(args.data)
+    features = frame.drop(columns=[args.target]) if args.target in frame.columns else frame
+    path = write_spec(features, args.write_spec)
+    print(f"Wrote a column spec for {features.shape[1]} column(s) of {args.data} to {path}; edit it, then train "
+          f"with --spec {path}")
+    return 0
+
+
+def report_protection(card: dict) -> None:
+    """Each protected column, the rule that caught it and what was done with it; proxy warnings."""
+    protected = card.get("protected", {})
+    columns = protected.get("columns", [])
+    if columns:
+        print("Protected columns (ECOA / Regulation B):")
+        for c in columns:
+            line = f"  {c['name']} ({c['basis']}): {c['rule']}; {c['status']}"
+            if c.get("justification"):
+                line += f" (justification: {c['justification']!r})"
+            elif not c["used"]:
+                line += "; kept beside the hold-out to measure fairness"
+            print(line)
+    for raw in protected.get("proxies", []):
+        proxy = Proxy.from_dict(raw)
+        if proxy.warn:
+            print(f"warning: {proxy.sentence()} Leaving {proxy.column} out does not keep it out of the decisions.",
+                  file=sys.stderr)
+
+
 def report(card: dict, out: Path, version: str) -> None:
     m = card["metrics"]
     sel = card["selection"]
+    report_protection(card)
     print(f"Trained a {card['model_kind']} model on {card['data']['rows']:,} rows "
           f"({card['data']['source']}).")
     if sel["cv_auc"]:

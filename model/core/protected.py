@@ -120,6 +120,7 @@ _VALUE_TERMS: dict[str, str] = {
 _SPLIT_VALUE = re.compile(r"[:;,/|()&]+")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _NON_WORD = re.compile(r"[^0-9a-zA-Z]+")
+DECLARED = "named by --protected"
 _MAX_VALUES = 200  # a text column with more distinct values than this is free text, not groups
 
 
@@ -141,7 +142,7 @@ class ProtectedColumn:
     def is_age(self) -> bool:
         """Age in years, which a scoring system may use (never against the elderly); a birth date
         or year is age too but runs the other way, so it is not."""
-        return self.bases == ("age",) and is_age_name(self.name)
+        return self.bases == ("age",) and (is_age_name(self.name) or self.rule == DECLARED)
 
     def describe(self) -> str:
         """'race: its name contains "race"' for a training report."""
@@ -247,7 +248,7 @@ def classify_column(name: str, values: Sequence[Any] | None = None,
         basis = declared[name] or "declared"
         named = bases_of_name(name)
         bases = (basis,) if basis != "declared" else (named[0] if named else ("declared",))
-        return ProtectedColumn(name, bases, "named by --protected")
+        return ProtectedColumn(name, bases, DECLARED)
     named = bases_of_name(name)
     if named:
         bases, words = named

@@ -19,8 +19,11 @@ from model.core.pipeline import (
     build_pipeline,
     check_coefficient_signs,
 )
-from model.core.schema import KNOWN_FIELDS, Schema
-from model.training.data import DataError
+from model.core.schema import Schema
+from model.training.data import DataError, label_meaning
+from model.training.protection import Protection, plan_protection
+from model.training.proxies import PROXY_THRESHOLD, measure_proxies
+from model.training.spec import ColumnSpec, check_against
 
 DEFAULT_THRESHOLD = 0.5
 DRIFT_BINS = 10
@@ -63,31 +66,49 @@ def train(
     test_size: float = 0.2,
     monotone: dict[str, int] | None = None,
     source: str = "",
+    declared: dict[str, str] | None = None,
+    allowed: dict[str, str] | None = None,
+    spec: ColumnSpec | None = None,
+    proxy_threshold: float = PROXY_THRESHOLD,
 ) -> TrainedModel:
-    """Fit, calibrate and evaluate; `model="auto"` picks the kind by cross-validated AUC."""
+    """Fit, calibrate and evaluate; `model="auto"` picks the kind by cross-validated AUC.
+
+    Protected columns (model/core/protected.py, plus `declared` and the spec's) are left out of the
+    model unless `allowed` ({column: justification}), except age, which is used as the law allows:
+    constrained so that approval never falls as it rises. Left-out columns are kept beside the
+    hold-out for the fairness report, and how well the inputs predict each goes into the card.
+    """
     if not 0.05 <= test_size <= 0.5:
         raise DataError(f"--test-size must be between 0.05 and 0.5, not {test_size}")
-    unknown = set(monotone or {}) - set(features.columns)
+    if not 0.5 < proxy_threshold <= 1.0:
+        raise DataError(f"--proxy-threshold must be above 0.5 and at most 1, not {proxy_threshold}")
+    features = features.rename(columns=str)
+    spec = spec or ColumnSpec()
+    check_against(spec, features)
+    monotone = {**spec.monotone(), **(monotone or {})}
+    unknown = set(monotone) - set(features.columns)
     if unknown:
         raise DataError(f"--monotone names unknown column(s): {', '.join(sorted(unknown))}")
-    for name, sign in (monotone or {}).items():
-        if KNOWN_FIELDS.get(name, {}).get("protected") and sign != KNOWN_FIELDS[name]["monotone"]:
-            raise DataError(f"--monotone: {name} is protected (ECOA): approval may never fall as it rises, "
-                            f"so its direction stays {KNOWN_FIELDS[name]['monotone']:+d}")
+    protection = plan_protection(features, {**spec.declared(), **(declared or {})}, allowed)
+    _check_protection(protection, monotone, spec)
     if len(features) < 50:
         raise DataError(f"{len(features)} rows is too few to train and evaluate a model (need 50 or more)")
     if min(np.bincount(y, minlength=2)) < 10:
         raise DataError("each target value needs at least 10 rows to train and evaluate a model")
+    aside = _kept_aside(features[protection.excluded])
+    features = features.drop(columns=protection.excluded)
+    if features.shape[1] == 0:
+        raise DataError("every column is a protected one left out of the model: nothing is left to train on")
     empty = [str(c) for c in features.columns if features[c].isna().all()]
     if empty:
         raise DataError(f"column(s) with no values at all: {', '.join(empty)}; fill them in or remove them")
     features = normalize_features(features)
-    schema = Schema.infer(features, monotone)
+    schema = Schema.infer(features, monotone, described=spec.described(), protected=protection.bases_used())
     for name, sign in (monotone or {}).items():
         if sign and not schema[name].is_number:
             raise DataError(f"--monotone: {name} is a text column; directions apply to numbers only")
-    x_train, x_test, y_train, y_test = train_test_split(
-        features, y, test_size=test_size, random_state=seed, stratify=y,
+    x_train, x_test, aside_train, aside_test, y_train, y_test = train_test_split(
+        features, aside, y, test_size=test_size, random_state=seed, stratify=y,
     )
     if model != "auto" and model not in MODEL_KINDS:
         raise DataError(f"--model must be one of logistic, gbm, auto; not {model!r}")
@@ -101,10 +122,17 @@ def train(
     holdout = x_test.reset_index(drop=True).copy()
     holdout["label"] = y_test
     holdout["probability"] = proba
+    for name in aside_test.columns:  # beside the hold-out, never an input: for the fairness report
+        holdout[name] = aside_test[name].to_numpy()
+    proxies = measure_proxies(x_train.reset_index(drop=True), aside_train.reset_index(drop=True),
+                              proxy_threshold, seed)
     card = {
         "model_kind": chosen,
         "target": target,
         "positive_label": positive_label,
+        "label_meaning": label_meaning(target, positive_label, y),
+        "protected": {"columns": protection.to_card(), "proxy_threshold": proxy_threshold,
+                      "proxies": [p.to_dict() for p in proxies]},
         "threshold": DEFAULT_THRESHOLD,
         "schema": schema.to_dict(),
         "metrics": metrics,
@@ -122,6 +150,32 @@ def train(
         "pipeline_steps": describe_steps(pipeline),
     }
     return TrainedModel(pipeline, schema, card, holdout)
+
+
+def _check_protection(protection: Protection, monotone: dict[str, int], spec: ColumnSpec) -> None:
+    """Age's direction is the law's, not the user's; a left-out column has none; a spec may not
+    declare a found column unprotected (that is what --allow and its justification are for)."""
+    for name, sign in monotone.items():
+        if name == protection.age and sign != +1:
+            raise DataError(f"--monotone: {name} is age, a protected basis (ECOA): approval may never fall as it "
+                            f"rises, so its direction stays +1")
+        if name in protection.excluded and sign:
+            raise DataError(f"--monotone: {name} is protected and left out of the model, so it has no direction")
+    for name in spec.not_protected():
+        if name in {c.name for c in protection.found} and name != protection.age:
+            found = protection.column(name)
+            raise DataError(f"--spec says {name} is not protected, but {found.rule} ({found.basis}); to use it "
+                            f"anyway: --allow {name} --justification \"why it is lawful\"")
+
+
+def _kept_aside(frame: pd.DataFrame) -> pd.DataFrame:
+    """Left-out columns as the hold-out file can store them: numbers as floats, the rest as text."""
+    out = pd.DataFrame(index=frame.index)
+    for name in frame.columns:
+        col = frame[name]
+        numeric = pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
+        out[name] = col.astype(float) if numeric else col.map(lambda v: None if pd.isna(v) else str(v).strip())
+    return out
 
 
 def _fit(schema: Schema, model: str, x: pd.DataFrame, y: np.ndarray, seed: int):
