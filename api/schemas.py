@@ -45,7 +45,8 @@ class DecisionResult(BaseModel):
     reason_codes: list[str] = Field(description="a stable code for each reason, in the same order "
                                                 "(FIELD_LOW, FIELD_HIGH, FIELD_MISSING, FIELD_DIFFERS)")
     out_of_range: list[str] = Field(description="fields outside the range seen in training: treat with care")
-    imputed: list[str] = Field(description="optional fields that were missing and filled in by the model")
+    imputed: list[str] = Field(description="fields sent as null (allowed where training had gaps) and filled in "
+                                           "by the model")
     model_name: str
     model_version: str
 
@@ -72,7 +73,7 @@ def applicant_schema(schema: Schema) -> dict[str, Any]:
         "title": "Applicant",
         "type": "object",
         "properties": properties,
-        "required": [f.name for f in schema.fields if f.required],
+        "required": schema.names,  # every field is sent; a gap is an explicit null where training had gaps
         "additionalProperties": True,
         "example": {f.name: f.default for f in schema.fields if f.default is not None},
         "description": "One applicant, fields by name. Fields not listed here are ignored.",
@@ -99,7 +100,8 @@ def _property(f: SchemaField) -> dict[str, Any]:
     if f.max_minus is not None:
         words.append(f"At most {f.max_minus[0]} − {f.max_minus[1]:g}.")
     if nullable:
-        words.append("Optional: a missing value is filled in and listed in imputed.")
+        words.append("May be null when not known (training had gaps here): it is then filled in and listed in "
+                     "imputed. The field itself must be sent.")
     out["description"] = " ".join(words)
     if f.default is not None:
         out["examples"] = [f.default]

@@ -306,3 +306,15 @@ def _text_values(values: Any) -> list[Any] | None:
 def age_column(columns: Iterable[str]) -> str | None:
     """The applicant's age among column names (the first that reads as age in years), or None."""
     return next((str(c) for c in columns if is_age_name(str(c))), None)
+
+
+def card_columns(card: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The protected columns a model card records (name, basis, rule, status, used, justification)."""
+    return list((card.get("protected") or {}).get("columns") or [])
+
+
+def allowed_in_card(card: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The prohibited bases a model uses by --allow, each with its justification: said in red
+    wherever the model is shown."""
+    return [{"column": c["name"], "basis": c.get("basis", ""), "justification": c.get("justification", "")}
+            for c in card_columns(card) if c.get("used") and c.get("justification")]

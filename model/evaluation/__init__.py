@@ -1,5 +1,6 @@
 """How good a model version is, recomputed from the hold-out stored with it (nothing is retrained)."""
 
+from .fairness import FOUR_FIFTHS, Fairness, fairness, fairness_report, protected_columns, proxies
 from .report import (
     ACTUALS,
     COMPARED,
@@ -30,12 +31,14 @@ from .report import (
 __all__ = [
     "ACTUALS",
     "COMPARED",
+    "FOUR_FIFTHS",
     "KIND_LABELS",
     "OUTCOMES",
     "PERMUTATION_REPEATS",
     "RELIABILITY_BINS",
     "THRESHOLDS",
     "Confusion",
+    "Fairness",
     "FeatureEffects",
     "PrecisionRecall",
     "Reliability",
@@ -43,9 +46,13 @@ __all__ = [
     "Roc",
     "comparison_table",
     "confusion",
+    "fairness",
+    "fairness_report",
     "feature_effects",
     "kind_label",
     "precision_recall",
+    "protected_columns",
+    "proxies",
     "reliability",
     "report",
     "roc",

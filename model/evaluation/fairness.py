@@ -19,7 +19,10 @@ import numpy as np
 import pandas as pd
 from fairlearn.metrics import MetricFrame, selection_rate, true_positive_rate
 
-from ..core.protected import AGE_BANDS, ProtectedColumn
+from model.core.protected import AGE_BANDS, ProtectedColumn, card_columns
+from model.registry.store import load_holdout
+from model.scoring.predictor import LoanModel
+from model.training.proxies import Proxy
 
 FOUR_FIFTHS = 0.8
 BOOTSTRAP = 200  # resamples: enough for a 95% interval to settle to about a point
@@ -159,3 +162,25 @@ def fairness_report(holdout: pd.DataFrame, threshold: float, protected: Sequence
         out.append(fairness_of(groups, label, approved, column=col.name, basis=col.basis,
                                used=col.name in used, n_boot=n_boot, seed=seed, order=order))
     return out
+
+
+def protected_columns(model: LoanModel) -> list[ProtectedColumn]:
+    """The protected columns of a model: those its card records, and age from the schema of a card
+    made before protected columns were recorded."""
+    columns = [ProtectedColumn.from_dict(c) for c in card_columns(model.card)]
+    names = {c.name for c in columns}
+    columns += [ProtectedColumn(f.name, ("age",), "its name says age") for f in model.schema.fields
+                if f.is_age and f.name not in names]
+    return columns
+
+
+def fairness(model: LoanModel, n_boot: int = BOOTSTRAP, seed: int = 0) -> list[Fairness]:
+    """The fairness report of a model version, from its stored hold-out (nothing is retrained)."""
+    holdout = load_holdout(model)
+    return fairness_report(holdout, model.threshold, protected_columns(model), model.schema.names,
+                           n_boot=n_boot, seed=seed)
+
+
+def proxies(model: LoanModel) -> list[Proxy]:
+    """How well the model's inputs predict each left-out protected column, as measured in training."""
+    return [Proxy.from_dict(p) for p in (model.card.get("protected") or {}).get("proxies", [])]

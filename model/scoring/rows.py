@@ -15,7 +15,7 @@ import pandas as pd
 
 from model.core.metrics import approves
 from model.core.schema import FieldError, column_array
-from model.scoring.decisions import decide_columns
+from model.scoring.decisions import decide_validated
 
 if TYPE_CHECKING:
     from model.scoring.predictor import LoanModel
@@ -59,19 +59,30 @@ def decide_rows(model: LoanModel, rows: list[Any]) -> list[RowDecision | RowErro
     if not at:
         return out  # type: ignore[return-value]
     # Every field gets a column (None where a row lacks it), so a missing field is a per-row
-    # "is required" error or a gap to impute, never a failure of the whole list.
+    # error, never a failure of the whole list. Every field must be sent: a gap is an explicit
+    # null or "", and only for fields that had gaps in training (then imputed and flagged).
     objects = [rows[i] for i in at]
     columns = {name: column_array([row.get(name) for row in objects]) for name in names}
-    decided = decide_columns(model, columns, pd.RangeIndex(len(objects)))
-    for e in decided.validation.errors:
+    validation = model.schema.validate_columns(columns, pd.RangeIndex(len(objects)))
+    absent = np.zeros(len(objects), dtype=bool)
+    for j, row in enumerate(objects):
+        missing = [name for name in names if name not in row]
+        if missing:
+            absent[j] = True
+            out[at[j]] = RowErrors(_missing_errors(model, at[j], missing))
+    validation.bad_rows = validation.bad_rows | absent  # a row without all the fields is not decided
+    decided = decide_validated(model, validation)
+    for e in validation.errors:
         i = at[int(e.row)]
+        if e.field not in rows[i] and absent[int(e.row)]:
+            continue  # already said: the field is missing
         problems = out[i]
         if not isinstance(problems, RowErrors):
             problems = out[i] = RowErrors([])
         problems.errors.append(FieldError(i, e.field, rows[i].get(e.field), e.why))  # the value as sent
     good = decided.good
-    flagged = _names_per_row(decided.validation.out_of_range, good)
-    gaps = _names_per_row(decided.validation.imputed, good)
+    flagged = _names_per_row(validation.out_of_range, good)
+    gaps = _names_per_row(validation.imputed, good)
     inputs = [dict(zip(names, values, strict=True))
               for values in zip(*(_plain(decided.clean[name].tolist()) for name in names), strict=True)]
     lists, code_lists, index = decided.reason_lists, decided.code_lists, decided.reason_index
@@ -80,6 +91,18 @@ def decide_rows(model: LoanModel, rows: list[Any]) -> list[RowDecision | RowErro
         c = index[k]
         out[at[j]] = RowDecision(p, threshold, lists[c], flagged[k], gaps[k], inputs[k], code_lists[c], referred[k])
     return out  # type: ignore[return-value]
+
+
+def _missing_errors(model: LoanModel, i: int, missing: list[str]) -> list[FieldError]:
+    """A row without some of the model's fields: each is named; with none of them, the expected ones."""
+    names = model.schema.names
+    if len(missing) == len(names):
+        return [FieldError(i, "applicant", None, "has none of the model's fields; expected: " + ", ".join(names))]
+    return [FieldError(i, name, None, MISSING if model.schema[name].required else MISSING_GAP) for name in missing]
+
+
+MISSING = "is missing: every field of the model is required"
+MISSING_GAP = "is missing: every field of the model is required (send null when it is not known)"
 
 
 def _names_per_row(masks: dict[str, np.ndarray], rows: np.ndarray) -> list[list[str]]:
