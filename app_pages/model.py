@@ -9,9 +9,11 @@ import streamlit as st
 from model import evaluation
 from model.core.errors import ModelFolderError, ModelIntegrityError
 from model.core.formatting import percent, utc_time
+from model.core.protected import allowed_in_card
 from model.registry.store import activate_version, active_version
 from model.scoring.predictor import LoanModel
 from model.training.workflows import copy_with_threshold
+from ui import fairness as fairness_ui
 from ui import imported
 from ui import model_charts as charts
 from ui.resources import current_model, load_current, registry
@@ -84,7 +86,6 @@ def model_card(model: LoanModel) -> None:
             f"- Source: {data.get('source') or 'unknown'}",
             f"- Rows: {data['rows']:,}" if "rows" in data else "- Rows: unknown",
             f"- Fingerprint: `{fingerprint[:12]}`" if fingerprint else "- Fingerprint: unknown",
-            f"- Target: `{card.target}`, approved when it is `{card.positive_label}`",
         ]
         if "approval_rate" in data:
             lines.append(f"- Approval rate in the data: {percent(data['approval_rate'])}")
@@ -93,6 +94,8 @@ def model_card(model: LoanModel) -> None:
         elif "n_test" in metrics:
             lines.append(f"- Hold-out: {metrics['n_test']:,} rows kept out of training")
         st.markdown("\n".join(lines))
+        # The target and its values come from the user's file: shown as text, never as markdown.
+        st.text(card.get("label_meaning") or f"approved means {card.target} = {card.positive_label}")
     with middle.container(border=True):
         st.markdown(f"**Pipeline** · {evaluation.kind_label(card.model_kind)}")
         st.markdown("\n".join(f"- {step}" for step in card.pipeline_steps))
@@ -107,6 +110,60 @@ def model_card(model: LoanModel) -> None:
     with right.container(border=True):
         st.markdown("**Libraries**")
         st.markdown("\n".join(f"- {name} {version}" for name, version in card.libraries.items()))
+
+
+@st.cache_data(show_spinner="Measuring fairness on the hold-out…", max_entries=32)
+def version_fairness(_model: LoanModel, folder: str, sha256: str) -> list[evaluation.Fairness]:
+    return evaluation.fairness(_model)
+
+
+def prohibited_bases(model: LoanModel) -> None:
+    """Which protected columns were found, which the model uses (an allowed one in red) and how
+    well its inputs stand in for the ones it leaves out."""
+    st.header("Prohibited bases")
+    for used in allowed_in_card(model.card):
+        st.error(f"This model uses {fairness_ui.plain(used['column'])} ({used['basis']}), a prohibited basis under "
+                 f"ECOA, by --allow. Justification given: {fairness_ui.plain(used['justification'])}",
+                 icon=":material/gpp_bad:")
+    table = fairness_ui.protected_frame(model.card)
+    if table.empty:
+        st.caption("No column of the training data was found to describe a prohibited basis (race, color, "
+                   "religion, national origin, sex, marital status, age, public assistance, ...).")
+    else:
+        st.dataframe(table, hide_index=True)
+    found = evaluation.proxies(model)
+    if found:
+        st.subheader("Proxies")
+        st.caption("How well the model's own inputs predict each protected column it leaves out (a simple "
+                   "logistic regression, 5-fold cross-validated). Leaving a column out does not keep it out of "
+                   "the decisions when the inputs predict it well.")
+        for proxy in found:
+            if proxy.warn:
+                st.warning(fairness_ui.plain(proxy.sentence({f.name: f.label for f in model.schema.fields})))
+        st.dataframe(fairness_ui.proxies_frame(found, {f.name: f.label for f in model.schema.fields}),
+                     hide_index=True)
+
+
+def fairness_section(model: LoanModel) -> None:
+    st.header("Fairness on the hold-out")
+    try:
+        reports = version_fairness(model, str(model.path), model.sha256)
+    except (ModelIntegrityError, OSError, KeyError, ValueError) as exc:
+        st.error(f"The hold-out stored with version {model.version} cannot be read ({exc}).")
+        return
+    if not reports:
+        st.info("No protected column (nor age) is kept with this version's hold-out, so fairness cannot be "
+                "measured here.")
+        return
+    st.caption(f"Per group, at the threshold of {percent(model.threshold)}: approval rate; adverse impact ratio "
+               "(approval rate over the most-approved group's, flagged under four fifths); share of good loans "
+               "approved (equal opportunity); bad-loan rate among the approved. In brackets, 95% bootstrap "
+               "intervals. Age is shown in bands.")
+    for report in reports:
+        st.subheader(fairness_ui.plain(report.title))
+        if sentence := fairness_ui.flag_sentence(report):
+            st.warning(fairness_ui.plain(sentence), icon=":material/balance:")
+        st.dataframe(fairness_ui.fairness_frame(report), hide_index=True)
 
 
 def performance(model: LoanModel, report: evaluation.Report) -> None:
@@ -234,11 +291,12 @@ except ModelIntegrityError as exc:
     versions(active_version(registry()))
     st.stop()
 model_card(model)
-imported.imported_facts(model)
-imported.directions_section(model)
+from ui import fairness as fairness_ui
+from ui import imported
 report = report_of(model)
 if report is not None:
     performance(model, report)
+    fairness_section(model)
     threshold_explorer(model, report)
 ids = versions(model.version)
 compare(model, ids)

@@ -147,13 +147,22 @@ def test_split_target_turns_the_positive_label_into_one():
     np.testing.assert_array_equal(y_no, 1 - y)
 
 
-def test_split_target_guesses_only_an_unambiguous_positive_label():
+def test_the_label_direction_is_never_guessed_beyond_0_1_and_true_false():
     frame = user_applicants(80)
-    _, y, positive = split_target(frame, "decision", None)
+    with pytest.raises(DataError, match="means approved with --approved-value no or --approved-value yes"):
+        split_target(frame, "decision", None)  # yes/no: which is approval is the user's to say
+    _, y, positive = split_target(frame, "decision", "yes")
     assert positive == "yes" and y.sum() == (frame["decision"] == "yes").sum()
-    two_words = frame.assign(decision=frame["decision"].map({"yes": "good", "no": "bad"}))
-    with pytest.raises(DataError, match="--positive-label"):
-        split_target(two_words, "decision", None)
+    ones = frame.assign(decision=(frame["decision"] == "yes").astype(int))
+    _, y, positive = split_target(ones, "decision", None)
+    assert positive == "1" and y.sum() == ones["decision"].sum()
+    flags = frame.assign(decision=frame["decision"] == "yes")
+    assert split_target(flags, "decision", None)[2] == "True"
+    for negative in ("deny", "denied", "is_default", "Rejected", "bad_loan", "charged_off"):
+        named = ones.rename(columns={"decision": negative})
+        with pytest.raises(DataError, match="reads as a bad outcome, so 1 may mean rejected"):
+            split_target(named, negative, None)
+        assert split_target(named, negative, "0")[1].sum() == (ones["decision"] == 0).sum()
 
 
 @pytest.mark.parametrize("change, problem", [

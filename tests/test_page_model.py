@@ -171,7 +171,7 @@ def test_make_this_version_active_rolls_back(app, app_env):
     holdout = load_holdout(load_model(app_env))
     auc = roc_auc_score(holdout["label"], holdout["probability"])
     assert _metrics(at)["AUC"][0] == f"{auc:.3f}"
-    table = at.dataframe[0].value
+    table = next(d.value for d in at.dataframe if "version" in d.value.columns)
     assert table.set_index("version").loc[older, "active"]
     assert not table.set_index("version").loc[newer, "active"]
 

@@ -61,7 +61,8 @@ def test_user_schema_is_inferred_from_the_data(user_model):
     for name in schema.numbers:
         f = schema[name]
         assert (f.train_min, f.train_max) == (frame[name].min(), frame[name].max())
-        assert not f.required and f.monotone == 0 and not f.protected
+        # every field is required; a blank is allowed only where training had gaps
+        assert f.required == (not frame[name].isna().any()) and f.monotone == 0 and not f.protected
     assert schema["pay"].label == "Pay"
 
 

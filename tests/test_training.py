@@ -283,7 +283,7 @@ def _one_line_error(done: subprocess.CompletedProcess) -> str:
     ("empty", ["--target", "decision"], "empty"),
     ("binary", ["--target", "decision"], "not a CSV"),
     ("missing", ["--target", "decision"], "no such file"),
-    ("good", ["--target", "decision", "--monotone", "pay=up"], "--monotone"),
+    ("good", ["--target", "decision", "--approved-value", "yes", "--monotone", "pay=up"], "--monotone"),
 ], ids=["no-target", "three-values", "label-absent", "empty-file", "not-a-csv", "no-file", "bad-monotone"])
 def test_train_py_errors_are_one_line_without_traceback(tmp_path, setup, args, problem):
     csv = tmp_path / "data.csv"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import streamlit as st
 
-from model.core.formatting import format_value
+from model.core.formatting import field_decimals, format_value
 from model.core.schema import Field, Schema
 
 NOT_GIVEN = "(not given)"
@@ -16,8 +17,10 @@ def field_help(f: Field) -> str:
     parts = [f.help] if f.help else []
     if f.is_number and f.train_min is not None:
         parts.append(f"Seen in training: {format_value(f, f.train_min)} to {format_value(f, f.train_max)}.")
-    if not f.required:
-        parts.append("Optional: leave empty and the model fills in a typical value.")
+    if f.required:
+        parts.append("Required.")
+    else:
+        parts.append("May be left empty (training had gaps here): the model then fills in a typical value.")
     return " ".join(parts)
 
 
@@ -31,14 +34,16 @@ def field_widget(f: Field, value: Any, key: str) -> Any:
     integer = f.integer and float(f.step).is_integer()
     cast = int if integer else float
     kwargs: dict[str, Any] = {"step": cast(f.step)}
-    if f.hard_min is not None:
-        kwargs["min_value"] = cast(f.hard_min)
-    if f.hard_max is not None:
-        kwargs["max_value"] = cast(f.hard_max)
-    if integer:
-        kwargs["format"] = "%d"
-    start = None if value is None else cast(value)
-    return st.number_input(f.title, value=start, key=key, help=field_help(f), **kwargs)
+    step_decimals = max(0, -math.floor(math.log10(f.step) + 1e-9)) if f.step > 0 else 2
+    kwargs["format"] = "%d" if integer else f"%.{max(field_decimals(f), step_decimals)}f"  # 0.545 reads 0.545
+    # No min_value/max_value: the browser would silently refuse a value beyond them, and the
+    # officer would press Decide and see nothing happen. The schema's validation says what is wrong.
+    # value=None keeps the input clearable (Streamlit reverts a cleared input that had a number as
+    # its default), so the starting value goes in through session state instead.
+    if key not in st.session_state:
+        st.session_state[key] = None if value is None else cast(value)
+    placeholder = "required" if f.required else "may be left empty"
+    return st.number_input(f.title, value=None, key=key, help=field_help(f), placeholder=placeholder, **kwargs)
 
 
 def applicant_form(schema: Schema, key: str, values: dict[str, Any] | None = None,

@@ -157,8 +157,8 @@ def _check_protection(protection: Protection, monotone: dict[str, int], spec: Co
     declare a found column unprotected (that is what --allow and its justification are for)."""
     for name, sign in monotone.items():
         if name == protection.age and sign != +1:
-            raise DataError(f"--monotone: {name} is age, a protected basis (ECOA): approval may never fall as it "
-                            f"rises, so its direction stays +1")
+            raise DataError(f"--monotone: {name} is protected (ECOA): it is the applicant's age, and approval may "
+                            "never fall as it rises, so its direction stays +1")
         if name in protection.excluded and sign:
             raise DataError(f"--monotone: {name} is protected and left out of the model, so it has no direction")
     for name in spec.not_protected():
