@@ -214,7 +214,7 @@ st.dataframe(
 # --- fairness ------------------------------------------------------------------------------------------
 st.header("Fairness by age band")
 if view.age_bands is None:
-    st.info("Not applicable: this model has no `age` field, so its decisions cannot be split by age band.")
+    st.info("Not applicable: this model has no age field, so its decisions cannot be split by age band.")
 else:
     bands = view.age_bands
     st.markdown("Approval rate per age band and its ratio to the highest band's. Under "

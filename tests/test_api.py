@@ -394,12 +394,18 @@ def test_a_bad_integer_is_echoed_as_sent(client, auth, value):
     assert type(problem["value"]) is int and problem["value"] == value, problem
 
 
-@pytest.mark.parametrize("missing", [["income"], ["age", "employment_years"], list(EXAMPLE)])
+@pytest.mark.parametrize("missing", [["income"], ["age", "employment_years"]])
 def test_missing_required_fields_are_each_named(client, auth, missing):
     applicant = {k: v for k, v in EXAMPLE.items() if k not in missing}
     body = error_body(post(client, applicant, auth), 422, "invalid_applicant")
-    assert [(e["field"], e["value"], e["why"]) for e in body["errors"]] == [(m, None, "is required") for m in
-                                                                          [k for k in EXAMPLE if k in missing]]
+    assert [(e["field"], e["value"], e["why"]) for e in body["errors"]] == [
+        (m, None, "is missing: every field of the model is required") for m in [k for k in EXAMPLE if k in missing]]
+
+
+def test_an_empty_body_is_refused_naming_the_fields_expected(client, auth):
+    body = error_body(post(client, {}, auth), 422, "invalid_applicant")
+    assert body["errors"] == [{"field": "applicant", "value": None, "why": "has none of the model's fields; expected: "
+                               "age, income, credit_score, loan_amount, employment_years"}]
 
 
 @pytest.mark.parametrize("raw", [
@@ -943,7 +949,7 @@ def test_a_model_trained_on_a_users_csv_is_served_with_its_own_schema(csv_model,
         applicant = client.get("/openapi.json").json()["components"]["schemas"]["Applicant"]
         props = applicant["properties"]
         assert list(props) == model.schema.names == ["pay", "score", "balance", "debts", "region", "savings"]
-        assert applicant["required"] == [f["name"] for f in model.card["schema"]["fields"] if f["required"]]
+        assert applicant["required"] == model.schema.names  # every field is sent, null only where training had gaps
         assert set(props["region"]["enum"]) - {None} == {"north", "south", "east"}
         assert "string" in props["region"]["type"]
         assert "number" in props["savings"]["type"] and "imputed" in props["savings"]["description"]
@@ -967,11 +973,23 @@ def test_a_model_trained_on_a_users_csv_is_served_with_its_own_schema(csv_model,
         assert "not a known category" in unknown["errors"][0]["why"]
 
         gaps = client.post("/v1/decisions", json=[
-            {k: v for k, v in example.items() if k != "savings"},
+            {**example, "savings": None},
             {**example, "region": None},
-            {k: v for k, v in example.items() if k not in ("savings", "region")},
+            {**example, "savings": None, "region": ""},
+            {k: v for k, v in example.items() if k != "savings"},
+            {**example, "pay": None},
         ], headers=auth).json()
-        assert [r["imputed"] for r in gaps] == [["savings"], ["region"], ["region", "savings"]]
+        assert [r["imputed"] for r in gaps[:3]] == [["savings"], ["region"], ["region", "savings"]]
+        assert gaps[3]["errors"] == [{"field": "savings", "value": None, "why": "is missing: every field of the "
+                                      "model is required (send null when it is not known)"}]
+        assert gaps[4]["errors"] == [{"field": "pay", "value": None, "why": "is required"}]  # no gaps in training
+
+        # A CSV model refuses an empty body, and a body with one of its fields, naming what it expects.
+        empty = error_body(client.post("/v1/decisions", json={}, headers=auth), 422, "invalid_applicant")
+        assert empty["errors"][0]["why"] == ("has none of the model's fields; expected: pay, score, balance, debts, "
+                                             "region, savings")
+        one = error_body(client.post("/v1/decisions", json={"pay": 50_000}, headers=auth), 422, "invalid_applicant")
+        assert [e["field"] for e in one["errors"]] == ["score", "balance", "debts", "region", "savings"]
 
 
 # --- 6. Schemathesis: every documented operation, generated requests -----------------------------

@@ -58,7 +58,7 @@ def test_bad_rows_carry_every_error_and_the_rest_are_decided(model):
     assert problems == {
         1: {("income", "is not a number"), ("age", "must be at least 18")},
         2: {("applicant", "must be an object of named fields, such as {\"income\": 62000}")},
-        3: {("credit_score", "is required")},
+        3: {("credit_score", "is missing: every field of the model is required")},
         4: {("credit_score", "is required")},
         5: {("income", "is not a finite number")},
         6: {("loan_amount", "is not a number")},

@@ -301,3 +301,41 @@ def test_a_spec_cannot_unprotect_a_found_column_nor_name_an_unknown_one():
         _train(credit_frame(300), spec=ColumnSpec({"nope": {"label": "x"}}))
     draft = draft_spec(credit_frame(50).drop(columns="outcome"))
     assert draft["columns"]["single"]["protected"] == "marital_status"
+
+
+# --- what would change the decision, and the Learn page's words ------------------------------------
+def test_a_field_with_no_declared_direction_gets_its_flip_point_shown_precisely(fair_model):
+    applicant = {"Age": 45, "zip_index": 0.0, "pti": 0.55, "credit": 700}
+    decision = fair_model.decide(applicant)
+    assert not decision.approved and fair_model.schema["pti"].monotone == 0
+    flip = decision.flips["pti"]
+    assert flip.text.startswith("Approved up to a pti of ") and flip.value is not None
+    shown = flip.text.rsplit(" ", 1)[-1]
+    assert len(shown.split(".")[1]) >= 3, shown  # 0.4123, never "0.4"
+    assert float(shown) == pytest.approx(flip.value)
+    assert fair_model.predict({**applicant, "pti": flip.value})[0] == 1
+    assert fair_model.predict({**applicant, "pti": flip.value + 0.002})[0] == 0
+
+
+def test_a_curve_that_crosses_twice_gets_both_ends_of_its_approved_stretch(tmp_path):
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame({"ratio": rng.uniform(0, 1, 3000), "credit": rng.integers(500, 800, 3000)})
+    logit = 2.5 - 60 * (frame["ratio"] - 0.5) ** 2 + 0.01 * (frame["credit"] - 650)
+    frame["outcome"] = np.where(rng.random(3000) < 1 / (1 + np.exp(-logit)), "granted", "denied")
+    model = _saved(_train(frame, model="gbm"), tmp_path / "peak")
+    applicant = {"ratio": 0.05, "credit": 780}
+    flip = model.decide(applicant).flips["ratio"]
+    assert len(flip.crossings) >= 2 and flip.text.startswith("Approved with a ratio from 0.")
+    low, high = flip.crossings[0], flip.crossings[-1]
+    assert 0.15 < low < 0.5 < high < 0.85
+    for value, approved in ((0.05, 0), ((low + high) / 2, 1), (0.95, 0)):
+        assert model.predict({**applicant, "ratio": value})[0] == approved
+
+
+def test_learn_reads_the_flip_side_from_the_curve_and_writes_the_step_it_means(fair_model):
+    from model.learn import lessons
+
+    p = lessons.practice(fair_model, 0.3, field="pti")
+    sentence = lessons.practice_sentence(fair_model, p)
+    assert "below it this customer is approved, above it rejected" in sentence
+    assert "each extra 0.01 of pti takes away" in sentence and "0.0 of" not in sentence

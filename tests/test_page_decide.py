@@ -182,3 +182,22 @@ def test_a_tampered_model_is_refused_on_the_page_without_a_traceback(app, app_en
     at = app.run()
     assert not at.exception
     assert any("cannot be used" in e.value and "does not match its model card" in e.value for e in at.error)
+
+
+def test_a_value_above_a_fields_maximum_is_reported_not_silently_ignored(app):
+    at = _submit(app.run(), credit_score=900)
+    errors = " ".join(e.value for e in at.error)
+    assert "nothing was decided" in errors
+    assert any("Credit score" in m.value and "(900" in m.value and "must be at most 850" in m.value
+               for m in at.markdown)
+    assert _decision_text(at) == ""
+
+
+def test_a_cleared_field_is_reported_not_silently_kept(app):
+    at = _submit(app.run())
+    assert "Approved" in _decision_text(at) or "Rejected" in _decision_text(at)
+    at = _submit(at, income=None)
+    assert {ni.label: ni.value for ni in at.number_input}["Annual income ($)"] is None  # stays cleared
+    assert any("nothing was decided" in e.value for e in at.error)
+    assert any("Annual income" in m.value and "is required" in m.value for m in at.markdown)
+    assert _decision_text(at) == ""

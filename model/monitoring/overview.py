@@ -16,7 +16,7 @@ from model.records.log import DecisionLog
 
 from . import performance as perf
 from . import queries as q
-from .report import FieldDrift, fairness_applicable
+from .report import FieldDrift, age_field
 
 
 @dataclass
@@ -61,7 +61,7 @@ class Overview:
 def overview(log: DecisionLog, model, scope: q.Scope, holdout: pd.DataFrame) -> Overview:
     """The page's figures for `scope`, measured against `model` (the reference version) and its hold-out."""
     holdout_p = holdout["probability"].to_numpy(dtype=float)
-    binning = q.Binning.of(model, holdout_p, "age" if fairness_applicable(model) else None)
+    binning = q.Binning.of(model, holdout_p, age_field(model))  # 'age', 'Age', 'AGE_YEARS' alike
     kept = q.counts(log, binning, scope)
     by_month, overall, rejected = perf.kept_realized(log, scope)
     shown, bins = kept.activity, kept.bins

@@ -179,13 +179,18 @@ def out_of_range_share(log: pd.DataFrame) -> float:
 
 
 # --- fairness ------------------------------------------------------------------------------------
+def age_field(model: LoanModel) -> str | None:
+    """The model's age field, whatever its name or case ('age', 'Age', 'AGE_YEARS'), or None."""
+    return next((f.name for f in model.schema.fields if f.is_age), None)
+
+
 def fairness_applicable(model: LoanModel) -> bool:
-    return "age" in model.schema
+    return age_field(model) is not None
 
 
-def age_bands(log: pd.DataFrame) -> pd.DataFrame:
+def age_bands(log: pd.DataFrame, field: str = "age") -> pd.DataFrame:
     """Approval rate per age band, its ratio to the best band's, flagged under four fifths."""
-    ages = pd.to_numeric(inputs_frame(log).get("age", pd.Series(index=log.index, dtype=float)), errors="coerce")
+    ages = pd.to_numeric(inputs_frame(log).get(field, pd.Series(index=log.index, dtype=float)), errors="coerce")
     labels = [b[0] for b in AGE_BANDS]
     edges = [b[1] for b in AGE_BANDS] + [np.inf]
     band = pd.cut(ages, bins=edges, right=False, labels=labels)
