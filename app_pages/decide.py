@@ -34,7 +34,8 @@ if applicant is None:
 
 with chart_box:
     st.subheader("How the decision changes")
-    default = "income" if "income" in numbers else numbers[0] if numbers else None
+    usual = [n for n in numbers if not schema[n].protected]  # age is no lever to show first
+    default = "income" if "income" in numbers else (usual or numbers or [None])[0]
     vary = st.selectbox("Vary one field", numbers, index=numbers.index(default) if default else 0,
                         format_func=lambda n: schema[n].label, key="decide.vary") if numbers else None
 
@@ -111,8 +112,10 @@ with chart_box:
     if len(numbers) >= 2:
         st.subheader("Two fields at once")
         cx, cy = st.columns(2)
-        x_default = numbers.index("income") if "income" in numbers else 0
-        y_default = numbers.index("loan_amount") if "loan_amount" in numbers else 1
+        levers = [n for n in numbers if not schema[n].protected] + [n for n in numbers if schema[n].protected]
+        x_default = numbers.index("income") if "income" in numbers else numbers.index(levers[0])
+        y_default = (numbers.index("loan_amount") if "loan_amount" in numbers
+                     else numbers.index(next(n for n in levers if n != numbers[x_default])))
         x_field = cx.selectbox("Across", numbers, index=x_default, format_func=lambda n: schema[n].label,
                                key="decide.x")
         y_choices = [n for n in numbers if n != x_field]

@@ -487,7 +487,8 @@ def practice_field(model: LoanModel) -> str | None:
     if any(f.name == PRACTICE_FIELD for f in numbers):
         return PRACTICE_FIELD
     directed = [f.name for f in numbers if f.monotone and not f.protected]
-    return directed[0] if directed else (numbers[0].name if numbers else None)
+    usual = [f.name for f in numbers if not f.protected]  # age is no lever to practise on
+    return (directed or usual or [f.name for f in numbers] or [None])[0]
 
 
 def sentence_step(f: Field) -> float:
