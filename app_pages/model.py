@@ -291,8 +291,9 @@ except ModelIntegrityError as exc:
     versions(active_version(registry()))
     st.stop()
 model_card(model)
-from ui import fairness as fairness_ui
-from ui import imported
+imported.imported_facts(model)
+imported.directions_section(model)
+prohibited_bases(model)
 report = report_of(model)
 if report is not None:
     performance(model, report)
