@@ -272,10 +272,12 @@ def test_a_written_spec_reads_back_and_names_the_fields(tmp_path):
     assert spec.columns["Race"]["protected"] == "race" and spec.columns["pti"]["protected"] is False
     assert spec.columns["Age"]["label"] == "Age" and spec.columns["Age"]["unit"] == "years"
     edited = tomllib.loads(path.read_text())
-    edited["columns"]["pti"].update(label="Payment-to-income ratio", description="Payment over income.", monotone=-1)
+    assert edited["columns"]["pti"]["label"] == "Payment-to-income ratio"  # a common code, read as words
+    edited["columns"]["pti"].update(label="Monthly payment over income", description="Payment over income.",
+                                    monotone=-1)
     path.write_text(tomli_w.dumps(edited))
     pti = _train(credit_frame(600), spec=read_spec(path)).schema["pti"]
-    assert (pti.label, pti.help, pti.monotone) == ("Payment-to-income ratio", "Payment over income.", -1)
+    assert (pti.label, pti.help, pti.monotone) == ("Monthly payment over income", "Payment over income.", -1)
     with pytest.raises(DataError, match="the file exists"):
         write_spec(frame, path)  # an edited spec is never overwritten
 
@@ -309,7 +311,7 @@ def test_a_field_with_no_declared_direction_gets_its_flip_point_shown_precisely(
     decision = fair_model.decide(applicant)
     assert not decision.approved and fair_model.schema["pti"].monotone == 0
     flip = decision.flips["pti"]
-    assert flip.text.startswith("Approved up to a pti of ") and flip.value is not None
+    assert flip.text.startswith("Approved up to a payment-to-income ratio of ") and flip.value is not None
     shown = flip.text.rsplit(" ", 1)[-1]
     assert len(shown.split(".")[1]) >= 3, shown  # 0.4123, never "0.4"
     assert float(shown) == pytest.approx(flip.value)
@@ -338,4 +340,4 @@ def test_learn_reads_the_flip_side_from_the_curve_and_writes_the_step_it_means(f
     p = lessons.practice(fair_model, 0.3, field="pti")
     sentence = lessons.practice_sentence(fair_model, p)
     assert "below it this customer is approved, above it rejected" in sentence
-    assert "each extra 0.01 of pti takes away" in sentence and "0.0 of" not in sentence
+    assert "each extra 0.01 of payment-to-income ratio takes away" in sentence and "0.0 of" not in sentence

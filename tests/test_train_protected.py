@@ -158,12 +158,13 @@ def test_write_spec_then_train_with_it(data, tmp_path):
     assert f"Wrote a column spec for 6 column(s) of {data} to {spec}" in done.stdout
     text = spec.read_text()
     assert "[columns.Race]" in text and 'protected = "race"' in text and "[columns.outcome]" not in text
-    spec.write_text(text.replace('label = "Pti"', 'label = "Payment-to-income ratio"'))
+    assert 'label = "Payment-to-income ratio"' in text
+    spec.write_text(text.replace('label = "Payment-to-income ratio"', 'label = "Payment over income"'))
     done = run("--data", str(data), "--target", "outcome", "--approved-value", "granted", "--model", "logistic",
                "--spec", str(spec), "--out", str(tmp_path / "m"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     fields = {f["name"]: f for f in _card(tmp_path / "m")["schema"]["fields"]}
-    assert fields["pti"]["label"] == "Payment-to-income ratio"
+    assert fields["pti"]["label"] == "Payment over income"
     again = run("--data", str(data), "--write-spec", str(spec), cwd=tmp_path)
     assert refused(again).startswith(f"error: --write-spec {spec}: the file exists")
 

@@ -97,7 +97,8 @@ KNOWN_FIELDS: dict[str, dict[str, Any]] = {
     "age": dict(
         label="Age", unit="years", required=True, hard_min=18, hard_max=120, monotone=+1,
         protected=True, integer=True, default=35,
-        help="Applicant's age. By law (ECOA) it can never count against an applicant.",
+        help="Applicant's age. By law (ECOA) approval never falls as it rises, and it never counts against an "
+             "applicant 62 or older.",
     ),
     "income": dict(
         label="Annual income", unit="$", required=True, hard_min=0, monotone=+1, integer=True,
@@ -117,6 +118,20 @@ KNOWN_FIELDS: dict[str, dict[str, Any]] = {
         help="Years in continuous employment; at most age minus 14.",
     ),
 }
+
+
+# Codes common in credit data sets, read as words when no column spec names them.
+COMMON_LABELS: dict[str, str] = {
+    "pti": "Payment-to-income ratio", "dti": "Debt-to-income ratio", "ltv": "Loan-to-value ratio",
+    "cltv": "Combined loan-to-value ratio", "fico": "FICO score", "apr": "Annual percentage rate",
+    "emp_length": "Employment length", "annual_inc": "Annual income", "loan_amnt": "Loan amount",
+    "int_rate": "Interest rate", "revol_util": "Revolving utilization", "delinq_2yrs": "Delinquencies (2 years)",
+}
+
+
+def default_label(name: str) -> str:
+    """A column's label when nothing names it: a common code in words, else the name made readable."""
+    return COMMON_LABELS.get(name.lower(), name.replace("_", " ").capitalize())
 
 
 @dataclass(frozen=True)
@@ -193,7 +208,7 @@ class Schema:
             known["required"] = not bool(col.isna().any() or _has_blank_text(col))
             if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
                 values = col.astype(float)
-                known.setdefault("label", name.replace("_", " ").capitalize())
+                known.setdefault("label", default_label(name))
                 integer = known.pop("integer", bool(np.all(np.mod(values.dropna(), 1) == 0)))
                 median = float(values.median())
                 known.setdefault("default", round(median) if integer else round(median, 2))
@@ -211,7 +226,7 @@ class Schema:
                 mode = values.mode()
                 fields.append(Field(
                     name=name, kind="category",
-                    label=known.get("label", name.replace("_", " ").capitalize()),
+                    label=known.get("label", default_label(name)),
                     help=known.get("help", ""), required=known["required"],
                     categories=cats, default=str(mode.iloc[0]) if len(mode) else None,
                     protected=bool(known.get("protected", False)), basis=known.get("basis", ""),

@@ -23,7 +23,7 @@ import pandas as pd
 import tomli_w
 
 from model.core.protected import BASES, find_protected, is_age_name
-from model.core.schema import KNOWN_FIELDS
+from model.core.schema import KNOWN_FIELDS, default_label
 from model.training.data import DataError
 
 KEYS = ("label", "unit", "description", "monotone", "protected")
@@ -112,7 +112,7 @@ def draft_spec(features: pd.DataFrame) -> dict[str, Any]:
         known = KNOWN_FIELDS.get(name) or (KNOWN_FIELDS["age"] if is_age_name(name) else {})
         col = found.get(name)
         columns[name] = {
-            "label": known.get("label", name.replace("_", " ").capitalize()),
+            "label": known.get("label", default_label(name)),
             "unit": known.get("unit", ""),
             "description": known.get("help", ""),
             "monotone": int(known.get("monotone", 0)),
