@@ -341,3 +341,15 @@ def test_learn_reads_the_flip_side_from_the_curve_and_writes_the_step_it_means(f
     sentence = lessons.practice_sentence(fair_model, p)
     assert "below it this customer is approved, above it rejected" in sentence
     assert "each extra 0.01 of payment-to-income ratio takes away" in sentence and "0.0 of" not in sentence
+
+
+def test_v1_model_says_what_approved_means_and_any_prohibited_basis_in_use(tmp_path, fair_model):
+    from api.app import public_card
+
+    why = "special purpose credit program"
+    allowed = _saved(_train(credit_frame(500), allowed={"single": why}), tmp_path / "allowed")
+    card = public_card(allowed)
+    assert card["prohibited_bases_used"] == [{"column": "single", "basis": "marital status", "justification": why}]
+    assert card["label_meaning"].startswith("approved means outcome = granted: ")
+    assert {c["name"] for c in card["protected"]["columns"]} == {"Age", "Race", "single"}
+    assert public_card(fair_model)["prohibited_bases_used"] == []
