@@ -344,7 +344,7 @@ def test_learn_reads_the_flip_side_from_the_curve_and_writes_the_step_it_means(f
 
 
 def test_v1_model_says_what_approved_means_and_any_prohibited_basis_in_use(tmp_path, fair_model):
-    from api.app import public_card
+    from api.routes.model import public_card
 
     why = "special purpose credit program"
     allowed = _saved(_train(credit_frame(500), allowed={"single": why}), tmp_path / "allowed")

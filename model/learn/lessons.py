@@ -488,7 +488,8 @@ def practice_field(model: LoanModel) -> str | None:
         return PRACTICE_FIELD
     directed = [f.name for f in numbers if f.monotone and not f.protected]
     usual = [f.name for f in numbers if not f.protected]  # age is no lever to practise on
-    return (directed or usual or [f.name for f in numbers] or [None])[0]
+    choices = directed or usual or [f.name for f in numbers]
+    return choices[0] if choices else None
 
 
 def sentence_step(f: Field) -> float:

@@ -295,7 +295,8 @@ def decide(model: LoanModel, applicant: Any, curve_field: str | None = None) -> 
         points = crossings.get(f.name, [])
         value = None
         if len(points) == 1:  # one flip: shown rounded to the side that is still approved
-            value = _round_towards_approval(f, points[0], lower_is_approved=not approves(curve_probs[f.name][-1], threshold))
+            approved_above = bool(approves(curve_probs[f.name][-1], threshold))
+            value = _round_towards_approval(f, points[0], lower_is_approved=not approved_above)
         elif points:  # several: the one nearest this applicant
             value = min(points, key=lambda v: abs(v - float(row[f.name])) if _finite(row[f.name]) else 0)
         flips[f.name] = FlipPoint(f.name, value, flip_sentence(f, value, grids[f.name], curve_probs[f.name],

@@ -106,9 +106,9 @@ def measure_proxy(inputs: pd.DataFrame, column: pd.Series, threshold: float = PR
         measure = "AUC"
     if score is None:
         return None
-    alone = sorted(((n, v) for n, v in alone if v is not None), key=lambda pair: -pair[1])[:STRONGEST]
+    measured = sorted(((str(n), float(v)) for n, v in alone if v is not None), key=lambda pair: -pair[1])
     return Proxy(str(column.name), measure, round(float(score), 4),
-                 tuple((str(n), round(float(v), 4)) for n, v in alone), float(threshold), len(x))
+                 tuple((n, round(v, 4)) for n, v in measured[:STRONGEST]), float(threshold), len(x))
 
 
 def _groups(target: pd.Series) -> pd.Series | None:
