@@ -79,7 +79,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     imp.add_argument("--allow-version-mismatch", action="store_true",
                      help="import a file made with another scikit-learn version (recorded in the card)")
     imp.add_argument("--allow-age-decline", action="store_true",
-                     help="import although approval falls as age rises; needs --justification (recorded)")
+                     help="import although approval falls as age rises; needs --justification (recorded; after "
+                          "the ones that go with --allow)")
     p.add_argument("--list", action="store_true", help="list the versions and exit")
     return p.parse_args(argv)
 
@@ -132,11 +133,16 @@ def import_file(args: argparse.Namespace) -> int:
     if not args.import_file.is_file():
         raise DataError(f"--import {args.import_file}: no such file")
     frame = read_training_csv(args.data)
+    justifications = list(args.justification or [])
+    # One --justification per --allow, in order; with --allow-age-decline, the last one is for it.
+    age_justification = justifications.pop() if args.allow_age_decline and justifications else None
     version, imported = import_pipeline(
         args.import_file, frame, args.target, args.out, positive_label=args.approved_value,
         trust=args.trust_module, allow_version_mismatch=args.allow_version_mismatch,
-        allow_age_decline=args.allow_age_decline, justification=" ".join(args.justification or []) or None,
-        source=str(args.data))
+        allow_age_decline=args.allow_age_decline, justification=age_justification, source=str(args.data),
+        spec=read_spec(args.spec) if args.spec else None, declared=parse_declared(args.protected),
+        allowed=pair_allowed(args.allow, justifications), proxy_threshold=args.proxy_threshold)
+    report_protection(imported.card)
     card, m = imported.card, imported.card["metrics"]
     print(f"Imported {args.import_file.name} ({', '.join(card['pipeline_steps'])}), made with scikit-learn "
           f"{card['imported']['made_with_sklearn']}.")

@@ -31,7 +31,18 @@ from model.registry.store import output_folder_problem, save_version
 from model.registry.unpickling import Trust, load_file
 from model.scoring.predictor import LoanModel
 from model.training import directions
-from model.training.train import DEFAULT_THRESHOLD, drift_bins, example_defaults, normalize_features, typical_applicant
+from model.training.data import DataError, label_meaning
+from model.training.protection import Protection, plan_protection
+from model.training.proxies import PROXY_THRESHOLD, measure_proxies
+from model.training.spec import ColumnSpec, check_against
+from model.training.train import (
+    DEFAULT_THRESHOLD,
+    drift_bins,
+    example_defaults,
+    kept_aside,
+    normalize_features,
+    typical_applicant,
+)
 
 MATCH_TOLERANCE = 1e-9  # LoanDesk's path must give the pipeline's own probabilities to this
 MIN_ROWS, MIN_PER_CLASS = 50, 10  # as for training: fewer cannot measure a model
@@ -60,8 +71,16 @@ class Imported:
 
 def prepare(file: str | Path, frame: pd.DataFrame, target: str, *, positive_label: str | None = None,
             trust: tuple[str, ...] | list[str] = (), allow_version_mismatch: bool = False,
-            allow_age_decline: bool = False, justification: str | None = None, source: str = "") -> Imported:
-    """Check a saved pipeline against labelled data and build its card; nothing is saved yet."""
+            allow_age_decline: bool = False, justification: str | None = None, source: str = "",
+            spec: ColumnSpec | None = None, declared: dict[str, str] | None = None,
+            allowed: dict[str, str] | None = None, proxy_threshold: float = PROXY_THRESHOLD) -> Imported:
+    """Check a saved pipeline against labelled data and build its card; nothing is saved yet.
+
+    The fair-lending rules apply as in training: a protected column the pipeline reads (other than age)
+    is refused unless `allowed` ({column: justification}); protected columns of the labelled data that it
+    does not read are kept beside the hold-out for the fairness report; a column spec gives labels,
+    units and descriptions, and its directions are checked against the measured ones.
+    """
     file = Path(file)
     if allow_age_decline and not (justification or "").strip():
         raise PipelineImportError("--allow-age-decline needs --justification \"why this is lawful\", "
@@ -82,6 +101,14 @@ def prepare(file: str | Path, frame: pd.DataFrame, target: str, *, positive_labe
     estimator = _check_estimator(file, loaded.obj)
     features = [str(c) for c in estimator.feature_names_in_]
     x_raw, labels = _labelled(frame, target, features)
+    inputs = frame.drop(columns=[target]).rename(columns=str)
+    spec = spec or ColumnSpec()
+    try:
+        check_against(spec, inputs)
+        protection = plan_protection(inputs, {**spec.declared(), **(declared or {})}, allowed)
+    except DataError as exc:
+        raise PipelineImportError(str(exc)) from exc
+    _check_protected_inputs(file, protection, features)
     classes = [str(c).strip() for c in estimator.classes_]
     positive = _positive_class(file, classes, labels, target, positive_label)
     index = classes.index(positive)
@@ -106,7 +133,9 @@ def prepare(file: str | Path, frame: pd.DataFrame, target: str, *, positive_labe
     ages = [n for n in numbers if directions.is_age_column(n)]
     found = directions.measure(lambda rows: pipeline.predict_proba(rows)[:, 1], features_frame, numbers)
     age_decline = _check_age(found, ages, allow_age_decline, justification)
-    schema = _schema(pipeline, features_frame, found, ages)
+    _check_stated_directions(spec, found)
+    used = {n: b for n, b in protection.bases_used().items() if n in features}
+    schema = _schema(pipeline, features_frame, found, ages, spec, used)
     validation = schema.validate(features_frame)
     ok = ~validation.bad_rows
     if not ok.any():
@@ -141,6 +170,15 @@ def prepare(file: str | Path, frame: pd.DataFrame, target: str, *, positive_labe
     holdout = clean.reset_index(drop=True).copy()
     holdout["label"] = y_ok
     holdout["probability"] = p_ok
+    aside_names = [n for n in protection.excluded if n not in features]
+    aside = kept_aside(inputs.loc[ok, aside_names]).reset_index(drop=True) if aside_names else None
+    for name in aside_names:  # beside the hold-out, never an input: for the fairness report
+        holdout[name] = aside[name].to_numpy()
+    proxies = (measure_proxies(clean.reset_index(drop=True), aside, proxy_threshold, 0) if aside is not None
+               else [])
+    card["protected"] = {"columns": protection.to_card(), "proxy_threshold": proxy_threshold,
+                         "proxies": [p.to_dict() for p in proxies]}
+    card["label_meaning"] = label_meaning(target, positive, y_ok)
     if found:
         rows = next(iter(found.values())).rows
         notes.append(f"Directions, measured on a {directions.GRID_POINTS}-point grid over each field's range for "
@@ -250,6 +288,34 @@ def _check_age(found: dict[str, directions.Direction], ages: list[str], allowed:
     return [d.field for d in falling]
 
 
+def _check_protected_inputs(file: Path, protection: Protection, features: list[str]) -> None:
+    """A pipeline cannot leave out a column it reads: a prohibited basis among its inputs is refused."""
+    read = [protection.column(n) for n in protection.excluded if n in features]
+    if read:
+        said = "; ".join(c.describe() for c in read)
+        first = read[0].name
+        raise PipelineImportError(
+            f"{file.name} reads a prohibited basis of credit decisions (ECOA / Regulation B): {said}. A pipeline "
+            f"cannot leave out a column it was fitted on: refit it without {', '.join(c.name for c in read)}, or, "
+            f"if using it is lawful, pass --allow {first} --justification \"...\" (recorded in the model card "
+            "and shown in red on the Model page).")
+
+
+def _check_stated_directions(spec: ColumnSpec, found: dict[str, directions.Direction]) -> None:
+    """A direction the spec states is a requirement: the measured one must keep it."""
+    broken = []
+    for name, sign in spec.monotone().items():
+        d = found.get(name)
+        if d is None or not sign:
+            continue
+        if (sign > 0 and d.rows_falling) or (sign < 0 and d.rows_rising):
+            rule = "never fall" if sign > 0 else "never rise"
+            broken.append(f"{name}: the spec says approval must {rule} as it rises, but {d.sentence(name)}")
+    if broken:
+        raise PipelineImportError("the pipeline does not keep the spec's directions: " + " ".join(broken)
+                                  + " Refit it with those constraints, or change the spec.")
+
+
 def _as_loandesk_pipeline(estimator: Any, index: int) -> Pipeline:
     """A Pipeline whose predict_proba column 1 is approval and whose labels are 0/1."""
     plain = [str(c) for c in estimator.classes_] == ["0", "1"] and index == 1
@@ -261,10 +327,12 @@ def _as_loandesk_pipeline(estimator: Any, index: int) -> Pipeline:
 
 
 def _schema(pipeline: Pipeline, frame: pd.DataFrame, found: dict[str, directions.Direction],
-            ages: list[str]) -> Schema:
-    """The schema from the labelled data, with measured directions, age protected, and gaps allowed only
-    where the pipeline can fill them."""
-    schema = Schema.infer(frame, {name: d.monotone for name, d in found.items()})
+            ages: list[str], spec: ColumnSpec, protected: dict[str, str]) -> Schema:
+    """The schema from the labelled data and the spec, with measured directions, age protected, and gaps
+    allowed only where the pipeline can fill them."""
+    described = {n: d for n, d in spec.described().items() if n in frame.columns}
+    schema = Schema.infer(frame, {name: d.monotone for name, d in found.items()}, described=described,
+                          protected={**protected, **dict.fromkeys(ages, "age")})
     fields = []
     sample = frame.head(1).reset_index(drop=True)
     for f in schema.fields:
@@ -277,7 +345,7 @@ def _schema(pipeline: Pipeline, frame: pd.DataFrame, found: dict[str, directions
             fills_gaps = False
         f = replace(f, required=f.required or not fills_gaps)
         if f.name in ages:
-            f = replace(f, protected=True,
+            f = replace(f, protected=True, basis="age",
                         help=f.help or "Applicant's age. By law (ECOA) it can never count against an applicant.")
         fields.append(f)
     schema = Schema(tuple(fields))

@@ -95,7 +95,7 @@ def train(
         raise DataError(f"{len(features)} rows is too few to train and evaluate a model (need 50 or more)")
     if min(np.bincount(y, minlength=2)) < 10:
         raise DataError("each target value needs at least 10 rows to train and evaluate a model")
-    aside = _kept_aside(features[protection.excluded])
+    aside = kept_aside(features[protection.excluded])
     features = features.drop(columns=protection.excluded)
     if features.shape[1] == 0:
         raise DataError("every column is a protected one left out of the model: nothing is left to train on")
@@ -168,7 +168,7 @@ def _check_protection(protection: Protection, monotone: dict[str, int], spec: Co
                             f"anyway: --allow {name} --justification \"why it is lawful\"")
 
 
-def _kept_aside(frame: pd.DataFrame) -> pd.DataFrame:
+def kept_aside(frame: pd.DataFrame) -> pd.DataFrame:
     """Left-out columns as the hold-out file can store them: numbers as floats, the rest as text."""
     out = pd.DataFrame(index=frame.index)
     for name in frame.columns:
