@@ -171,11 +171,10 @@ def prepare(file: str | Path, frame: pd.DataFrame, target: str, *, positive_labe
     holdout["label"] = y_ok
     holdout["probability"] = p_ok
     aside_names = [n for n in protection.excluded if n not in features]
-    aside = kept_aside(inputs.loc[ok, aside_names]).reset_index(drop=True) if aside_names else None
+    aside = kept_aside(inputs.loc[ok, aside_names]).reset_index(drop=True)
     for name in aside_names:  # beside the hold-out, never an input: for the fairness report
         holdout[name] = aside[name].to_numpy()
-    proxies = (measure_proxies(clean.reset_index(drop=True), aside, proxy_threshold, 0) if aside is not None
-               else [])
+    proxies = measure_proxies(clean.reset_index(drop=True), aside, proxy_threshold, 0) if aside_names else []
     card["protected"] = {"columns": protection.to_card(), "proxy_threshold": proxy_threshold,
                          "proxies": [p.to_dict() for p in proxies]}
     card["label_meaning"] = label_meaning(target, positive, y_ok)
