@@ -111,6 +111,7 @@ def test_monitoring_measures_simulated_outcomes_in_the_browser(server, browser, 
     page.get_by_text("Realized AUC", exact=True).first.wait_for(timeout=180_000)
     body = page.locator("[data-testid='stApp']").inner_text()
     assert "Traceback" not in body and "Loans with an outcome" in body
+    page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot").nth(9).wait_for(timeout=180_000)  # drawn late
     assert page.locator("[data-testid='stPlotlyChart']").count() >= 10
     page.screenshot(path=str(output_dir / "browser-monitoring.png"), full_page=True)
     page.close()
