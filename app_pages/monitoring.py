@@ -12,6 +12,7 @@ from model.monitoring import performance as perf
 from model.monitoring import queries
 from model.monitoring.overview import overview
 from model.monitoring.simulated_outcomes import can_simulate, log_simulated_outcomes
+from model.records.overrides import override_rates, tally
 from model.registry.store import list_versions, load_holdout
 from ui import monitoring_charts as charts
 from ui.resources import current_model, decision_log, officer, registry
@@ -161,8 +162,23 @@ else:
 st.subheader("Expected bad rate of approvals")
 st.plotly_chart(charts.expected_bad_rate_figure(view.expected, ref), key="mon.expected")
 
-# --- overrides and the refer band (issue 16, helper `notices`): their rates by officer and reason go here,
-# computed in the database over the same scope.
+# --- overrides and the refer band ---------------------------------------------------------------------
+st.header("Overrides and referrals")
+counted = tally(log, where=scope.clauses())
+o1, o2, o3 = st.columns(3)
+o1.metric("Override rate", percent(counted.override_rate),
+          help=f"{counted.overridden:,} of {counted.decisions:,} decisions have an officer's override on record.")
+o2.metric("Refer rate", percent(counted.refer_rate),
+          help=f"{counted.referred:,} decisions fell in the refer band and went to an underwriter.")
+o3.metric("Refer band", f"{percent(reference.refer_band)} wide" if reference.refer_band else "Off",
+          help="Set on the Model page: probabilities this close to the threshold are referred.")
+by_officer = override_rates(log, where=scope.clauses())
+if by_officer.empty:
+    st.caption("No overrides on record for these decisions. Officers override on the Decide page, with a reason "
+               "from the fixed list in README.")
+else:
+    st.plotly_chart(charts.override_figure(by_officer), key="mon.overrides")
+    st.dataframe(charts.override_table(by_officer), hide_index=True)
 
 # --- probabilities ---------------------------------------------------------------------------------------
 st.header("Approval probabilities")

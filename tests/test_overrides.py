@@ -17,6 +17,7 @@ from model.records.overrides import (
     overrides_for,
     record_override,
     refer_rate,
+    tally,
 )
 
 DAY = datetime(2026, 11, 20, 12, tzinfo=UTC)
@@ -30,8 +31,9 @@ def log(log_url):
 
 
 def entry(decision: int = 1, *, officer: str = "Ada", referred: bool = False, at: datetime = DAY,
-          version: str = "v1") -> LogEntry:
-    return LogEntry(model_name="m", model_version=version, model_sha256="a" * 64, source="form",
+          version: str = "v1", model_name: str = "m", simulated: bool = False) -> LogEntry:
+    return LogEntry(model_name=model_name, simulated=simulated, model_version=version, model_sha256="a" * 64,
+                    source="form",
                     inputs={"income": 50_000}, probability=0.6 if decision else 0.3, threshold=0.5,
                     decision=decision, officer=officer, referred=referred, decided_at=at,
                     reason_codes="INCOME_HIGH" if decision else "INCOME_LOW")
@@ -147,3 +149,37 @@ def test_a_log_at_the_revision_before_overrides_is_upgraded_with_its_rows_kept(t
                                          pdf_sha256="c" * 64)])
     assert len(notices_for(upgraded, "old1")) == 1
     upgraded.dispose()
+
+
+def test_the_tally_for_a_monitoring_scope_counts_as_pandas_counts_the_same_rows(log):
+    from model.monitoring.queries import Scope
+
+    entries = ([entry(1, referred=k % 3 == 0) for k in range(9)]
+               + [entry(0, simulated=True, referred=True) for _ in range(4)]
+               + [entry(1, model_name="other", referred=True) for _ in range(5)]
+               + [entry(0, version="v2") for _ in range(3)]
+               + [entry(0, at=DAY + timedelta(days=3)) for _ in range(2)])
+    ids = put(log, *entries)
+    for k in (0, 1, 9, 13, 18, 22):  # two of "m" v1, one simulated, one of "other", one v2, one later
+        record_override(log, ids[k], final_decision=1 - entries[k].decision, reason="UNVERIFIABLE", note="n",
+                        officer="Ada")
+    record_override(log, ids[1], final_decision=entries[1].decision, reason="UNVERIFIABLE", note="back",
+                    officer="Ada")  # overridden twice: one overridden decision
+    made = log.read()
+    overridden = {ids[k] for k in (0, 1, 9, 13, 18, 22)}
+    for scope in (Scope("m"), Scope("m", simulated=False), Scope("m", versions=("v1",)),
+                  Scope("m", start=DAY.date(), end=DAY.date()), Scope("other")):
+        mine = made[made["model_name"] == scope.model_name]
+        if scope.versions is not None:
+            mine = mine[mine["model_version"].isin(scope.versions)]
+        if scope.simulated is not None:
+            mine = mine[mine["simulated"].astype(bool) == scope.simulated]
+        if scope.end is not None:
+            mine = mine[pd.to_datetime(mine["decided_at"], utc=True).dt.date <= scope.end]
+        got = tally(log, where=scope.clauses())
+        assert (got.decisions, got.overridden, got.referred) == (
+            len(mine), int(mine["decision_id"].isin(overridden).sum()), int(mine["referred"].astype(bool).sum()))
+        assert got.decisions > 0
+        rates = override_rates(log, where=scope.clauses())
+        assert int(rates["overrides"].sum()) == int(mine["decision_id"].isin(overridden).sum()) + (
+            1 if ids[1] in set(mine["decision_id"]) else 0)

@@ -250,3 +250,38 @@ def test_the_demo_draws_outcomes_and_the_page_measures_them(app):
     assert _metric(at, "Loans with an outcome") == f"{approved:,}"
     at.toggle[0].set_value(False).run()
     assert any("No decisions match" in i.value for i in at.info)
+
+
+def test_override_and_refer_rates_by_officer_and_reason_are_shown_for_the_chosen_scope(app, seeded, app_env):
+    from model.records.overrides import OVERRIDE_REASONS, record_override
+
+    log = _log()
+    frame = seeded[seeded["model_version"] != "20260101-000000-00000000"]  # the version in use
+    chosen = frame.sort_values("decision_id").head(5)
+    plan = ["UNVERIFIABLE", "UNVERIFIABLE", "COMPENSATING_FACTORS", "CUSTOMER_RELATIONSHIP", "UNVERIFIABLE"]
+    for (_, row), reason in zip(chosen.iterrows(), plan, strict=True):
+        record_override(log, row["decision_id"], final_decision=1 - int(row["decision"]), reason=reason,
+                        note="checked by phone", officer="Ada")
+    # a second override of the same decision is a second override, but the decision counts once
+    first = chosen.iloc[0]
+    record_override(log, first["decision_id"], final_decision=int(first["decision"]), reason="UNVERIFIABLE",
+                    note="and back", officer="Ada")
+    log.dispose()
+
+    at = _open(app)
+    assert _metric(at, "Override rate") == percent(5 / len(seeded))
+    assert _metric(at, "Refer rate") == percent(seeded["referred"].astype(bool).mean())
+    table = next(d.value for d in at.dataframe if "Override rate" in d.value.columns)
+    got = dict(zip(table["Reason"], table["Overrides"], strict=True))
+    assert got == {OVERRIDE_REASONS["UNVERIFIABLE"]: "4", OVERRIDE_REASONS["COMPENSATING_FACTORS"]: "1",
+                   OVERRIDE_REASONS["CUSTOMER_RELATIONSHIP"]: "1"}
+    assert set(table["Officer"]) == {"Ada"}
+    assert set(table["Officer's decisions"]) == {f"{len(seeded):,}"}
+
+    # the other version alone: none of the overridden decisions are in it
+    old = "20260101-000000-00000000"
+    at.multiselect[0].set_value([old]).run()
+    assert not at.exception, at.exception
+    assert _metric(at, "Override rate") == percent(0)
+    assert not any("Override rate" in d.value.columns for d in at.dataframe)
+    assert "No overrides on record for these decisions" in _texts(at)

@@ -213,3 +213,25 @@ def age_band_figure(bands: pd.DataFrame) -> go.Figure:
                       annotation_position="top left")
     return _layout(fig, showlegend=False, xaxis=dict(title="Age band (years)"),
                    yaxis=dict(title="Approval rate", range=[0, 1.1], tickformat=".0%"))
+
+
+def override_figure(rates: pd.DataFrame) -> go.Figure:
+    """Overrides per reason (the fixed list's texts, never an officer's words), all officers together."""
+    per_reason = rates.groupby("reason_text", sort=False)["overrides"].sum().sort_values()
+    fig = go.Figure(go.Bar(x=per_reason.to_numpy(), y=per_reason.index, orientation="h", marker_color=LINE,
+                           text=[f"{n:,}" for n in per_reason], textposition="outside", cliponaxis=False,
+                           hovertemplate="%{y}: %{x:,} override(s)<extra></extra>"))
+    return _layout(fig, height=max(200, 60 + 36 * len(per_reason)), showlegend=False,
+                   title=_title("Overrides by reason"), xaxis=dict(title="Overrides"),
+                   yaxis=dict(automargin=True))
+
+
+def override_table(rates: pd.DataFrame) -> pd.DataFrame:
+    """Override rate per officer and reason, written for people (officer names stay plain table text)."""
+    return pd.DataFrame({
+        "Officer": rates["officer"].fillna("(not named)"),
+        "Reason": rates["reason_text"],
+        "Overrides": [f"{n:,}" for n in rates["overrides"]],
+        "Officer's decisions": [f"{n:,}" for n in rates["decisions"]],
+        "Override rate": [percent(r) if r == r else "–" for r in rates["rate"]],
+    })

@@ -8,12 +8,13 @@ can be counted by reason; the note says the rest in the officer's words.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Integer, func, insert, select
+from sqlalchemy import ColumnElement, Integer, case, exists, func, insert, select
 
 from model.core.errors import OverrideError
 from model.records.log import DecisionLog
@@ -113,13 +114,14 @@ def final_decision_of(log: DecisionLog, decision_id: str, row: dict[str, Any] | 
 
 
 def override_rates(log: DecisionLog, *, start: datetime | date | None = None, end: datetime | date | None = None,
-                   versions: list[str] | None = None) -> pd.DataFrame:
+                   versions: Sequence[str] | None = None, where: Sequence[ColumnElement[bool]] = ()) -> pd.DataFrame:
     """Overrides per officer and reason among the decisions in the window, computed in the database.
 
-    Columns: officer, reason, reason_text, overrides, decisions (the officer's decisions in the
-    window), rate (overrides / decisions). The Monitoring page shows it.
+    `where` narrows the decisions further (the Monitoring page passes its scope: one model, its
+    versions, its days, real or simulated). Columns: officer, reason, reason_text, overrides,
+    decisions (the decisions that officer made in the window), rate (overrides / decisions).
     """
-    picked = _window(select(decisions.c.decision_id, decisions.c.officer), start, end, versions).subquery()
+    picked = _window(select(decisions.c.decision_id, decisions.c.officer), start, end, versions, where).subquery()
     counted = (select(picked.c.officer, func.count().label("decisions")).group_by(picked.c.officer)).subquery()
     q = (select(overrides.c.officer, overrides.c.reason, func.count().label("overrides"))
          .join(picked, picked.c.decision_id == overrides.c.decision_id)
@@ -135,24 +137,49 @@ def override_rates(log: DecisionLog, *, start: datetime | date | None = None, en
         ["officer", "overrides"], ascending=[True, False], ignore_index=True)
 
 
-def refer_rate(log: DecisionLog, *, start: datetime | date | None = None, end: datetime | date | None = None,
-               versions: list[str] | None = None) -> tuple[int, int]:
-    """(referred, decisions) in the window, counted in the database."""
-    q = _window(select(func.count(), func.coalesce(func.sum(
-        decisions.c.referred.cast(Integer)), 0)), start, end, versions)
+@dataclass(frozen=True)
+class Tally:
+    """How many decisions in a window, how many of them were overridden and how many referred."""
+
+    decisions: int
+    overridden: int  # decisions with at least one override (overridden twice counts once)
+    referred: int
+
+    @property
+    def override_rate(self) -> float:
+        return self.overridden / self.decisions if self.decisions else float("nan")
+
+    @property
+    def refer_rate(self) -> float:
+        return self.referred / self.decisions if self.decisions else float("nan")
+
+
+def tally(log: DecisionLog, *, start: datetime | date | None = None, end: datetime | date | None = None,
+          versions: Sequence[str] | None = None, where: Sequence[ColumnElement[bool]] = ()) -> Tally:
+    """Decisions, overridden decisions and referred decisions in the window, counted in the database."""
+    was_overridden = exists().where(overrides.c.decision_id == decisions.c.decision_id)
+    q = _window(select(func.count(), func.coalesce(func.sum(case((was_overridden, 1), else_=0)), 0),
+                       func.coalesce(func.sum(decisions.c.referred.cast(Integer)), 0)), start, end, versions, where)
     with log.reading() as conn:
-        total, referred = conn.execute(q).one()
-    return int(referred), int(total)
+        total, overridden, referred = conn.execute(q).one()
+    return Tally(int(total), int(overridden), int(referred))
 
 
-def _window(q, start, end, versions):
+def refer_rate(log: DecisionLog, *, start: datetime | date | None = None, end: datetime | date | None = None,
+               versions: Sequence[str] | None = None) -> tuple[int, int]:
+    """(referred, decisions) in the window, counted in the database."""
+    counted = tally(log, start=start, end=end, versions=versions)
+    return counted.referred, counted.decisions
+
+
+def _window(q, start, end, versions, where=()):
     if start is not None:
         q = q.where(decisions.c.decided_at >= _utc(start))
     if end is not None:
         q = q.where(decisions.c.decided_at < _utc(end))
     if versions is not None:
         q = q.where(decisions.c.model_version.in_(list(versions)))
-    return q
+    return q.where(*where) if where else q
 
 
 def aware(moment: datetime) -> datetime:
