@@ -397,3 +397,63 @@ def test_reasons_survive_a_probability_that_rounds_to_0_or_1(model, applicant, l
     v = model.validate(applicant)
     [text] = batch_reasons(model, v.clean, model.approval_probability(v.clean))
     assert len(text.split("; ")) == len(d.reasons)
+
+
+@pytest.fixture(scope="module")
+def boosted(tmp_path_factory):
+    """A gradient-boosted model: not compiled, so its swaps are scored by scikit-learn."""
+    frame = generate_applicants(600, seed=5)
+    features, y, positive = split_target(frame, "approved", "1")
+    result = train(features, y, target="approved", positive_label=positive, model="gbm")
+    folder = tmp_path_factory.mktemp("gbm") / "model"
+    save_version(folder, result.pipeline, result.card, result.holdout)
+    loaded = load_model(folder)
+    assert not loaded.compiled
+    return loaded
+
+
+@pytest.mark.parametrize("which", ["built-in", "csv with a text column", "gradient boosting"])
+def test_the_form_decision_is_the_one_decision_path(which, model, boosted, tmp_path):
+    """The Decide page's decision (explain.decide) is `decisions.decide`'s: the same probability,
+    decision, refer flag and reasons in the same order with the same codes, for every applicant."""
+    import shutil
+    from pathlib import Path
+
+    from model.scoring.decisions import decide
+    from model.scoring.reasons import reason_text
+
+    if which != "csv with a text column":
+        subject = model if which == "built-in" else boosted
+        rows = generate_applicants(60, seed=77).drop(columns="approved")
+    else:
+        fixtures = Path(__file__).parent / "fixtures"
+        shutil.copytree(fixtures / "legacy_model", tmp_path / "legacy")
+        subject = load_model(tmp_path / "legacy")
+        rows = pd.read_csv(fixtures / "legacy_expected.csv").drop(columns="expected_probability")
+    decided = decide(subject, rows)
+    assert len(decided) == len(rows)
+    reference = subject.card.reference
+    gave_reasons = 0
+    for i, applicant in enumerate(rows.to_dict("records")):
+        one = subject.decide(applicant)
+        combination = decided.reason_index[i]
+        assert one.probability == pytest.approx(float(decided.probability[i]), abs=1e-12)
+        assert one.decision == int(decided.decision[i])
+        assert one.referred == bool(decided.referred[i])
+        assert tuple(one.reason_codes) == decided.code_lists[combination]
+        assert tuple(r.field for r in one.reasons) == decided.field_lists[combination]
+        assert tuple(reason_text(subject.schema[r.field], one.applicant[r.field], reference[r.field], with_value=False)
+                     for r in one.reasons) == decided.reason_lists[combination]
+        gave_reasons += bool(one.reasons)
+    assert gave_reasons > len(rows) // 2
+
+
+def test_a_form_decision_by_a_boosted_model_takes_two_predict_calls(boosted, monkeypatch):
+    """Its reasons come from the swaps scored with the curves, not from a scikit-learn call of their own."""
+    boosted.decide(EXAMPLE)  # the one-off checks of a model's first decision are not counted
+    estimator = boosted.pipeline[-1]
+    calls: list[int] = []
+    real = estimator.predict_proba
+    monkeypatch.setattr(estimator, "predict_proba", lambda X: calls.append(len(X)) or real(X))
+    boosted.decide(EXAMPLE, curve_field="income")
+    assert 1 <= len(calls) <= 1 + REFINE_ROUNDS, calls

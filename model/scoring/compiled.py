@@ -67,10 +67,11 @@ class CompiledLogistic:
 
         A field's term is swapped in the sum, so the rest of each row is not scored again.
         """
-        margin = self.margin(columns)
+        terms = self._terms(columns)
+        margin = self._sum(terms, len(columns[names[0]]))
         out = np.empty((len(names), len(margin)))
         for k, name in enumerate(names):
-            out[k] = margin - self._term(name, columns[name]) + self._term(name, np.array([reference[name]]))
+            out[k] = margin - terms[name] + self._term(name, np.array([reference[name]]))
         return self._calibrated(out)
 
     def _term(self, name: str, values: np.ndarray) -> np.ndarray:
@@ -95,14 +96,17 @@ class CompiledLogistic:
         Summed field by field in a fixed order, so a row's score does not depend on how many rows
         it is scored with (a matrix product may sum in another order for another batch size).
         """
-        n = len(next(iter(columns.values())))
+        return self._sum(self._terms(columns), len(next(iter(columns.values()))))
+
+    def _terms(self, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Each field's term of the margin, numbers first: the fixed order `_sum` adds them in."""
+        names = [f.name for f in self.numbers] + [c.name for c in self.categories]
+        return {name: self._term(name, columns[name]) for name in names}
+
+    def _sum(self, terms: dict[str, np.ndarray], n: int) -> np.ndarray:
         score = np.full(n, self.intercept)
-        for f in self.numbers:
-            x = np.asarray(columns[f.name], dtype=float)
-            score += f.weight * (np.where(np.isnan(x), f.fill, x) - f.mean)
-        for c in self.categories:
-            fill, weights = c.fill, c.weights
-            score += np.array([weights.get(_category(v, fill), 0.0) for v in columns[c.name]])
+        for term in terms.values():
+            score += term
         return score
 
 

@@ -1,8 +1,9 @@
 """The one decision path: validate, score, decide at the threshold, reasons, out-of-range, imputed.
 
-Every face of LoanDesk decides through `decide` (the API and `decide_rows`, batch files, the
-simulation), columnar, so that a million rows cost a few vectorized calls and one applicant is a
-table of one. Explanations (curves, flip points, grids) are built on top of it in `explain`.
+Every face of LoanDesk decides through `decide` (the Decide page's `explain.decide`, the API and
+`decide_rows`, batch files, the simulation), columnar, so that a million rows cost a few vectorized
+calls and one applicant is a table of one. Explanations (curves, flip points, grids) are built on
+top of it in `explain`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Decided:
     reason_index: np.ndarray  # their reasons, as indices into reason_lists and code_lists
     reason_lists: list[tuple[str, ...]]  # each distinct combination of reasons, strongest first
     code_lists: list[tuple[str, ...]]  # the same combinations as stable reason codes
+    field_lists: list[tuple[str, ...]]  # the same combinations as the fields they name
     referred: np.ndarray  # inside the model's refer band, for each good row
 
     @property
@@ -78,13 +80,22 @@ def decide_columns(model: LoanModel, columns: Mapping[str, np.ndarray], index: p
     return decide_validated(model, model.schema.validate_columns(dict(columns), index))
 
 
-def decide_validated(model: LoanModel, validation: Validation) -> Decided:
-    """Score and explain the rows of a validation that passed it."""
+def decide_validated(model: LoanModel, validation: Validation, probability: np.ndarray | None = None,
+                     odds: tuple[np.ndarray, np.ndarray] | None = None) -> Decided:
+    """Score and explain the rows of a validation that passed it.
+
+    `probability` (and `odds`, as `reasons.batch_reason_lists` takes them), when given, are those
+    rows' scores from a call the caller made anyway (the Decide page scores the applicant together
+    with its swaps and curves), so that nothing is scored twice.
+    """
     bad = validation.bad_rows
     good = np.flatnonzero(~bad)
     all_good = not bad.any()
     clean = {name: (column if all_good else column[good]) for name, column in validation.columns.items()}
-    probability = model.score_columns(clean) if len(good) else np.empty(0)
-    index, lists, code_lists = batch_reason_lists(model, clean, probability)
-    return Decided(validation, good, clean, probability, model.threshold, index, lists, code_lists,
+    if probability is None:
+        probability = model.score_columns(clean) if len(good) else np.empty(0)
+    elif len(probability) != len(good):
+        raise ValueError(f"{len(probability)} probabilities given for {len(good)} valid rows")
+    index, lists, code_lists, field_lists = batch_reason_lists(model, clean, probability, odds)
+    return Decided(validation, good, clean, probability, model.threshold, index, lists, code_lists, field_lists,
                    model.referred(probability))

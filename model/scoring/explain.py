@@ -1,7 +1,10 @@
 """Why a decision came out as it did, and what would change it.
 
-Every explanation batches its rows into as few predict calls as possible: a single-row predict
-costs about as much as a 200-row one, so a full decision (reasons, curve, flip points) costs two.
+The decision itself (probability, reasons, codes, refer band) comes from the one decision path,
+`decisions.decide_validated`; this module adds what only a person at a form needs. Every
+explanation batches its rows into as few predict calls as possible: a single-row predict costs
+about as much as a 200-row one, so the applicant is scored with its swaps and curves in one call
+(and a small one refines the flip points).
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ import pandas as pd
 from model.core.formatting import decision_label, format_value, with_article
 from model.core.metrics import approves
 from model.core.schema import Field, Schema
-from model.scoring.reason_codes import code_for
-from model.scoring.reasons import MAX_REASONS, MIN_LOG_ODDS, Reason, never_against, reason_text
+from model.scoring.decisions import decide_validated
+from model.scoring.reasons import Reason, reason_text
 
 if TYPE_CHECKING:
     from model.scoring.predictor import LoanModel
@@ -233,7 +236,10 @@ def flip_sentence(f: Field, value: float | None, grid: np.ndarray, curve_probs: 
 
 # --- the public explanations -----------------------------------------------------------------
 def decide(model: LoanModel, applicant: Any, curve_field: str | None = None) -> Decision:
-    """A full decision in two predict calls (plus a small refinement call for the flip points)."""
+    """One applicant's decision from the one decision path (`decisions.decide_validated`: decision,
+    reasons and their codes, refer band, out-of-range, imputed), explained on top of it: each
+    field's effect, the flip points and the curve. The applicant is scored in the same call as its
+    swaps and curves, so the whole costs two predict calls (the second refines the flip points)."""
     validation = _one_row(model, applicant)
     row = _row(validation)
     schema = model.schema
@@ -258,26 +264,18 @@ def decide(model: LoanModel, applicant: Any, curve_field: str | None = None) -> 
         start = 1 + n_swaps + k * CURVE_POINTS
         cols[name][start:start + CURVE_POINTS] = grids[name]
     probs = model.score_columns(cols)
-    p = float(probs[0])
-    threshold = model.threshold
-    approved = approves(p, threshold)
-
-    effects = {f.name: p - float(probs[1 + k]) for k, f in enumerate(swap_fields)}
-    # Which fields count, and in what order, in log-odds: probabilities saturate near 0 and 1,
-    # where a confident decision would otherwise be left without its reasons.
-    head = 1 + n_swaps
+    head = 1 + n_swaps  # the applicant, then the applicant with each field swapped for the reference's
     lo = model.log_odds({name: col[:head] for name, col in cols.items()}, probs[:head])
+    decided = decide_validated(model, validation, probability=probs[:1], odds=(lo[:1], lo[1:head, None]))
+    p = float(decided.probability[0])
+    threshold = model.threshold
+    effects = {f.name: p - float(probs[1 + k]) for k, f in enumerate(swap_fields)}
     values = row
-    ranked = []
-    for k, f in enumerate(swap_fields):
-        moved = float(lo[0] - lo[1 + k])
-        if abs(moved) < MIN_LOG_ODDS or (moved > 0) != approved or never_against(f, values[f.name], moved > 0):
-            continue
-        ranked.append((abs(moved), Reason(f.name, effects[f.name], "for" if moved > 0 else "against",
-                                          reason_text(f, values[f.name], reference[f.name]),
-                                          code_for(f, values[f.name], reference[f.name]))))
-    ranked.sort(key=lambda pair: -pair[0])
-    reasons = [reason for _, reason in ranked[:MAX_REASONS]]
+    # The reasons are the one path's, in its order; worded here with the applicant's own values.
+    combination = int(decided.reason_index[0])
+    direction = "for" if approves(p, threshold) else "against"
+    reasons = [Reason(name, effects[name], direction, reason_text(schema[name], values[name], reference[name]), code)
+               for name, code in zip(decided.field_lists[combination], decided.code_lists[combination], strict=True)]
 
     curve_probs = {}
     brackets = []
@@ -318,7 +316,7 @@ def decide(model: LoanModel, applicant: Any, curve_field: str | None = None) -> 
         out_of_range=validation.fields_flagged(validation.out_of_range, 0),
         imputed=validation.fields_flagged(validation.imputed, 0),
         flips=flips, curve=curve, model_name=model.name, model_version=model.version,
-        effects=effects, referred=bool(model.referred(np.array([p]))[0]),
+        effects=effects, referred=bool(decided.referred[0]),
     )
 
 
