@@ -220,9 +220,9 @@ def _eventually(check, seconds: float = 10.0):
     return result
 
 
-@pytest.mark.parametrize(("setting", "level"), [(None, 1), ("normal", 1), ("FULL", 2)])
+@pytest.mark.parametrize(("setting", "level"), [(None, 2), ("normal", 1), ("FULL", 2)])
 def test_the_sqlite_sync_setting_reaches_the_database(tmp_path, monkeypatch, setting, level):
-    """NORMAL (1, the default) survives a crash of the process; FULL (2) syncs every commit."""
+    """FULL (2, the default) syncs every commit; NORMAL (1) survives a crash of the process only."""
     if setting is None:
         monkeypatch.delenv("LOANDESK_SQLITE_SYNC", raising=False)
     else:

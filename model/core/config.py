@@ -35,8 +35,9 @@ SIGNING_KEY = Setting("LOANDESK_SIGNING_KEY", "key that signs model cards when s
 
 NOTICE_TEMPLATE = Setting("LOANDESK_NOTICE_TEMPLATE", "the bank's adverse action notice template (TOML)",
                           str(PROJECT_ROOT / "model" / "notices" / "template.toml"))
-SQLITE_SYNC = Setting("LOANDESK_SQLITE_SYNC", "NORMAL: a SQLite log's commits survive a crash of the process, not "
-                      "power loss, and cost no fsync; FULL: every commit is synced and survives power loss", "NORMAL")
+SQLITE_SYNC = Setting("LOANDESK_SQLITE_SYNC", "FULL (the default): every commit of a SQLite log is synced and survives "
+                      "power loss; NORMAL: commits survive a crash of the process, not power loss, and cost no fsync",
+                      "FULL")
 
 SETTINGS = (MODEL_DIR, DB_URL, UNSENT_DIR, SIGNING_KEY, NOTICE_TEMPLATE, SQLITE_SYNC)
 DEFAULT_DB_PATH = PROJECT_ROOT / "data" / "decisions.db"
@@ -68,8 +69,9 @@ def notice_template() -> Path:
 
 
 def sqlite_sync() -> str:
-    """SQLite's `synchronous` for the decision log: NORMAL (the default) or FULL; anything else is refused."""
-    value = (SQLITE_SYNC.read() or "NORMAL").strip().upper()
+    """SQLite's `synchronous` for the decision log: FULL (the default: a decision returned survives a
+    power cut) or NORMAL (opted into where losing the last commits to one is acceptable)."""
+    value = (SQLITE_SYNC.read() or "FULL").strip().upper()
     if value not in ("FULL", "NORMAL"):
         raise ValueError(f"LOANDESK_SQLITE_SYNC must be FULL or NORMAL, not {value!r}")
     return value
