@@ -250,7 +250,7 @@ class DecisionLog:
 
     def __init__(self, url: str | None = None, busy_seconds: float = BUSY_SECONDS):
         self.url = url or default_url()
-        self.busy_seconds = busy_seconds  # how long a SQLite write waits for another writer's lock
+        self.busy_seconds = busy_seconds  # how long a write waits for another's lock (SQLite, PostgreSQL)
         self._engine: Engine | None = None
         self._ready = False
 
@@ -545,8 +545,21 @@ def _make_engine(url: str, busy_seconds: float = BUSY_SECONDS) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
-    args = {"connect_timeout": CONNECT_SECONDS} if make_url(url).get_backend_name() == "postgresql" else {}
-    return create_engine(url, pool_pre_ping=True, connect_args=args, json_serializer=_json_text)
+    if make_url(url).get_backend_name() != "postgresql":
+        return create_engine(url, pool_pre_ping=True, json_serializer=_json_text)
+    engine = create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": CONNECT_SECONDS},
+                           json_serializer=_json_text)
+    wait_ms = max(1, round(busy_seconds * 1000))
+
+    @event.listens_for(engine, "connect")
+    def _pg_connect(dbapi_conn, _record):
+        # A table locked by someone else fails a statement after busy_seconds, as SQLite's busy
+        # timeout does, instead of holding it (and the API's answers) for as long as the lock lasts.
+        with dbapi_conn.cursor() as cur:
+            cur.execute(f"SET lock_timeout = {wait_ms}")
+        dbapi_conn.commit()
+
+    return engine
 
 
 def _json_text(value: Any) -> str:
