@@ -409,21 +409,10 @@ def probability_counts(bins: pd.DataFrame, binning: Binning) -> tuple[np.ndarray
 # --- the newest decisions, and all of them for a download -----------------------------------------
 def recent(log_: DecisionLog, scope: Scope, limit: int) -> pd.DataFrame:
     """The newest `limit` decisions in the scope, as `DecisionLog.read` returns them."""
-    q = select(decisions).where(*scope.clauses()).order_by(decisions.c.decided_at.desc(), decisions.c.id.desc())
-    return _frame(log_, q.limit(limit))
+    return log_.read(where=scope.clauses(), limit=limit)
 
 
 def everything(log_: DecisionLog, scope: Scope) -> pd.DataFrame:
     """Every decision in the scope, newest first: for the CSV download, read only when it is asked for."""
-    q = select(decisions).where(*scope.clauses()).order_by(decisions.c.decided_at.desc(), decisions.c.id.desc())
-    return _frame(log_, q)
-
-
-def _frame(log_: DecisionLog, q) -> pd.DataFrame:
-    with log_.reading() as conn:
-        rows = conn.execute(q).mappings().all()
-    frame = pd.DataFrame(rows, columns=[c.name for c in decisions.c])
-    frame["decided_at"] = pd.to_datetime(frame["decided_at"], utc=True)
-    frame["simulated"] = frame["simulated"].astype(bool)
-    return frame
+    return log_.read(where=scope.clauses())
 

@@ -24,6 +24,7 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
     Table,
@@ -346,22 +347,15 @@ class DecisionLog:
 
     def read(self, *, start: datetime | date | None = None, end: datetime | date | None = None,
              versions: Sequence[str] | None = None, limit: int | None = None,
-             simulated: bool | None = None) -> pd.DataFrame:
+             simulated: bool | None = None, where: Sequence[ColumnElement[bool]] = ()) -> pd.DataFrame:
         """Decisions from `start` (inclusive) to `end` (exclusive), newest first.
 
         Naive datetimes and dates are taken as UTC. `simulated=False` leaves out the demo rows,
         `True` keeps only them. Raises DecisionLogError when the log cannot be read (so do
         `summary` and `count`).
         """
-        q = select(decisions).order_by(decisions.c.decided_at.desc(), decisions.c.id.desc())
-        if start is not None:
-            q = q.where(decisions.c.decided_at >= _utc(start))
-        if end is not None:
-            q = q.where(decisions.c.decided_at < _utc(end))
-        if versions is not None:
-            q = q.where(decisions.c.model_version.in_(list(versions)))
-        if simulated is not None:
-            q = q.where(decisions.c.simulated.is_(bool(simulated)))
+        q = (select(decisions).where(*window(start, end, versions, simulated), *where)
+             .order_by(decisions.c.decided_at.desc(), decisions.c.id.desc()))
         if limit:
             q = q.limit(limit)
         with self._reading() as conn:
@@ -520,6 +514,23 @@ def column_values(entries: list[LogEntry]) -> dict[str, list[Any]]:
 _compiled_inserts: dict[tuple[str, str], tuple[str, list[str], dict, bool]] = {}
 
 
+
+
+def window(start: datetime | date | None = None, end: datetime | date | None = None,
+           versions: Sequence[str] | None = None, simulated: bool | None = None) -> list[ColumnElement[bool]]:
+    """WHERE clauses on the decisions table: decided from `start` (inclusive) to `end` (exclusive),
+    by these versions, real or simulated; None leaves that out."""
+    c = decisions.c
+    out = []
+    if start is not None:
+        out.append(c.decided_at >= _utc(start))
+    if end is not None:
+        out.append(c.decided_at < _utc(end))
+    if versions is not None:
+        out.append(c.model_version.in_(list(versions)))
+    if simulated is not None:
+        out.append(c.simulated.is_(bool(simulated)))
+    return out
 
 
 def _make_engine(url: str, busy_seconds: float = BUSY_SECONDS) -> Engine:

@@ -17,7 +17,7 @@ import pandas as pd
 from sqlalchemy import ColumnElement, Integer, case, exists, func, insert, select
 
 from model.core.errors import OverrideError
-from model.records.log import DecisionLog
+from model.records.log import DecisionLog, window
 from model.records.tables import decisions, overrides
 
 # The fixed list of reasons an officer may give, by stable code. Changing a text is fine; a code,
@@ -173,21 +173,9 @@ def refer_rate(log: DecisionLog, *, start: datetime | date | None = None, end: d
 
 
 def _window(q, start, end, versions, where=()):
-    if start is not None:
-        q = q.where(decisions.c.decided_at >= _utc(start))
-    if end is not None:
-        q = q.where(decisions.c.decided_at < _utc(end))
-    if versions is not None:
-        q = q.where(decisions.c.model_version.in_(list(versions)))
-    return q.where(*where) if where else q
+    return q.where(*window(start, end, versions), *where)
 
 
 def aware(moment: datetime) -> datetime:
     """A time read back from the database, in UTC (SQLite gives it back without its zone)."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _utc(moment: datetime | date) -> datetime:
-    if not isinstance(moment, datetime):
-        moment = datetime(moment.year, moment.month, moment.day)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
