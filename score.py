@@ -7,9 +7,12 @@
     python score.py 'book/*.parquet' --engine dask -o book-decisions     # on a local Dask cluster
     python score.py book/ --engine dask --scheduler tcp://HOST:8786 -o /shared/book-decisions
 
-Exit status: 0 when rows were scored (rows with errors are reported, and flagged in the output's
-error column); 1 when nothing could be scored (no such file, not a CSV, required columns missing,
-every row invalid, a model that cannot be trusted); 2 for a wrong command line.
+Exit status: 0 when rows were scored and the run is on record (rows with errors are reported,
+and flagged in the output's error column); 1 when the file could not be scored (no such file, not a
+CSV, required columns missing, a malformed line, every row invalid, a model that cannot be trusted;
+no output is written and nothing is recorded); 2 for a wrong command line; 3 when the output was
+written but the decision log could not take the run (its decisions are in the unsent file the
+message names, for `python serve.py --replay FILE`); 130 when interrupted (nothing recorded).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from model.records.log import DecisionLog, default_url
 from model.registry.store import ModelIntegrityError, default_model_dir, load_model, model_folder_problem
 
 SHOWN_PROBLEMS = 10
+NOT_RECORDED = 3  # the exit status when the output was written but the log could not take the run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         if bar is not None:
             bar.close()
     _report(summary, model, log)
+    if summary.unsent is not None:
+        return _fail(f"the decision log could not take this run: its {summary.scored:,} decision(s) are saved "
+                     f"in {summary.unsent}; once the log is back, put them on record with "
+                     f"`python serve.py --replay {summary.unsent}`", status=NOT_RECORDED)
     if summary.scored == 0:
         return _fail(f"{args.applicants}: no row could be scored; every row has an error (see {output})")
     if template is not None:
@@ -158,11 +166,11 @@ def _score_on_dask(args, model, log: DecisionLog | None) -> int:
 
 
 def _report(summary: BatchSummary | DatasetSummary, model, log: DecisionLog | None) -> None:
+    if getattr(summary, "rescoring", None):
+        print(f"Warning: {summary.rescoring}", file=sys.stderr)  # type: ignore[union-attr]
     print(f"Scored {summary.scored:,} of {summary.rows:,} row(s) with {model.name} version {model.version}: "
           f"{summary.approved:,} approved, {summary.rejected:,} rejected, "
-          f"{summary.errors:,} with errors."
-          + (f" {summary.unreadable:,} line(s) could not be read as rows and are not in the output."
-             if summary.unreadable else ""))
+          f"{summary.errors:,} with errors.")
     if summary.problem_count:
         print(f"Problems ({summary.problem_count:,}; rows are numbered from 1, the first row under the header):")
         for problem in summary.problems[:SHOWN_PROBLEMS]:
@@ -172,12 +180,14 @@ def _report(summary: BatchSummary | DatasetSummary, model, log: DecisionLog | No
     print(f"Wrote {summary.output}")
     if log is None:
         print("Decision log: not recorded (--no-log)")
+    elif getattr(summary, "unsent", None) is not None:
+        pass  # said by the caller, with the exit status
     elif summary.log_warning:
         print(f"Warning: {summary.log_warning}", file=sys.stderr)
     else:
-        batch = getattr(summary, "batch_id", None)
-        print(f"Decision log: {summary.logged:,} decision(s) recorded in {_plain_url(default_url())}"
-              + (f" as batch {batch}" if batch else ""))
+        digest = getattr(summary, "file_sha256", None) or getattr(summary, "input_sha256", None)
+        print(f"Decision log: {summary.logged:,} decision(s) recorded as batch {summary.batch_id} in "
+              f"{_plain_url(default_url())}" + (f" (input SHA-256 {digest[:12]}…)" if digest else ""))
 
 
 def _plain_url(url: str) -> str:

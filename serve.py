@@ -25,9 +25,9 @@ from pathlib import Path
 
 from api.keys import KeyProblem, KeyStore
 from model.core import config
-from model.core.errors import ModelFolderError
+from model.core.errors import LoanDeskError, ModelFolderError
+from model.records.batches import replay_file
 from model.records.log import DecisionLog
-from model.records.writer import replay
 from model.registry.store import (
     ModelIntegrityError,
     default_model_dir,
@@ -104,11 +104,15 @@ def _keys(args: argparse.Namespace) -> int:
 
 def _replay(path: Path) -> int:
     try:
-        written = replay(path, DecisionLog())
-    except (OSError, ValueError) as exc:
+        done = replay_file(path, DecisionLog())
+    except (OSError, ValueError, LoanDeskError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"Wrote {written:,} decision(s) from {path} to the decision log.")
+    print(f"Wrote {done.written:,} decision(s) from {path} to the decision log"
+          + (f" ({done.skipped:,} already on record)" if done.skipped else "") + ".")
+    if done.left_out:
+        print(f"Left out {done.left_out:,} line(s) after the file's last seal: a write torn by a crash, "
+              "never answered to anyone.")
     return 0
 
 

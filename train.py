@@ -5,6 +5,8 @@
     python train.py --data applicants.csv --write-spec spec.toml   # a column spec to edit, then --spec spec.toml
     python train.py --list                            # the versions kept, the active one marked
     python train.py --activate VERSION                # make a version active (roll back or forward)
+    python train.py --set-threshold 0.55              # the active version again, with another threshold
+    python train.py --new-key-pair keys/              # an Ed25519 pair for signing model cards
 
 Deploy a pipeline you fitted and saved yourself (joblib.dump(pipeline, "loan_approval_model.pkl")):
 
@@ -24,9 +26,11 @@ from pathlib import Path
 
 from model.core.formatting import percent
 from model.core.pipeline import MonotonicityError
+from model.registry import signing
 from model.registry.store import (
     ModelIntegrityError,
     activate_version,
+    active_version,
     default_model_dir,
     list_versions,
     output_folder_problem,
@@ -38,6 +42,7 @@ from model.training.protection import pair_allowed, parse_declared
 from model.training.proxies import PROXY_THRESHOLD, Proxy
 from model.training.spec import read_spec, write_spec
 from model.training.train import parse_monotone, train, train_builtin
+from model.training.workflows import copy_with_threshold
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -82,6 +87,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      help="import although approval falls as age rises; needs --justification (recorded; after "
                           "the ones that go with --allow)")
     p.add_argument("--list", action="store_true", help="list the versions and exit")
+    p.add_argument("--set-threshold", type=float, metavar="T",
+                   help="save the active version (or --version) again with threshold T, make it active, exit")
+    p.add_argument("--version", help="the version --set-threshold starts from (default: the active one)")
+    p.add_argument("--new-key-pair", type=Path, metavar="DIR",
+                   help="write a new Ed25519 key pair for signing model cards into DIR and exit")
     return p.parse_args(argv)
 
 
@@ -90,6 +100,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.list:
             return show_versions(args.out)
+        if args.new_key_pair:
+            private, public = signing.new_key_pair(args.new_key_pair)
+            print(f"New signing key pair in {args.new_key_pair}. On the training host only (keep it secret):\n"
+                  f"  export LOANDESK_SIGNING_KEY_FILE={private}\n"
+                  f"On every replica and the app (copy the public key there):\n"
+                  f"  export LOANDESK_VERIFY_KEY_FILE={public}")
+            return 0
+        if args.set_threshold is not None:
+            version = copy_with_threshold(args.out, args.version or active_version(args.out) or "",
+                                          args.set_threshold, activate=True)
+            print(f"Saved version {version} with threshold {args.set_threshold:.2f} to {args.out} (active).")
+            return 0
         if args.activate:
             activate_version(args.out, args.activate)
             print(f"Active version of {args.out}: {args.activate}")

@@ -1,15 +1,20 @@
 """Batch: a CSV of applicants in, a decision per row out, by the same core function as score.py."""
 
-import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import streamlit as st
 
-from model.batch.files import SHOW, BatchError, preview_file, read_results, score_file, select_rows
+from model.batch.files import OUTPUT_COLUMNS, SHOW, BatchError, read_results, score_file, select_rows
+from model.batch.reading import MAX_CELL_CHARS, inspect_file, preview_rows
+from model.core.files import create_private
 from model.core.formatting import percent
+from model.records.batches import rescoring_warning
 from ui.batch_charts import probability_histogram
 from ui.resources import current_model, decision_log, officer
 from ui.tables import readable_results
+from ui.text import md, md_code
+from ui.uploads import empty, session_folder
 
 PREVIEW_ROWS = 10
 TABLE_ROWS = 1000  # rows drawn in the results table; the download has them all
@@ -23,50 +28,79 @@ def size_text(n: int) -> str:
     return f"{n / 1e6:,.1f} MB" if n >= 100_000 else f"{n / 1e3:,.1f} kB"
 
 
+@contextmanager
+def upload_on_disk(upload, folder: Path):
+    """The upload as a private file for as long as it is being read; deleted right after."""
+    path = folder / "applicants.csv"
+    path.unlink(missing_ok=True)
+    try:
+        with create_private(path) as fh:
+            fh.write(upload.getbuffer())
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
 st.title("Score a batch of applicants")
 limit_mb = st.get_option("server.maxUploadSize")
 st.markdown(
     "One applicant per row with the columns "
-    + ", ".join(f"`{name}`" for name in schema.names)
-    + " in any order; comma or semicolon separated, UTF-8. Other columns are carried through to the results. "
-    "Every decision is recorded in the decision log. The same scoring runs from the command line: "
+    + ", ".join(md_code(name) for name in schema.names)
+    + " in any order; comma or semicolon separated, UTF-8, any line endings; a cell holds at most "
+    f"{MAX_CELL_CHARS:,} characters. Other columns are carried through to the results. "
+    "The decisions go on record as one batch once every row is scored; a file that cannot be read "
+    "whole is refused, naming the row. The same scoring runs from the command line: "
     "`python score.py applicants.csv -o decisions.csv`."
 )
 upload = st.file_uploader(f"CSV of applicants (up to {limit_mb:,} MB)", type=["csv"], key="batch.upload")
+folder = session_folder("batch.folder")
+output = folder / "decisions.csv"
 if upload is None:
+    empty(folder)  # nothing uploaded any more: nothing of an earlier file stays on the server
+    state.pop("batch.results", None)
+    state.pop("batch.checked", None)
     st.info("Upload a CSV file to see a preview and score it.")
     st.stop()
 
-folder = Path(state.setdefault("batch.folder", tempfile.mkdtemp(prefix="loandesk-batch-")))
-source, output = folder / "applicants.csv", folder / "decisions.csv"
-if state.get("batch.file_id") != upload.file_id:
-    source.write_bytes(upload.getbuffer())
-    state["batch.file_id"] = upload.file_id
+name = md(upload.name)
+checked = state.get("batch.checked")
+if checked is None or checked["file_id"] != upload.file_id:
+    empty(folder)
     state.pop("batch.results", None)
-
-try:
-    preview = preview_file(source, schema.names, rows=PREVIEW_ROWS)
-except BatchError as exc:
-    st.error(f"{upload.name} cannot be scored: {exc.reason}.")
+    with upload_on_disk(upload, folder) as path:
+        try:
+            inspected = inspect_file(path, schema.names, OUTPUT_COLUMNS)
+            checked = {"file_id": upload.file_id, "preview": preview_rows(inspected, PREVIEW_ROWS).to_pandas(),
+                       "warning": rescoring_warning(decision_log(), inspected.sha256), "error": None}
+        except BatchError as exc:
+            checked = {"file_id": upload.file_id, "error": exc.reason}
+    state["batch.checked"] = checked
+if checked["error"]:
+    st.error(f"{name} cannot be scored: {md(checked['error'])}.")
     st.stop()
+preview = checked["preview"]
 st.subheader("Preview")
-st.caption(f"The first {len(preview):,} rows of {upload.name} ({size_text(upload.size)}), as read.")
+st.caption(f"The first {len(preview):,} rows of {name} ({size_text(upload.size)}), as read.")
 st.dataframe(preview, hide_index=True, key="batch.preview")
+if checked["warning"]:
+    st.warning(md(checked["warning"]), icon=":material/content_copy:")
 
 key = (upload.file_id, model.sha256)
 if st.button("Score every row", type="primary", key="batch.score"):
     bar = st.progress(0.0, text="Scoring…")
     try:
-        summary = score_file(
-            model, source, output, log=decision_log(), source="batch page", officer=officer(),
-            progress=lambda done: bar.progress(done.fraction, text=f"Scoring… {done.rows:,} rows"),
-        )
+        with upload_on_disk(upload, folder) as path:
+            summary = score_file(
+                model, path, output, log=decision_log(), source="batch page", officer=officer(),
+                progress=lambda done: bar.progress(done.fraction, text=f"Scoring… {done.rows:,} rows"),
+            )
     except BatchError as exc:
         bar.empty()
-        st.error(f"{upload.name} cannot be scored: {exc.reason}.")
+        st.error(f"{name} cannot be scored: {md(exc.reason)}. Nothing was recorded.")
         st.stop()
     bar.empty()
     state["batch.results"] = {"key": key, "summary": summary, "table": read_results(output)}
+    state["batch.checked"] = {**checked, "warning": None}
 
 results = state.get("batch.results")
 if results is None or results["key"] != key:
@@ -74,7 +108,7 @@ if results is None or results["key"] != key:
 summary, table = results["summary"], results["table"]
 
 st.subheader("Results")
-st.caption(f"Scored with {model.name} version {model.version}; threshold {percent(model.threshold)}. "
+st.caption(f"Scored with {md(model.name)} version {model.version}; threshold {percent(model.threshold)}. "
            "Rows are numbered from 1, the first row under the header.")
 counts = st.columns(4)
 counts[0].metric("Rows", f"{summary.rows:,}")
@@ -82,12 +116,10 @@ counts[1].metric("Approved", f"{summary.approved:,}")
 counts[2].metric("Rejected", f"{summary.rejected:,}")
 counts[3].metric("Rows with errors", f"{summary.errors:,}")
 if summary.log_warning:
-    st.warning(summary.log_warning, icon=":material/database:")
+    st.warning(md(summary.log_warning), icon=":material/database:")
 else:
-    st.caption(f"{summary.logged:,} decision(s) recorded in the decision log.")
-if summary.unreadable:
-    first = next((p for p in summary.problems if not p.startswith("row ")), "")
-    st.warning(f"{summary.unreadable:,} line(s) could not be read as rows and are not in the results. {first}")
+    st.caption(f"{summary.logged:,} decision(s) recorded in the decision log as batch {md_code(summary.batch_id)} "
+               f"(file SHA-256 {md_code(summary.file_sha256[:12])}…).")
 
 probabilities = table.column("probability").to_numpy()
 if summary.scored:

@@ -10,6 +10,7 @@ from model import evaluation
 from model.core.errors import ModelFolderError, ModelIntegrityError
 from model.core.formatting import percent, utc_time
 from model.core.protected import allowed_in_card
+from model.registry import signing
 from model.registry.store import activate_version, active_version
 from model.scoring.predictor import LoanModel
 from model.training.workflows import copy_with_threshold
@@ -17,6 +18,7 @@ from ui import fairness as fairness_ui
 from ui import imported
 from ui import model_charts as charts
 from ui.resources import current_model, load_current, registry
+from ui.text import md, md_code
 
 
 @st.cache_data(show_spinner="Scoring the hold-out…", max_entries=32)
@@ -40,7 +42,7 @@ def report_of(model: LoanModel) -> evaluation.Report | None:
     try:
         return version_report(model, str(model.path), model.sha256)
     except (ModelIntegrityError, OSError, KeyError, ValueError) as exc:
-        st.error(f"The hold-out stored with version {model.version} cannot be read ({exc}), so its performance "
+        st.error(f"The hold-out stored with version {model.version} cannot be read ({md(exc)}), so its performance "
                  "cannot be shown. Make another version active under Versions, or retrain.")
         return None
 
@@ -56,7 +58,7 @@ def act(change: Callable[[], str]) -> None:
     try:
         st.session_state["model.notice"] = change()
     except (ModelIntegrityError, OSError, ValueError) as exc:
-        st.error(f"Nothing was changed: {exc}")
+        st.error(f"Nothing was changed: {md(exc)}")
         return
     st.rerun()
 
@@ -83,7 +85,7 @@ def model_card(model: LoanModel) -> None:
         st.markdown("**Data**")
         fingerprint = data.get("fingerprint", "")
         lines = [
-            f"- Source: {data.get('source') or 'unknown'}",
+            f"- Source: {md(data.get('source') or 'unknown')}",
             f"- Rows: {data['rows']:,}" if "rows" in data else "- Rows: unknown",
             f"- Fingerprint: `{fingerprint[:12]}`" if fingerprint else "- Fingerprint: unknown",
         ]
@@ -98,7 +100,7 @@ def model_card(model: LoanModel) -> None:
         st.text(card.get("label_meaning") or f"approved means {card.target} = {card.positive_label}")
     with middle.container(border=True):
         st.markdown(f"**Pipeline** · {evaluation.kind_label(card.model_kind)}")
-        st.markdown("\n".join(f"- {step}" for step in card.pipeline_steps))
+        st.markdown("\n".join(f"- {md(step)}" for step in card.pipeline_steps))
         cv_auc = card.selection.get("cv_auc") or {}
         if cv_auc:
             st.markdown("Chosen by 5-fold cross-validated AUC: " + ", ".join(
@@ -109,7 +111,14 @@ def model_card(model: LoanModel) -> None:
         st.markdown(line)
     with right.container(border=True):
         st.markdown("**Libraries**")
-        st.markdown("\n".join(f"- {name} {version}" for name, version in card.libraries.items()))
+        st.markdown("\n".join(f"- {md(name)} {md(version)}" for name, version in card.libraries.items()))
+    status = signing.status()
+    signature = (f"This version is signed (key id {md_code(card.get('signed_by', '?'))})."
+                 if card.get("signature") else "This version is not signed.")
+    if status.mode == "off":
+        st.warning(f"{signature} {md(status.text)}", icon=":material/key_off:")
+    else:
+        st.caption(f"{signature} {md(status.text)}")
 
 
 @st.cache_data(show_spinner="Measuring fairness on the hold-out…", max_entries=32)
@@ -221,6 +230,14 @@ def threshold_explorer(model: LoanModel, report: evaluation.Report) -> None:
                    f"would send {percent(report.referred_share(chosen, band))} of the hold-out applicants to an "
                    "underwriter.")
     unchanged = abs(chosen - model.threshold) < 0.0025 and abs(band - model.refer_band) < 0.0025
+    if not signing.status().can_sign:
+        # A replica or the app holds only the public key: a version saved here could not be signed,
+        # and would be refused everywhere. New versions are made where the private key is.
+        st.info("This host checks model cards with the training host's public key and cannot sign one, so "
+                "a new threshold is saved on the training host: "
+                f"{md_code(f'python train.py --set-threshold {chosen:.3f} --version {model.version}')}",
+                icon=":material/key:")
+        return
     if st.button("Use this threshold", type="primary", disabled=unchanged, key="model.use_threshold",
                  help=f"Saves a new version with a threshold of {percent(chosen)} (and the refer band) and makes "
                       f"it active; version {model.version} stays as it is."):
@@ -287,7 +304,7 @@ except ModelFolderError as exc:
     st.stop()
 except ModelIntegrityError as exc:
     # A broken active version must not lock out the one place that can roll it back.
-    st.error(f"The active version cannot be used: {exc}")
+    st.error(f"The active version cannot be used: {md(exc)}")
     versions(active_version(registry()))
     st.stop()
 model_card(model)

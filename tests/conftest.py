@@ -45,6 +45,13 @@ def private_pg_schema(purpose: str) -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture(autouse=True)
+def private_files(tmp_path, monkeypatch) -> None:
+    """Unsent files and the replay key go to the test's own folder, never to the project's data/."""
+    monkeypatch.setenv("LOANDESK_UNSENT_DIR", str(tmp_path / "unsent"))
+    monkeypatch.setenv("LOANDESK_REPLAY_KEY_FILE", str(tmp_path / "replay.key"))
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def log_url(request, tmp_path) -> Iterator[str]:
     """A fresh, empty decision-log database: a SQLite file, or a private schema on the PostgreSQL server."""

@@ -36,6 +36,7 @@ from api.keys import KeyProblem, api_keys
 from api.schemas import MAX_BODY_BYTES, MAX_ITEMS
 from model.records import writer as log_writer
 from model.records.log import DecisionLog, LogResult
+from model.records.sealed import read_sealed
 from model.registry.store import load_model, save_version
 
 from .conftest import EXAMPLE, ROOT, private_pg_schema
@@ -837,7 +838,7 @@ def test_a_journal_left_by_a_crash_is_replayed_at_the_next_start_once(
         bad_and_good = post(client, [{"age": 5}, EXAMPLE], auth).json()
         ids.append(bad_and_good[1]["decision_id"])
     [segment] = unsent.glob("journal-*.jsonl")  # closed with the log still down: kept
-    lines = [json.loads(line) for line in segment.read_text().splitlines()]
+    lines = [json.loads(line) for line in read_sealed(segment)]
     assert sorted(line["decision_id"] for line in lines) == sorted(ids)
     assert {line["source"] for line in lines} == {f"api:{KEY_NAME}"}
     with segment.open("a") as torn:  # a crash mid-append: a line without its newline, never answered

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from model.records.log import DecisionLog
+from model.records.sealed import read_sealed
 
 from .conftest import EXAMPLE, IN_CI, ROOT
 from .e2e import free_port
@@ -246,7 +247,7 @@ def test_decisions_made_while_the_log_is_down_are_journaled_and_written_by_the_n
     assert server.stop() == 0
 
     [segment] = server.unsent.glob("journal-*.jsonl")
-    assert sorted(json.loads(line)["decision_id"] for line in segment.read_text().splitlines()) == sorted(ids)
+    assert sorted(json.loads(line)["decision_id"] for line in read_sealed(segment)) == sorted(ids)
     server.start()  # the log works again: the journal is written to it without anyone asking
     deadline = time.monotonic() + 60
     while list(server.unsent.glob("journal-*.jsonl")) and time.monotonic() < deadline:

@@ -136,15 +136,16 @@ def test_bad_rows_are_reported_by_row_number_and_the_rest_is_scored(model, tmp_p
                                expected_probabilities(model, good), rtol=0, atol=1e-12)
 
 
-def test_rows_with_the_wrong_number_of_fields_are_counted_and_named_by_line(model, tmp_path):
+def test_a_row_with_the_wrong_number_of_fields_stops_the_run_naming_its_row_and_line(model, tmp_path):
     path = tmp_path / "in.csv"
     path.write_text("age,income,credit_score,loan_amount,employment_years\n"
                     "35,62000,720,18000,6\n"
                     "36,1,2\n"
                     "40,70000,700,20000,8\n")
-    summary = score_file(model, path, tmp_path / "out.csv")
-    assert (summary.rows, summary.scored, summary.unreadable) == (2, 2, 1)
-    assert summary.problems[0].startswith("line 3: 3 field(s) where the header has 5")
+    with pytest.raises(BatchError) as caught:
+        score_file(model, path, tmp_path / "out.csv")
+    assert caught.value.reason.startswith("row 2 (line 3): 3 field(s) where the header has 5")
+    assert not (tmp_path / "out.csv").exists()
 
 
 @pytest.mark.parametrize("content, why", [
@@ -232,14 +233,15 @@ def test_every_scored_row_is_recorded_with_its_source_and_officer(model, tmp_pat
                                np.sort(out["probability"].astype(float).to_numpy()), rtol=0, atol=1e-12)
 
 
-def test_a_log_that_cannot_be_written_leaves_the_output_complete_and_warns(model, tmp_path):
+def test_a_log_that_cannot_be_written_leaves_the_output_complete_and_the_run_in_an_unsent_file(model, tmp_path):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
     log = DecisionLog(f"sqlite:///{blocker / 'log.db'}")
     frame = applicants(20)
     summary = score_file(model, write(tmp_path / "in.csv", frame), tmp_path / "out.csv", log=log)
-    assert summary.scored == 20 and summary.logged == 0
-    assert summary.log_warning and "not on record" in summary.log_warning
+    assert summary.scored == 20 and summary.logged == 0 and summary.batch_id is None
+    assert summary.unsent is not None and summary.unsent.is_file()
+    assert str(summary.unsent) in summary.log_warning and "none of them is on record" in summary.log_warning
     assert len(read_output(tmp_path / "out.csv")) == 20
 
 

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import sqlite3
+import stat
 import threading
 import time
+from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 
 from model.records import writer as lw
 from model.records.journal import Journal, read_entries
 from model.records.log import SCHEMA_VERSION, DecisionLog, LogEntry, LogResult
-from model.records.writer import LogWriter, NotDurable, replay
+from model.records.sealed import SealedWriter, UnsealedFileError
+from model.records.tables import replays
+from model.records.writer import LogWriter, NotDurable, entry_json, replay
 
 
 def _entry(i: int) -> LogEntry:
@@ -136,10 +141,11 @@ def test_an_unsent_file_is_replayed_once(db, tmp_path):
 
 
 def test_replay_names_the_line_that_is_not_an_entry(db, tmp_path):
-    bad = tmp_path / "unsent.jsonl"
-    bad.write_text('{"model_name": "m"}\n')
-    with pytest.raises(ValueError, match="line 1"):
-        replay(bad, db)
+    with SealedWriter(tmp_path / "unsent.jsonl") as out:
+        out.write_raw(entry_json(_entry(1)))
+        out.write({"model_name": "m"})
+    with pytest.raises(ValueError, match="line 2"):
+        replay(tmp_path / "unsent.jsonl", db)
     assert db.count() == 0
 
 
@@ -183,6 +189,72 @@ def test_a_segment_locked_by_a_replay_elsewhere_is_left_alone(db, tmp_path):
     finally:
         os.close(fd)
     assert journal.replay(db).segments == 1 and db.count() == 1
+def test_a_file_not_sealed_by_this_host_is_refused_whole_and_a_backdated_forgery_never_goes_in(db, tmp_path):
+    forged = _entry(1)
+    forged.decided_at = datetime(2020, 1, 1, tzinfo=UTC)
+    path = tmp_path / "forged.jsonl"
+    path.write_bytes(entry_json(forged) + b"\n")
+    with pytest.raises(UnsealedFileError, match="not sealed"):
+        replay(path, db)
+    with SealedWriter(tmp_path / "sealed.jsonl") as out:
+        out.write_raw(entry_json(_entry(2)))
+    sealed = (tmp_path / "sealed.jsonl").read_bytes()
+    (tmp_path / "altered.jsonl").write_bytes(sealed.replace(b"2000.0", b"9000.0"))
+    with pytest.raises(UnsealedFileError, match="not sealed"):
+        replay(tmp_path / "altered.jsonl", db)
+    assert db.count() == 0
+    with SealedWriter(tmp_path / "other-key.jsonl", key=b"another host") as out:
+        out.write_raw(entry_json(_entry(3)))
+    with pytest.raises(UnsealedFileError):
+        replay(tmp_path / "other-key.jsonl", db)
+    assert db.count() == 0
+
+
+def test_every_replay_is_recorded_with_the_file_it_read(db, tmp_path):
+    with SealedWriter(tmp_path / "unsent.jsonl") as out:
+        for i in range(3):
+            out.write_raw(entry_json(_entry(i)))
+    assert replay(tmp_path / "unsent.jsonl", db) == 3
+    assert replay(tmp_path / "unsent.jsonl", db) == 0
+    with db.reading() as conn:
+        rows = conn.execute(select(replays).order_by(replays.c.id)).mappings().all()
+    digest = hashlib.sha256((tmp_path / "unsent.jsonl").read_bytes()).hexdigest()
+    assert [(r["file_name"], r["file_sha256"], r["written"], r["skipped"]) for r in rows] == [
+        ("unsent.jsonl", digest, 3, 0), ("unsent.jsonl", digest, 0, 3)]
+
+
+def test_unsent_files_journals_and_the_replay_key_are_readable_by_their_owner_only(db, tmp_path, fast,
+                                                                                   monkeypatch):
+    path = lw.save_unsent([_entry(1)], tmp_path / "unsent")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "replay.key").stat().st_mode) == 0o600
+    monkeypatch.setattr(db, "record", lambda entries: LogResult(0, "database is locked"))
+    monkeypatch.setattr(db, "ping", lambda: "database is locked")
+    writer = LogWriter(db, tmp_path / "journal")
+    assert writer.write([_entry(2)]) == "journal"
+    writer.close()
+    [segment] = Journal(tmp_path / "journal").segments()
+    assert stat.S_IMODE(segment.stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "journal").stat().st_mode) == 0o700
+
+
+def test_a_journal_segment_is_sealed_after_every_append_and_a_forged_one_is_set_aside(db, tmp_path):
+    folder = tmp_path / "journal"
+    journal = Journal(folder)
+    journal.append([_entry(1)])
+    journal.append([_entry(2), _entry(3)])
+    journal.seal()
+    [segment] = journal.segments()
+    assert segment.read_bytes().count(b"loandesk_seal") == 2  # one seal per append, before its fsync
+    forged = _entry(4)
+    forged.decided_at = datetime(2020, 1, 1, tzinfo=UTC)
+    (folder / "journal-20200101T000000000000Z-1-forged.jsonl").write_bytes(entry_json(forged) + b"\n")
+    done = Journal(folder).replay(db)
+    assert done.written == 3 and db.count() == 3 and db.find(f"{4:032x}") is None
+    assert [p.name for p in folder.glob("unsealed-*")] == ["unsealed-20200101T000000000000Z-1-forged.jsonl"]
+    with db.reading() as conn:  # the replay itself is on record
+        rows = conn.execute(select(replays)).mappings().all()
+    assert [(r["file_name"], r["written"]) for r in rows] == [(segment.name, 3)]
 
 
 def test_a_version_1_log_is_migrated_with_its_rows_kept(tmp_path):
@@ -203,7 +275,7 @@ def test_a_version_1_log_is_migrated_with_its_rows_kept(tmp_path):
     con.commit()
     con.close()
     db = DecisionLog(f"sqlite:///{path}")
-    assert db.schema_version() == SCHEMA_VERSION >= 2
+    assert db.schema_version() == SCHEMA_VERSION >= 7  # batches (0006) and replays (0007) included
     assert db.record(_entry(1)).ok
     frame = db.read()
     assert len(frame) == 2 and set(frame["model_version"]) == {"v0", "v1"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -102,7 +103,7 @@ def test_the_download_is_the_commands_csv(app, app_env, tmp_path):
     at.button(key="batch.score").click().run()
     button = at.download_button(key="batch.download")
     assert button.label == "Download the scored CSV"
-    page_output = Path(at.session_state["batch.folder"]) / "decisions.csv"
+    page_output = Path(at.session_state["batch.folder"].name) / "decisions.csv"
     source = tmp_path / "applicants.csv"
     source.write_bytes(content)
     score_file(load_model(app_env), source, tmp_path / "command.csv")
@@ -121,7 +122,7 @@ def test_the_download_is_the_commands_csv(app, app_env, tmp_path):
 def test_a_file_that_cannot_be_scored_is_explained_and_not_offered_for_scoring(app, content, words):
     at = upload(batch_page(app), content, name="bad.csv")
     assert len(at.error) == 1
-    message = at.error[0].value
+    message = re.sub(r"\\(.)", r"\1", at.error[0].value)  # the text as shown: markdown escapes undone
     assert message.startswith("bad.csv cannot be scored") and all(w in message for w in words)
     assert "/" not in message.split(":", 1)[0]  # the file's name, not a temporary path
     assert not [b for b in at.button if b.key == "batch.score"]
@@ -139,3 +140,44 @@ def test_a_new_upload_replaces_the_results(app):
     probabilities = at.session_state["batch.results"]["table"].column("probability").to_numpy()
     np.testing.assert_allclose(np.sort(probabilities), np.sort(load_model(os.environ["LOANDESK_MODEL_DIR"])
                                                                .predict_proba(frame)[:, 1]), atol=1e-12)
+
+
+def test_old_mac_line_endings_are_scored_on_the_page(app):
+    frame = generate_applicants(12, seed=2)[FEATURES]
+    at = upload(batch_page(app), frame.to_csv(index=False, lineterminator="\r").encode(), name="mac.csv")
+    at.button(key="batch.score").click().run()
+    assert not at.exception and at.metric[0].value == "12"
+    assert DecisionLog(os.environ["LOANDESK_DB_URL"]).count() == 12
+
+
+def test_an_unterminated_quote_is_refused_naming_its_row_and_nothing_is_recorded(app):
+    rows = generate_applicants(300, seed=2)[FEATURES].to_csv(index=False).splitlines()
+    rows[150] = rows[150].replace(",", ',"', 1)
+    at = upload(batch_page(app), ("\n".join(rows) + "\n").encode(), name="quote.csv")
+    message = re.sub(r"\\(.)", r"\1", at.error[0].value)
+    assert message.startswith("quote.csv cannot be scored: row 150 (line 151)") and "never closed" in message
+    assert not [b for b in at.button if b.key == "batch.score"]
+    assert DecisionLog(os.environ["LOANDESK_DB_URL"]).count() == 0
+
+
+def test_a_file_already_on_record_is_flagged_before_it_is_scored_again(app):
+    content = applicants_bytes()
+    at = upload(batch_page(app), content)
+    assert not at.warning
+    at.button(key="batch.score").click().run()
+    again = upload(batch_page(app), content, name="same-again.csv")
+    warned = [w.value for w in again.warning if "already on record" in w.value]
+    assert warned and "58 decision" in warned[0]
+
+
+def test_uploads_are_deleted_once_the_page_is_done_with_them(app):
+    at = upload(batch_page(app), applicants_bytes())
+    folder = Path(at.session_state["batch.folder"].name)
+    assert oct(folder.stat().st_mode & 0o777) == "0o700"
+    assert list(folder.iterdir()) == []  # checked and previewed, then deleted
+    at.button(key="batch.score").click().run()
+    assert [p.name for p in folder.iterdir()] == ["decisions.csv"]  # only the results, for the download
+    at.file_uploader(key="batch.upload").set_value(None).run()
+    assert list(folder.iterdir()) == []  # the file is gone from the page: its results too
+    at.session_state["batch.folder"].cleanup()  # what dropping the session's state does
+    assert not folder.exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -233,3 +234,33 @@ def test_a_broken_active_version_can_still_be_rolled_back(app, app_env):
     at.button(key="model.activate").click().run()
     assert not at.exception
     assert active_version(app_env) == good
+
+
+def test_with_no_keys_the_page_says_models_are_not_signed_and_the_threshold_can_be_saved(app, monkeypatch):
+    for name in ("LOANDESK_SIGNING_KEY", "LOANDESK_SIGNING_KEY_FILE",
+                 "LOANDESK_VERIFY_KEY", "LOANDESK_VERIFY_KEY_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    at = _open(app)
+    assert any("not signed" in _shown(w.value) and "LOANDESK_SIGNING_KEY" in _shown(w.value) for w in at.warning)
+    assert [b for b in at.button if b.key == "model.use_threshold"]
+
+
+def test_a_host_with_only_the_public_key_is_not_offered_use_this_threshold(app, app_env, tmp_path, monkeypatch):
+    from model.registry import signing
+
+    private, public = signing.new_key_pair(tmp_path / "keys")
+    monkeypatch.setenv("LOANDESK_SIGNING_KEY_FILE", str(private))  # the training host signs a version ...
+    trained = train_builtin(rows=1500, model="logistic", seed=3)
+    save_version(app_env, trained.pipeline, trained.card, trained.holdout)
+    monkeypatch.delenv("LOANDESK_SIGNING_KEY_FILE")  # ... and the app holds only the public key
+    monkeypatch.setenv("LOANDESK_VERIFY_KEY_FILE", str(public))
+    at = _open(app)
+    assert not [b for b in at.button if b.key == "model.use_threshold"]
+    [info] = [_shown(i.value) for i in at.info if "cannot sign" in i.value]
+    assert "python train.py --set-threshold" in info
+    assert any("This version is signed" in c.value and "cannot sign" in c.value for c in at.caption)
+
+
+def _shown(markdown: str) -> str:
+    """The text a reader sees: markdown's backslash escapes undone."""
+    return re.sub(r"\\(.)", r"\1", markdown)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from model.records.batches import replay_file
 from model.records.log import DecisionLog
+from model.records.sealed import UnsealedFileError
 from model.registry.store import list_versions
 from model.training.data import generate_applicants
 
@@ -141,11 +145,72 @@ def test_a_wrong_command_line_exits_2_with_usage(env):
     assert result.returncode == 2 and "usage: score.py" in result.stderr
 
 
-def test_a_log_that_cannot_be_written_warns_but_the_output_is_complete(env, tmp_path):
+def test_a_log_that_cannot_take_the_run_exits_3_naming_the_unsent_file_and_the_output_is_complete(env, tmp_path):
     blocker = tmp_path / "blocker"
     blocker.write_text("")
     result = run({**env, "LOANDESK_DB_URL": f"sqlite:///{blocker / 'log.db'}"},
                  applicants_csv(tmp_path / "a.csv"), "-o", tmp_path / "d.csv")
-    assert result.returncode == 0
-    assert "Warning:" in result.stderr and "not on record" in result.stderr
+    assert result.returncode == 3, result.stderr
+    unsent = sorted((tmp_path / "unsent").glob("batch-*.jsonl"))
+    assert len(unsent) == 1 and str(unsent[0]) in result.stderr and "--replay" in result.stderr
+    assert "Traceback" not in result.stderr
     assert len(pd.read_csv(tmp_path / "d.csv")) == 50
+
+
+def test_a_run_killed_midway_leaves_no_decision_counted_and_no_output(env, tmp_path):
+    """kill -9 while decisions are being spooled: nothing is on record, the spool can never be replayed."""
+    frame = generate_applicants(200_000, seed=5)[FEATURES]
+    frame.to_csv(tmp_path / "big.csv", index=False)
+    process = subprocess.Popen([sys.executable, str(ROOT / "score.py"), str(tmp_path / "big.csv"), "-o",
+                                str(tmp_path / "d.csv"), "-q"], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            spools = list((tmp_path / "unsent").glob(".batch-*.spool"))
+            if spools and spools[0].stat().st_size > 1 << 20:  # well into the run: thousands of decisions spooled
+                break
+            time.sleep(0.01)
+        assert process.poll() is None, "the run finished before it could be killed"
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    log = DecisionLog(env["LOANDESK_DB_URL"])
+    assert log.count() == 0
+    assert not (tmp_path / "d.csv").exists()
+    [spool] = list((tmp_path / "unsent").glob(".batch-*.spool"))
+    with pytest.raises(UnsealedFileError):
+        replay_file(spool, log)
+    assert log.count() == 0
+
+
+@pytest.mark.parametrize("newline", ["\r", "\r\n"])
+def test_old_mac_and_windows_line_endings_are_scored(env, tmp_path, newline):
+    path = tmp_path / "a.csv"
+    frame = generate_applicants(30, seed=21)[FEATURES]
+    path.write_bytes(frame.to_csv(index=False, lineterminator=newline).encode())
+    result = run(env, path, "-o", tmp_path / "d.csv")
+    assert result.returncode == 0, result.stderr
+    assert "Scored 30 of 30 row(s)" in result.stdout and "Traceback" not in result.stderr
+    assert DecisionLog(env["LOANDESK_DB_URL"]).count() == 30
+
+
+def test_an_unterminated_quote_exits_1_naming_its_row_and_records_nothing(env, tmp_path):
+    path = tmp_path / "a.csv"
+    rows = generate_applicants(1001, seed=21)[FEATURES].to_csv(index=False).splitlines()
+    rows[2] = rows[2].replace(",", ',"', 1)  # the second applicant's income opens a quote never closed
+    path.write_text("\n".join(rows) + "\n")
+    result = run(env, path, "-o", tmp_path / "d.csv")
+    assert result.returncode == 1
+    assert_one_line_error(result, "row 2 (line 3)", "never closed")
+    assert not (tmp_path / "d.csv").exists() and DecisionLog(env["LOANDESK_DB_URL"]).count() == 0
+
+
+def test_scoring_the_same_file_twice_warns_the_second_time(env, tmp_path):
+    path = applicants_csv(tmp_path / "a.csv")
+    assert "already on record" not in run(env, path, "-o", tmp_path / "d.csv").stderr
+    again = run(env, path, "-o", tmp_path / "d2.csv")
+    assert again.returncode == 0
+    assert "Warning: This file (SHA-256" in again.stderr and "already on record" in again.stderr

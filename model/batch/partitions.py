@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from model.core.errors import BatchError
 from model.scoring.table import OUTPUT_COLUMNS
 
-from .files import _open_source
+from .reading import read_header
 
 PARTITION_BYTES = 16 << 20  # bytes of input per partition (CSV) or the most row groups it gathers (Parquet)
 READ_BLOCK = 1 << 20  # bytes of CSV parsed at a time inside a partition, as score_file does
@@ -103,8 +103,8 @@ def plan(spec: str | Path, required: list[str], *, partition_bytes: int = PARTIT
     kind = kinds.pop()
     columns: tuple[str, ...] | None = None
     for path in files:
-        found = _parquet_columns(path, required) if kind == "parquet" else tuple(_open_source(
-            path, required, check_text=False).columns)
+        found = _parquet_columns(path, required) if kind == "parquet" else tuple(read_header(
+            path, required, OUTPUT_COLUMNS)[0])
         if columns is None:
             columns = found
         elif found != columns:
@@ -122,7 +122,7 @@ def plan(spec: str | Path, required: list[str], *, partition_bytes: int = PARTIT
     counts = (count_quotes or (lambda bs: [quote_count(b) for b in bs]))(blocks)
     at = 0
     for path in files:
-        delimiter = _open_source(path, required, check_text=False).delimiter
+        delimiter = read_header(path, required, OUTPUT_COLUMNS)[1]
         mine = [(b, c) for b, c in zip(blocks, counts, strict=True) if b.path == str(path)]
         newline = _newline(path)
         cuts, parity = [], 0

@@ -31,7 +31,16 @@ MODEL_DIR = Setting("LOANDESK_MODEL_DIR", "the model folder the app, score.py an
 DB_URL = Setting("LOANDESK_DB_URL", "SQLAlchemy URL of the decision log (default: a SQLite file in data/)")
 UNSENT_DIR = Setting("LOANDESK_UNSENT_DIR", "where decisions that could not be logged are kept until replayed",
                      str(PROJECT_ROOT / "data" / "unsent"))
-SIGNING_KEY = Setting("LOANDESK_SIGNING_KEY", "key that signs model cards when saved and checks them on load")
+SIGNING_KEY = Setting("LOANDESK_SIGNING_KEY", "the training host's Ed25519 private key (PEM or base64), "
+                      "which signs every saved model card")
+SIGNING_KEY_FILE = Setting("LOANDESK_SIGNING_KEY_FILE", "a PEM file holding that private key, instead of the variable")
+VERIFY_KEY = Setting("LOANDESK_VERIFY_KEY", "the Ed25519 public key (PEM or base64) that model cards must be signed "
+                     "with; replicas and the app hold this one only")
+VERIFY_KEY_FILE = Setting("LOANDESK_VERIFY_KEY_FILE", "a PEM file holding that public key, instead of the variable")
+REPLAY_KEY = Setting("LOANDESK_REPLAY_KEY", "secret that seals the journal, unsent files and batch spools (share "
+                     "it between replicas to replay each other's files); default: a key made on first use")
+REPLAY_KEY_FILE = Setting("LOANDESK_REPLAY_KEY_FILE", "where the host's own replay key is kept (owner-only)",
+                          str(PROJECT_ROOT / "data" / "replay.key"))
 
 NOTICE_TEMPLATE = Setting("LOANDESK_NOTICE_TEMPLATE", "the bank's adverse action notice template (TOML)",
                           str(PROJECT_ROOT / "model" / "notices" / "template.toml"))
@@ -39,7 +48,8 @@ SQLITE_SYNC = Setting("LOANDESK_SQLITE_SYNC", "FULL (the default): every commit 
                       "power loss; NORMAL: commits survive a crash of the process, not power loss, and cost no fsync",
                       "FULL")
 
-SETTINGS = (MODEL_DIR, DB_URL, UNSENT_DIR, SIGNING_KEY, NOTICE_TEMPLATE, SQLITE_SYNC)
+SETTINGS = (MODEL_DIR, DB_URL, UNSENT_DIR, SIGNING_KEY, SIGNING_KEY_FILE, VERIFY_KEY, VERIFY_KEY_FILE,
+            REPLAY_KEY, REPLAY_KEY_FILE, NOTICE_TEMPLATE, SQLITE_SYNC)
 DEFAULT_DB_PATH = PROJECT_ROOT / "data" / "decisions.db"
 
 
@@ -77,7 +87,11 @@ def sqlite_sync() -> str:
     return value
 
 
-def signing_key() -> bytes | None:
-    """The model-card signing key, or None when cards are not signed."""
-    key = SIGNING_KEY.read()
+def replay_key() -> bytes | None:
+    """The configured replay key, or None (then the host's key file is used)."""
+    key = REPLAY_KEY.read()
     return key.encode() if key else None
+
+
+def replay_key_file() -> Path:
+    return Path(REPLAY_KEY_FILE.read() or "")

@@ -5,18 +5,23 @@ appends the decisions here and fsyncs before anyone is answered; the journal is 
 log when the database is back (idempotently: ids already on record are skipped), then deleted.
 
 The format is kept in this one module: one JSON object per line, a `LogEntry`'s fields (the same
-lines `python serve.py --replay FILE` reads). The journal is a folder of segments, each written by
-one process that holds an exclusive `flock` on it for as long as it may append; a replay takes the
-same lock without waiting, so it never reads a segment still being written, and two processes
-never replay the same one. A line without its newline is a torn write from a crash before the
-fsync: nobody was answered for it, so it is left out. Folder and files are the owner's only.
+lines `python serve.py --replay FILE` reads), and after every append a seal (`model.records.sealed`:
+an HMAC under the host's replay key over every byte before it), written with the lines before the
+fsync. Only sealed lines are ever replayed: lines after the last seal are a write torn by a crash
+(nobody was answered for them) and are left out; a segment whose seal does not match, or that has
+none, is set aside as `unsealed-*` and never replayed, so a file dropped into the folder cannot put
+forged decisions on record. Every replay is recorded (`replays`).
+
+The journal is a folder of segments, each written by one process that holds an exclusive `flock`
+on it for as long as it may append; a replay takes the same lock without waiting, so it never reads
+a segment still being written, and two processes never replay the same one. Folder and files are
+the owner's only.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import logging
 import os
 import secrets
@@ -25,7 +30,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
+
 from model.records.log import DecisionLog, LogEntry, LogResult
+from model.records.replays import record_replay
+from model.records.sealed import SealedReader, Sealer, UnsealedFileError
 
 log = logging.getLogger("loandesk.journal")
 
@@ -39,15 +48,31 @@ class JournalError(OSError):
 
 def encode(entry: LogEntry) -> str:
     """One entry as a line of JSON (no newline)."""
+    return encode_bytes(entry).decode()
+
+
+def encode_bytes(entry: LogEntry) -> bytes:
+    """One entry as a line of JSON (no newline), as bytes: the one encoding of every sealed file."""
     row = entry.row()
     row["decided_at"] = row["decided_at"].isoformat()
-    return json.dumps(row, default=str, separators=(",", ":"))
+    return orjson.dumps(row, default=str, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-def decode(line: str) -> LogEntry:
+def decode(line: str | bytes) -> LogEntry:
     """The entry on one line; ValueError (with why) for anything else."""
     try:
-        row = json.loads(line)
+        row = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"not a decision log entry (not JSON: {exc})") from None
+    return decode_row(row)
+
+
+def decode_row(row: object) -> LogEntry:
+    """The entry a parsed line holds; ValueError (with why) for anything else."""
+    try:
+        if not isinstance(row, dict):
+            raise TypeError("not a JSON object")
+        row = dict(row)
         row["decided_at"] = datetime.fromisoformat(row["decided_at"])
         return LogEntry(**row)
     except (ValueError, TypeError, KeyError) as exc:
@@ -55,19 +80,25 @@ def decode(line: str) -> LogEntry:
 
 
 def read_entries(path: Path) -> list[LogEntry]:
-    """Every complete line of a journal segment or unsent file; a torn last line is left out."""
-    data = Path(path).read_bytes()
-    lines = data.split(b"\n")
-    if lines[-1]:
-        log.warning("%s ends in a torn line (a crash mid-write, never answered): left out", path.name)
+    """Every sealed line of a journal segment or unsent file, read once; lines after the last seal
+    (a torn write, never answered) are left out. UnsealedFileError when a seal does not match or
+    there is none; ValueError naming the line for one that is not an entry."""
+    return _read(path)[0]
+
+
+def _read(path: Path) -> tuple[list[LogEntry], str]:
+    """`read_entries`, and the SHA-256 of the bytes they were read from."""
+    reader = SealedReader(Path(path))
     entries = []
-    for number, line in enumerate(lines[:-1], start=1):
-        if line.strip():
-            try:
-                entries.append(decode(line.decode("utf-8")))
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise ValueError(f"{path.name}, line {number}: {exc}") from None
-    return entries
+    for number, line in reader:
+        try:
+            entries.append(decode(line))
+        except ValueError as exc:
+            raise ValueError(f"{Path(path).name}, line {number}: {exc}") from None
+    if reader.left_out:
+        log.warning("%s: %d line(s) after its last seal left out (a crash mid-write, never answered)",
+                    Path(path).name, reader.left_out)
+    return entries, reader.sha256
 
 
 @dataclass(frozen=True)
@@ -84,12 +115,14 @@ class Journal:
         self.folder = Path(folder)
         self._fd: int | None = None  # the segment this process appends to, locked while open
         self._path: Path | None = None
+        self._sealer: Sealer | None = None  # the open segment's running seal
 
     def append(self, entries: Iterable[LogEntry]) -> None:
         """Write the entries and fsync them; when this returns, they survive a crash of the process."""
-        data = "".join(encode(e) + "\n" for e in entries).encode("utf-8")
         try:
             fd = self._fd if self._fd is not None else self._open()
+            assert self._sealer is not None
+            data = self._sealer.sealed(encode_bytes(e) for e in entries)
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
@@ -101,7 +134,7 @@ class Journal:
     def seal(self) -> None:
         """Stop appending to the current segment, so that a replay may take it."""
         if self._fd is not None:
-            fd, self._fd, self._path = self._fd, None, None
+            fd, self._fd, self._path, self._sealer = self._fd, None, None, None
             with contextlib.suppress(OSError):
                 os.close(fd)  # releases the lock
 
@@ -145,7 +178,14 @@ class Journal:
                 if not got:
                     busy += 1
                     continue
-                written += _write_segment(path, decision_log)
+                try:
+                    written += _write_segment(path, decision_log)
+                except UnsealedFileError as exc:
+                    aside = path.with_name(path.name.replace("journal-", "unsealed-", 1))
+                    os.replace(path, aside)
+                    log.error("journal segment %s is not sealed by this host's replay key, so nothing of it is "
+                              "replayed; set aside as %s: %s", path.name, aside.name, exc)
+                    continue
                 path.unlink()
                 _sync_folder(self.folder)
                 done += 1
@@ -162,7 +202,7 @@ class Journal:
         except OSError:
             os.close(fd)
             raise
-        self._fd, self._path = fd, path
+        self._fd, self._path, self._sealer = fd, path, Sealer()
         return fd
 
     @staticmethod
@@ -196,7 +236,7 @@ class _TryLock:
 
 
 def _write_segment(path: Path, decision_log: DecisionLog) -> int:
-    entries = read_entries(path)
+    entries, digest = _read(path)
     written = 0
     for chunk in _chunks(entries, REPLAY_ROWS):
         known = decision_log.known_ids([e.decision_id for e in chunk if e.decision_id])
@@ -207,6 +247,8 @@ def _write_segment(path: Path, decision_log: DecisionLog) -> int:
         if not result.ok:
             raise OSError(result.warning)
         written += result.written
+    with decision_log.writing() as conn:
+        record_replay(conn, path, digest, written=written, skipped=len(entries) - written)
     return written
 
 
@@ -223,10 +265,12 @@ def _write_apart(path: Path, entries: list[LogEntry], decision_log: DecisionLog)
         else:
             written += 1
     if refused:
-        aside = path.with_name(path.name.replace("journal-", "refused-", 1))
-        fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.writelines(encode(e) + "\n" for e in refused)
+        # Sealed like the segment, so that `serve.py --replay` takes it once the cause is fixed.
+        aside = path.with_name(path.name.replace("journal-", "refused-", 1).replace(
+            ".jsonl", f"-{secrets.token_hex(3)}.jsonl"))
+        fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(Sealer().sealed(encode_bytes(e) for e in refused))
             out.flush()
             os.fsync(out.fileno())
         log.error("the decision log refuses %d journaled decision(s) for their content (%s); they are kept in %s",

@@ -8,12 +8,13 @@ into the decision path.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -40,6 +41,7 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from model.core import config
 from model.core.errors import DecisionLogError
+from model.core.files import create_private, private_dir
 from model.core.metrics import approves
 from model.records import migrate
 from model.records.tables import decisions, meta
@@ -278,8 +280,7 @@ class DecisionLog:
         if self._ready:
             return
         url = make_url(self.url)
-        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        _create_sqlite_file(self.url)
         for attempt in range(SCHEMA_ATTEMPTS):
             try:
                 with migrate.one_at_a_time(), self._writer().begin() as conn:
@@ -396,14 +397,14 @@ class DecisionLog:
             return _short(exc)
         return None
 
-    def known_ids(self, ids: Sequence[str]) -> set[str]:
-        """Which of these decision ids are on record already."""
+    def known_ids(self, ids: Sequence[str], *, conn: Connection | None = None) -> set[str]:
+        """Which of these decision ids are on record already (read in `conn`'s transaction if given)."""
         found: set[str] = set()
         ids = list(ids)
-        with self._reading() as conn:
+        with self._reading() if conn is None else nullcontext(conn) as c:
             for i in range(0, len(ids), 500):
                 q = select(decisions.c.decision_id).where(decisions.c.decision_id.in_(ids[i:i + 500]))
-                found.update(conn.execute(q).scalars())
+                found.update(c.execute(q).scalars())
         return found
 
     def count(self) -> int:
@@ -607,6 +608,24 @@ def _json_safe(value: Any) -> Any:
     if hasattr(value, "item"):
         return _json_safe(value.item())
     return value
+
+
+def _create_sqlite_file(url: str) -> None:
+    """A new SQLite log is created readable by its owner only (its -wal and -shm files follow the
+    file's mode), in a folder of its own that we make owner-only too."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    path = Path(parsed.database)
+    if not path.parent.is_dir():
+        private_dir(path.parent)
+    with contextlib.suppress(FileExistsError):
+        create_private(path).close()
+
+
+def short_error(exc: BaseException) -> str:
+    """An error's first line, short enough for a message to a person."""
+    return _short(exc)
 
 
 def _short(exc: BaseException) -> str:

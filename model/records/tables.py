@@ -182,3 +182,14 @@ monitoring_results = Table(  # results kept until their source changes (realized
     Column("watermark", String(64), nullable=False),  # the state of the outcomes when it was computed
     Column("body", Text, nullable=False),  # the result, as JSON
 )
+# Every replay of a sealed file (serve.py --replay): which file, when, where, and what it wrote.
+replays = Table(
+    "replays", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("file_name", String(255), nullable=False),
+    Column("file_sha256", String(64), nullable=False, index=True),
+    Column("replayed_at", DateTime(timezone=True), nullable=False),
+    Column("host", String(200), nullable=False),
+    Column("written", Integer, nullable=False),
+    Column("skipped", Integer, nullable=False),  # already on record (same decision id, or the batch)
+)

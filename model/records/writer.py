@@ -25,8 +25,10 @@ from pathlib import Path
 from typing import Literal
 
 from model.core import config
-from model.records.journal import Journal, JournalError, encode, read_entries
+from model.records.batches import replay_file
+from model.records.journal import Journal, JournalError, encode_bytes
 from model.records.log import DecisionLog, LogEntry, LogResult
+from model.records.sealed import SealedWriter
 
 log = logging.getLogger("loandesk.log_writer")
 
@@ -246,37 +248,27 @@ def default_unsent_dir() -> Path:
 
 
 def save_unsent(entries: list[LogEntry], folder: Path) -> Path:
-    """Entries as JSON lines in a new file in `folder` (owner-only), synced to disk."""
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """Entries as JSON lines in a new sealed, owner-only file in `folder`, synced to disk: only a
+    file sealed by this host's replay key is ever replayed (model.records.sealed)."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    path = folder / f"decisions-{stamp}-{os.getpid()}.jsonl"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
+    path = Path(folder) / f"decisions-{stamp}-{os.getpid()}-{os.urandom(3).hex()}.jsonl"
+    with SealedWriter(path) as out:
         for e in entries:
-            out.write(encode(e) + "\n")
-        out.flush()
-        os.fsync(out.fileno())
+            out.write_raw(encode_bytes(e))
     return path
 
 
-def entry_json(entry: LogEntry) -> str:
+def entry_json(entry: LogEntry) -> bytes:
     """One entry as a line of JSON, as unsent files and the journal hold them."""
-    return encode(entry)
+    return encode_bytes(entry)
 
 
 def replay(path: Path, decision_log: DecisionLog) -> int:
-    """Write a file of unsent entries to the log in one transaction; returns how many.
+    """Write a sealed file of decisions (unsent, a batch's, a journal segment) to the log in one
+    transaction; returns how many.
 
-    Entries already on record (same decision_id) are skipped, so replaying twice is harmless.
+    Entries already on record (same decision_id) are skipped, so replaying twice is harmless; a
+    file that is not sealed by this host's replay key is refused whole (UnsealedFileError, a
+    ValueError). The replay itself is recorded in the `replays` table.
     """
-    try:
-        entries = read_entries(Path(path))
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from exc
-    known = decision_log.known_ids([e.decision_id for e in entries if e.decision_id])
-    fresh = [e for e in entries if e.decision_id is None or e.decision_id not in known]
-    result = decision_log.record(fresh)
-    if not result.ok:
-        raise OSError(result.warning)
-    return len(fresh)
-
+    return replay_file(Path(path), decision_log).written
