@@ -10,6 +10,7 @@ from model.scoring.explain import grid_2d
 from ui import charts, forms
 from ui import decision_actions as actions
 from ui.resources import current_model, decision_log, officer
+from ui.text import md, md_code
 
 model = current_model()
 schema = model.schema
@@ -47,7 +48,7 @@ except ValidationError as exc:
         for e in exc.errors:
             label = schema[e.field].label if e.field in schema else e.field
             shown = "" if e.value is None else f" ({e.value})"
-            st.markdown(f"- **{label}**{shown}: {e.why}")
+            st.markdown(f"- **{md(label)}**{md(shown)}: {md(e.why)}")
     state.pop("decide.unlogged", None)
     st.stop()
 
@@ -73,24 +74,24 @@ with result_box:
     st.plotly_chart(charts.probability_bar(decision.probability, decision.threshold),
                     config={"displayModeBar": False}, key="decide.bar")
     if log_warning:
-        st.warning(log_warning, icon=":material/database:")
+        st.warning(md(log_warning), icon=":material/database:")
     st.markdown("**Principal reasons**" if not decision.approved else "**What supports approval**")
     if decision.reasons:
-        st.markdown("\n".join(f"- {r.text} · `{r.code}`" for r in decision.reasons))
+        st.markdown("\n".join(f"- {md(r.text)} · {md_code(r.code)}" for r in decision.reasons))
     else:
         st.markdown("- No single field stands out from the typical approved applicant.")
     flips = [fp.text for fp in decision.flips.values()]
     if flips:
         st.markdown("**What would change the decision**")
-        st.markdown("\n".join(f"- {t}" for t in flips))
+        st.markdown("\n".join(f"- {md(t)}" for t in flips))
     for name in decision.out_of_range:
         f = schema[name]
-        st.warning(f"{f.label} {format_value(f, decision.applicant[name])} is outside the range seen in "
-                   f"training ({format_value(f, f.train_min)} to {format_value(f, f.train_max)}): "
-                   "the model is extrapolating, so treat this decision with care.")
+        st.warning(md(f"{f.label} {format_value(f, decision.applicant[name])} is outside the range seen in "
+                      f"training ({format_value(f, f.train_min)} to {format_value(f, f.train_max)}): "
+                      "the model is extrapolating, so treat this decision with care."))
     if decision.imputed:
         names = ", ".join(schema[n].label for n in decision.imputed)
-        st.info(f"Not given, so filled in with a typical value by the model: {names}.")
+        st.info(f"Not given, so filled in with a typical value by the model: {md(names)}.")
     if decision_id:
         said = REFERRED if decision.referred else APPROVED if decision.approved else REJECTED
         override = actions.final_decision(log, decision_id)

@@ -7,6 +7,7 @@ from model.core.pipeline import model_kind
 from model.learn import lessons
 from ui import charts, learn_charts
 from ui.resources import current_model
+from ui.text import md, md_table
 
 model = current_model()
 schema = model.schema
@@ -29,7 +30,7 @@ st.title("Learn: from a trained model to a trustworthy decision")
 described = ", ".join(f"{f.label.lower()} {format_value(f, example[f.name])}" for f in schema.fields)
 st.markdown(
     f"Everything on this page is computed live by the model in use ({lessons.KIND_NAMES[model_kind(model.pipeline)]}, "
-    f"version `{model.version}`) for the lesson's **example customer**: {described}."
+    f"version `{model.version}`) for the lesson's **example customer**: {md(described)}."
 )
 
 # --- mini-practice -----------------------------------------------------------------------------
@@ -46,7 +47,7 @@ def practice_section() -> None:
     integer = f.integer and float(step).is_integer()
     cast = int if integer else float
     fmt = "$%,d" if f.unit == "$" and integer else ("%,d" if integer else "%.1f")
-    value = st.slider(f"{f.title} of the example customer", cast(lo), cast(hi), cast(start), cast(step),
+    value = st.slider(f"{md(f.title)} of the example customer", cast(lo), cast(hi), cast(start), cast(step),
                       format=fmt, key="learn.practice",
                       help="Every other field stays as the example customer's. Drag it across the flip point.")
     p = lessons.practice(model, value, field_name)
@@ -55,7 +56,7 @@ def practice_section() -> None:
         verdict(p.label, p.probability, p.approved, "learn-practice-decision")
         st.caption(f"Threshold {percent(p.threshold)}")
     with right:
-        st.markdown(lessons.practice_sentence(model, p))
+        st.markdown(md(lessons.practice_sentence(model, p)))
     st.plotly_chart(charts.sensitivity_figure(p.curve, f), key="learn.practice.curve")
 
 
@@ -78,20 +79,20 @@ for number, mistake in enumerate(found, start=1):
     st.subheader(f"{number}. {mistake.title}")
     wrong_col, right_col = st.columns(2, gap="large")
     with wrong_col, st.container(border=True):
-        st.markdown(f"**Wrong way.** {mistake.wrong_way}")
+        st.markdown(f"**Wrong way.** {md(mistake.wrong_way)}")
         verdict(mistake.wrong_label, mistake.wrong, mistake.wrong >= mistake.threshold, "learn-wrong")
     with right_col, st.container(border=True):
-        st.markdown(f"**Right way.** {mistake.right_way}")
+        st.markdown(f"**Right way.** {md(mistake.right_way)}")
         verdict(mistake.right_label, mistake.right, mistake.right >= mistake.threshold, "learn-right")
     st.plotly_chart(learn_charts.comparison_figure(mistake), config={"displayModeBar": False},
                     key=f"learn.mistake.{mistake.key}")
     outcome = ("**the decision changes**" if mistake.decision_changed
                else "the same decision, but a different probability")
-    st.markdown(f"**Difference: {lessons.points(mistake.difference)}**, {outcome}. {mistake.why}")
+    st.markdown(f"**Difference: {lessons.points(mistake.difference)}**, {outcome}. {md(mistake.why)}")
     if mistake.holdout_text:
-        st.caption(mistake.holdout_text)
+        st.caption(md(mistake.holdout_text))
     with st.expander("What the model received each way" + (", and the wrong code" if mistake.code else "")):
-        st.table(mistake.seen)
+        st.table(md_table(mistake.seen))
         if mistake.code:
             st.code(mistake.code, language="python")
     if mistake.key == "feature_order":
@@ -99,8 +100,8 @@ for number, mistake in enumerate(found, start=1):
         st.success(
             "**Why it cannot happen in LoanDesk.** The pipeline picks every column by its name, and LoanDesk "
             "refuses to guess names for a bare array. `model.predict(np.array(...))` stops with: "
-            f"*{guard.refusal}*. Named columns in any order give the same answer: in the order "
-            f"{', '.join(schema[n].label.lower() for n in guard.shuffled_columns)}, the example customer gets "
+            f"*{md(guard.refusal)}*. Named columns in any order give the same answer: in the order "
+            f"{md(', '.join(schema[n].label.lower() for n in guard.shuffled_columns))}, the example customer gets "
             f"{percent(guard.shuffled_probability)}, as in schema order ({percent(guard.probability)}).",
             icon=":material/verified_user:",
         )

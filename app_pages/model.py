@@ -18,7 +18,7 @@ from ui import fairness as fairness_ui
 from ui import imported
 from ui import model_charts as charts
 from ui.resources import current_model, load_current, registry
-from ui.text import md, md_code
+from ui.text import md, md_code, md_table
 
 
 @st.cache_data(show_spinner="Scoring the hold-out…", max_entries=32)
@@ -290,7 +290,7 @@ def compare(model: LoanModel, ids: list[str]) -> None:
         st.info("These versions were scored on different hold-out applicants (other data or another seed), so "
                 "small differences between them may be chance.")
     left, right = st.columns([2, 3])
-    left.table(evaluation.comparison_table(reports))
+    left.table(md_table(evaluation.comparison_table(reports)))
     right.plotly_chart(charts.roc_figure({r.version: r.roc for r in reports}), key="model.compare.roc")
 
 
@@ -305,7 +305,11 @@ except ModelFolderError as exc:
 except ModelIntegrityError as exc:
     # A broken active version must not lock out the one place that can roll it back.
     st.error(f"The active version cannot be used: {md(exc)}")
-    versions(active_version(registry()))
+    try:
+        active = active_version(registry())
+    except ModelIntegrityError:
+        active = None  # ACTIVE itself is what is broken: any version may be made active
+    versions(active)
     st.stop()
 model_card(model)
 imported.imported_facts(model)

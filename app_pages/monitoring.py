@@ -6,6 +6,7 @@ import time
 import streamlit as st
 
 from model import monitoring as mon
+from model.core.csvsafe import to_csv_bytes
 from model.core.errors import DecisionLogError
 from model.core.formatting import percent
 from model.monitoring import performance as perf
@@ -17,6 +18,7 @@ from model.registry.store import list_versions, load_holdout
 from ui import monitoring_charts as charts
 from ui.resources import current_model, decision_log, officer, registry
 from ui.tables import export_frame, readable_log
+from ui.text import md
 
 model = current_model()
 log = decision_log()
@@ -38,13 +40,13 @@ with st.container(border=True):
         if result.ok:
             st.success(f"{result.written:,} simulated decisions scored and put on record, marked simulated.")
         else:
-            st.warning(result.warning)
+            st.warning(md(result.warning))
     if can_simulate(model) and b2.button("Simulate outcomes", icon=":material/event_available:",
                                          help="Good or bad for every simulated approval without an outcome."):
         try:
             made = log_simulated_outcomes(log, model, seed=time.time_ns() % 2**32, recorded_by=officer())
         except DecisionLogError as exc:
-            st.error(str(exc))
+            st.error(md(exc))
         else:
             if made.written:
                 st.success(f"{made.written:,} simulated outcomes drawn and put on record, marked simulated.")
@@ -202,10 +204,10 @@ else:
     acting = table.loc[table["band"] == "act", "label"].tolist()
     watching = table.loc[table["band"] == "watch", "label"].tolist()
     if acting:
-        st.error(f"Act: {', '.join(acting)} no longer {'looks' if len(acting) == 1 else 'look'} like the "
+        st.error(f"Act: {md(', '.join(acting))} no longer {'looks' if len(acting) == 1 else 'look'} like the "
                  "training data.", icon=":material/warning:")
     if watching:
-        st.warning(f"Watch: {', '.join(watching)} {'is' if len(watching) == 1 else 'are'} moving away from the "
+        st.warning(f"Watch: {md(', '.join(watching))} {'is' if len(watching) == 1 else 'are'} moving away from the "
                    "training data.")
     if not acting and not watching:
         st.success("Every input is stable against the training data.")
@@ -261,8 +263,7 @@ st.caption(f"The {min(view.decisions, mon.LOG_ROWS_SHOWN):,} most recent of {vie
            "the CSV holds them all.")
 st.dataframe(readable_log(reference, queries.recent(log, scope, mon.LOG_ROWS_SHOWN)), hide_index=True)
 st.download_button(
-    "Download these decisions (CSV)",
-    data=lambda: export_frame(queries.everything(log, scope)).to_csv(index=False).encode("utf-8"),
+    "Download these decisions (CSV)", data=lambda: to_csv_bytes(export_frame(queries.everything(log, scope))),
     file_name=f"decision-log-{start:%Y%m%d}-{end:%Y%m%d}.csv", mime="text/csv", on_click="ignore",
     icon=":material/download:",
 )

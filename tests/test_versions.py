@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 from streamlit.testing.v1 import AppTest
@@ -17,6 +20,7 @@ from model.registry.store import (
     ModelIntegrityError,
     activate_version,
     active_version,
+    list_versions,
     load_holdout,
     load_model,
     save_version,
@@ -83,7 +87,7 @@ def test_the_command_line_rolls_back(registry, capsys):
 
 def test_an_unknown_version_is_refused_and_the_active_one_stays(registry):
     active = active_version(registry)
-    with pytest.raises(ModelIntegrityError, match="no version 'nope'"):
+    with pytest.raises(ModelIntegrityError, match="'nope' is not a version name"):
         activate_version(registry, "nope")
     assert active_version(registry) == active
 
@@ -125,3 +129,58 @@ def test_a_threshold_copy_is_the_same_pipeline_with_metrics_for_its_own_threshol
     assert copy.card["metrics"]["approval_rate"] == pytest.approx(approved.mean())
     assert copy.card["metrics"]["bad_rate_among_approved"] == pytest.approx((holdout["label"][approved] == 0).mean())
     assert copy.card["metrics"]["auc"] == pytest.approx(parent.card["metrics"]["auc"])
+
+
+@pytest.mark.parametrize("name", ["../../elsewhere", "/tmp/model", "..", "20261125-103327-ba9fe5bc/../../x",
+                                  "20261125-103327-BA9FE5BC"])
+def test_a_version_is_a_name_never_a_path(registry, name):
+    with pytest.raises(ModelIntegrityError, match="not a version name"):
+        activate_version(registry, name)
+    with pytest.raises(ModelIntegrityError, match="not a version name"):
+        load_model(registry, version=name)
+
+
+def test_an_active_file_pointing_outside_the_registry_is_refused(registry, tmp_path):
+    outside = tmp_path / "outside"
+    shutil.copytree(registry / "versions" / active_version(registry), outside)
+    (registry / "ACTIVE").write_text(str(outside) + "\n")
+    with pytest.raises(ModelIntegrityError, match="does not hold a version name"):
+        load_model(registry)
+    (registry / "ACTIVE").write_text("../../outside\n")
+    with pytest.raises(ModelIntegrityError, match="does not hold a version name"):
+        load_model(registry)
+
+
+def test_a_version_folder_that_is_a_link_elsewhere_is_not_used(registry, tmp_path):
+    version = active_version(registry)
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(registry / "versions" / version, elsewhere)
+    (registry / "versions" / version).symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(ModelIntegrityError, match="is a link"):
+        load_model(registry)
+    assert version not in [v.version for v in list_versions(registry)]
+
+
+def test_the_hold_out_is_read_once_and_parsed_from_the_bytes_that_were_hashed(registry, monkeypatch):
+    """A hold-out swapped between the hash and the read can no longer slip through."""
+    model = load_model(registry)
+    path = model.path / "holdout.parquet"
+    genuine = path.read_bytes()
+    forged = load_holdout(model).assign(probability=lambda f: f["label"].astype(float))  # AUC 1.0
+    opened = []
+    real_read_bytes = Path.read_bytes
+
+    def read_then_swap(self):
+        data = real_read_bytes(self)
+        if self == path:
+            opened.append(self)
+            forged.to_parquet(path, index=False)  # the swap, right after the read
+        return data
+
+    monkeypatch.setattr(Path, "read_bytes", read_then_swap)
+    holdout = load_holdout(model)
+    assert len(opened) == 1
+    assert holdout.equals(pd.read_parquet(io.BytesIO(genuine)))
+    monkeypatch.undo()
+    with pytest.raises(ModelIntegrityError, match="does not match"):
+        load_holdout(model)

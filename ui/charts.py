@@ -9,6 +9,7 @@ from model.core.formatting import format_value, percent
 from model.core.metrics import approves
 from model.core.schema import Field
 from model.scoring.explain import Curve, Grid
+from ui.text import plot
 
 APPROVE = "#2e7d32"
 REJECT = "#c62828"
@@ -60,13 +61,13 @@ def sensitivity_figure(curve: Curve, f: Field) -> go.Figure:
     data = [go.Scatter(
         x=curve.values, y=curve.probabilities, mode="lines", name="Approval probability",
         line=dict(color=LINE, width=3),
-        hovertemplate=f"{f.label} %{{x:,.0f}}<br>Approval probability %{{y:.1%}}<extra></extra>",
+        hovertemplate=f"{plot(f.label)} %{{x:,.0f}}<br>Approval probability %{{y:.1%}}<extra></extra>",
     )]
     if curve.current is not None:
         data.append(go.Scatter(
             x=[curve.current], y=[curve.current_probability], mode="markers", name="This applicant",
             marker=dict(size=14, color=INK, symbol="diamond", line=dict(color="white", width=2)),
-            hovertemplate=f"This applicant: {format_value(f, curve.current)}<br>%{{y:.1%}}<extra></extra>",
+            hovertemplate=f"This applicant: {plot(format_value(f, curve.current))}<br>%{{y:.1%}}<extra></extra>",
         ))
     shapes = [_band(curve.threshold, 1, APPROVE), _band(0, curve.threshold, REJECT),
               _hline(curve.threshold, color=INK, dash="dash")]
@@ -78,11 +79,11 @@ def sensitivity_figure(curve: Curve, f: Field) -> go.Figure:
     ]
     for flip in curve.flips:
         shapes.append(_vline(flip, color=APPROVE, dash="dot"))
-        annotations.append(dict(x=flip, y=curve.threshold, text=f"flips at {format_value(f, flip)}",
+        annotations.append(dict(x=flip, y=curve.threshold, text=f"flips at {plot(format_value(f, flip))}",
                                 showarrow=True, arrowhead=2, ax=40, ay=-40, bgcolor="white"))
     return go.Figure(data=data, layout=dict(
         height=380, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.2),
-        xaxis=dict(title=f.title, range=_view(curve, f), **_axis_format(f)),
+        xaxis=dict(title=plot(f.title), range=_view(curve, f), **_axis_format(f)),
         yaxis=dict(title="Approval probability", range=[0, 1], tickformat=".0%"),
         plot_bgcolor="white", hovermode="x unified", shapes=shapes, annotations=annotations,
     ))
@@ -105,7 +106,7 @@ def heatmap_figure(grid: Grid, fx: Field, fy: Field) -> go.Figure:
             x=grid.xs, y=grid.ys, z=grid.probabilities, zmin=0, zmax=1, zmid=grid.threshold,
             colorscale=[[0, REJECT], [0.5, "#f7f7f7"], [1, APPROVE]],
             colorbar=dict(title="Approval<br>probability", tickformat=".0%"),
-            hovertemplate=f"{fx.label} %{{x:,.0f}}<br>{fy.label} %{{y:,.0f}}<br>%{{z:.1%}}<extra></extra>",
+            hovertemplate=f"{plot(fx.label)} %{{x:,.0f}}<br>{plot(fy.label)} %{{y:,.0f}}<br>%{{z:.1%}}<extra></extra>",
         ),
         go.Contour(
             x=grid.xs, y=grid.ys, z=grid.probabilities, showscale=False, hoverinfo="skip",
@@ -122,5 +123,5 @@ def heatmap_figure(grid: Grid, fx: Field, fy: Field) -> go.Figure:
         ))
     return go.Figure(data=data, layout=dict(
         height=420, margin=dict(l=10, r=10, t=30, b=10),
-        xaxis=dict(title=fx.title, **_axis_format(fx)), yaxis=dict(title=fy.title, **_axis_format(fy)),
+        xaxis=dict(title=plot(fx.title), **_axis_format(fx)), yaxis=dict(title=plot(fy.title), **_axis_format(fy)),
     ))

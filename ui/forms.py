@@ -9,6 +9,7 @@ import streamlit as st
 
 from model.core.formatting import field_decimals, format_value
 from model.core.schema import Field, Schema
+from ui.text import md
 
 NOT_GIVEN = "(not given)"
 
@@ -29,7 +30,7 @@ def field_widget(f: Field, value: Any, key: str) -> Any:
     if not f.is_number:
         options = list(f.categories) + ([] if f.required else [NOT_GIVEN])
         index = options.index(value) if value in options else 0
-        choice = st.selectbox(f.title, options, index=index, key=key, help=field_help(f))
+        choice = st.selectbox(md(f.title), options, index=index, key=key, help=md(field_help(f)))
         return None if choice == NOT_GIVEN else choice
     integer = f.integer and float(f.step).is_integer()
     cast = int if integer else float
@@ -43,7 +44,8 @@ def field_widget(f: Field, value: Any, key: str) -> Any:
     if key not in st.session_state:
         st.session_state[key] = None if value is None else cast(value)
     placeholder = "required" if f.required else "may be left empty"
-    return st.number_input(f.title, value=None, key=key, help=field_help(f), placeholder=placeholder, **kwargs)
+    return st.number_input(md(f.title), value=None, key=key, help=md(field_help(f)), placeholder=placeholder,
+                           **kwargs)
 
 
 def applicant_form(schema: Schema, key: str, values: dict[str, Any] | None = None,

@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 from model.core.formatting import percent
 from model.evaluation.report import ACTUALS, OUTCOMES, Confusion, FeatureEffects, PrecisionRecall, Reliability, Roc
 from ui.charts import APPROVE, INK, LINE, REJECT
+from ui.text import plot
 
 # One colour per compared version, the first being the page's usual line colour.
 VERSION_COLOURS = (LINE, "#e08a00", "#6a3d9a", "#00838f")
@@ -110,13 +111,14 @@ def confusion_figure(conf: Confusion) -> go.Figure:
 def effects_figure(effects: FeatureEffects) -> go.Figure:
     """One bar per input: coefficients coloured by direction, permutation importance with its spread."""
     frame = effects.frame.iloc[::-1]  # strongest at the top
+    labels = [plot(label) for label in frame["label"]]  # column names and categories from the user's data
     if effects.method == "coefficients":
         colours = [APPROVE if e > 0 else REJECT for e in frame["effect"]]
-        bar = go.Bar(x=frame["effect"], y=frame["label"], orientation="h", marker_color=colours,
+        bar = go.Bar(x=frame["effect"], y=labels, orientation="h", marker_color=colours,
                      hovertemplate="%{y}: %{x:+.3f} log-odds per standard deviation<extra></extra>")
         title, axis = "How each input moves the score", "Change in log-odds of approval per standard deviation"
     else:
-        bar = go.Bar(x=frame["effect"], y=frame["label"], orientation="h", marker_color=LINE,
+        bar = go.Bar(x=frame["effect"], y=labels, orientation="h", marker_color=LINE,
                      error_x=dict(type="data", array=frame["spread"], color=INK),
                      hovertemplate="%{y}: AUC drops by %{x:.3f} when shuffled<extra></extra>")
         title, axis = "How much each input matters", "Drop in AUC when the input is shuffled"

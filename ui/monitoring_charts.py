@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 from model.core.formatting import percent
 from model.monitoring.performance import Reference
 from model.monitoring.report import FOUR_FIFTHS, PSI_ACT, PSI_WATCH, FieldDrift
+from ui.text import plot
 
 from .charts import APPROVE, INK, LINE, REJECT
 
@@ -171,7 +172,7 @@ def psi_figure(table: pd.DataFrame) -> go.Figure:
     """PSI per input, coloured by band, with the 0.1 and 0.25 lines."""
     shown = table.dropna(subset=["psi"]).iloc[::-1]
     fig = go.Figure(go.Bar(
-        x=shown["psi"], y=shown["label"], orientation="h",
+        x=shown["psi"], y=[plot(label) for label in shown["label"]], orientation="h",
         marker_color=[BANDS[b] for b in shown["band"]], customdata=shown["band"],
         text=[f"{v:.3f}" for v in shown["psi"]], textposition="outside", cliponaxis=False,
         hovertemplate="%{y}: PSI %{x:.3f} (%{customdata})<extra></extra>",
@@ -186,13 +187,13 @@ def psi_figure(table: pd.DataFrame) -> go.Figure:
 def distribution_figure(d: FieldDrift, title: str, axis: str) -> go.Figure:
     """One input's training and recent shares, bin by bin."""
     fig = go.Figure([
-        go.Bar(x=d.bins, y=d.expected, name="Training", marker_color=TRAINING,
+        go.Bar(x=[plot(b) for b in d.bins], y=d.expected, name="Training", marker_color=TRAINING,
                hovertemplate="%{x}: %{y:.1%} of training<extra></extra>"),
-        go.Bar(x=d.bins, y=d.actual, name="Recent", marker_color=BANDS.get(d.band, LINE),
+        go.Bar(x=[plot(b) for b in d.bins], y=d.actual, name="Recent", marker_color=BANDS.get(d.band, LINE),
                hovertemplate="%{x}: %{y:.1%} of recent decisions<extra></extra>"),
     ])
-    return _layout(fig, height=320, barmode="group", title=_title(title),
-                   xaxis=dict(title=axis, tickangle=-30), yaxis=dict(title="Share", tickformat=".0%"))
+    return _layout(fig, height=320, barmode="group", title=_title(plot(title)),
+                   xaxis=dict(title=plot(axis), tickangle=-30), yaxis=dict(title="Share", tickformat=".0%"))
 
 
 def age_band_figure(bands: pd.DataFrame) -> go.Figure:

@@ -7,6 +7,7 @@ import streamlit as st
 from model.core.errors import ModelFolderError, ModelIntegrityError
 from model.core.formatting import percent, utc_time
 from ui.resources import load_current
+from ui.text import md
 
 
 def model_sidebar() -> None:
@@ -26,7 +27,7 @@ def model_sidebar() -> None:
             return
         auc = model.card.auc
         lines = [
-            f"**{model.name}**",
+            f"**{md(model.name)}**",
             f"Version `{model.sha256[:8]}`, trained {utc_time(model.card.created_at)}",
             f"{'AUC on the labelled data' if model.card.imported else 'Hold-out AUC'} {auc:.3f} · "
             f"threshold {percent(model.threshold)}" if auc is not None

@@ -60,5 +60,8 @@ def safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def to_csv_bytes(frame: pd.DataFrame, *, index: bool = False) -> bytes:
-    """The frame as formula-safe CSV (UTF-8): what every download button hands out."""
-    return safe_frame(frame).to_csv(index=index).encode("utf-8")
+    """The frame as formula-safe CSV (UTF-8): what every download button hands out.
+
+    Lines end in CRLF, as RFC 4180 has them, so that a cell holding a lone \r is quoted too.
+    """
+    return safe_frame(frame).to_csv(index=index, lineterminator="\r\n").encode("utf-8")

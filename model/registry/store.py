@@ -14,9 +14,11 @@ previous version active and loadable. Every load checks the SHA-256 before a byt
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import platform
+import re
 import shutil
 import tempfile
 import warnings
@@ -50,6 +52,8 @@ ACTIVE_FILE = "ACTIVE"
 VERSIONS_DIR = "versions"
 DEFAULT_MODEL_DIR = Path("artifacts") / "loan_approval_model"
 PROJECT_ROOT = config.PROJECT_ROOT
+# A version's name: its UTC time, the first 8 hex digits of its pipeline's SHA-256, maybe a tie-breaker.
+VERSION_NAME = re.compile(r"\d{8}-\d{6}-[0-9a-f]{8}(-[0-9a-f]{4})?")
 REQUIRED_CARD_KEYS = ("card_format", "name", "version", "schema", "threshold", "files", "pipeline_sha256",
                       "libraries", "target")
 
@@ -224,18 +228,49 @@ def save_version(
 
 
 
+def check_version_name(version: object) -> str:
+    """`version` if it is a version's name; ModelIntegrityError otherwise.
+
+    A version is always named, never a path: `ACTIVE`, `--version` and `activate_version` once
+    accepted `../` and absolute paths, which let them load or activate a model from anywhere.
+    """
+    if not isinstance(version, str) or not VERSION_NAME.fullmatch(version):
+        raise ModelIntegrityError(f"{str(version)[:80]!r} is not a version name (like 20261125-103327-ba9fe5bc): "
+                                  "versions are named, never given as a path")
+    return version
+
+
+def version_folder(registry: str | Path, version: str) -> Path:
+    """The folder of a version inside the registry; refuses a name that is not a version's, and a
+    version folder that is a link to somewhere else."""
+    versions = Path(registry) / VERSIONS_DIR
+    folder = versions / check_version_name(version)
+    if folder.is_symlink():
+        raise ModelIntegrityError(f"{folder} is a link, not a version folder in {versions}: it was not used")
+    return folder
+
+
 def activate_version(registry: str | Path, version: str) -> None:
     """Make one version the active one (this is also how a rollback is done)."""
     registry = Path(registry)
-    if not (registry / VERSIONS_DIR / version / CARD_FILE).is_file():
+    if not (version_folder(registry, version) / CARD_FILE).is_file():
         known = ", ".join(v.version for v in list_versions(registry)) or "none"
         raise ModelIntegrityError(f"no version {version!r} in {registry} (versions: {known})")
     _atomic_write(registry / ACTIVE_FILE, version + "\n")
 
 
 def active_version(registry: str | Path) -> str | None:
+    """The active version's name (None when none is active); ModelIntegrityError when `ACTIVE`
+    holds anything but a version's name."""
     path = Path(registry) / ACTIVE_FILE
-    return path.read_text().strip() if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        return check_version_name(path.read_text(encoding="utf-8").strip())
+    except (ModelIntegrityError, UnicodeDecodeError) as exc:
+        raise ModelIntegrityError(f"{path} does not hold a version name, so no version is loaded from it ({exc}); "
+                                  f"activate one with `python train.py --activate VERSION --out {Path(registry)}`"
+                                  ) from None
 
 
 @dataclass(frozen=True)
@@ -255,7 +290,7 @@ def list_versions(registry: str | Path) -> list[VersionInfo]:
     active = active_version(registry)
     out = []
     for folder in sorted((registry / VERSIONS_DIR).glob("*"), reverse=True):
-        if folder.name.startswith(".") or not (folder / CARD_FILE).is_file():
+        if not VERSION_NAME.fullmatch(folder.name) or folder.is_symlink() or not (folder / CARD_FILE).is_file():
             continue
         try:
             card = json.loads((folder / CARD_FILE).read_text())
@@ -283,7 +318,7 @@ def resolve_version_dir(path: str | Path, version: str | None = None) -> Path:
         if not version:
             raise ModelIntegrityError(f"{path} has no active version; activate one with "
                                       f"`python train.py --activate VERSION --out {path}`")
-        folder = path / VERSIONS_DIR / version
+        folder = version_folder(path, version)
         if not folder.is_dir():
             raise ModelIntegrityError(f"{path} has no version {version!r}")
         return folder
@@ -407,12 +442,19 @@ def load_model(path: str | Path | None = None, *, version: str | None = None,
 
 
 def load_holdout(model: LoanModel) -> pd.DataFrame:
-    """The stored hold-out (features, label, probability), checked against the card."""
+    """The stored hold-out (features, label, probability), checked against the card.
+
+    Read once: the bytes hashed are the bytes parsed. (Hashing the file and then opening it again
+    let a hold-out swapped in between pass the check, and a threshold chosen on it be signed.)
+    """
     path = Path(model.path) / HOLDOUT_FILE
     expected = model.card.files.get(HOLDOUT_FILE)
-    if expected and sha256_file(path) != expected:
+    if not expected:
+        raise ModelIntegrityError(f"{path}: the model card lists no SHA-256 for the hold-out, so it is not read")
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != expected:
         raise ModelIntegrityError(f"{path} does not match its model card")
-    return pd.read_parquet(path)
+    return pd.read_parquet(io.BytesIO(data))
 
 
 # --- file helpers ----------------------------------------------------------------------------

@@ -1,0 +1,119 @@
+"""Text from a user's CSV is shown as text, in a real browser: a column name and a category value that
+are a markdown image make no request, and show literally, on every page."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+
+import numpy as np
+import pytest
+
+from model.records.log import DecisionLog, entries_for_rows
+from model.registry.store import load_model, save_version
+from model.training.data import generate_applicants
+from model.training.train import train
+from ui.text import WORD_JOINER
+
+from .conftest import IN_CI, ROOT
+from .e2e import StreamlitServer, chromium, chromium_path, free_port, wait_for_app
+
+pytestmark = pytest.mark.browser
+
+if chromium_path() is None:
+    if IN_CI:
+        raise RuntimeError("CI=true but no chromium is installed: .ci/run must apt-get install chromium")
+    pytest.skip("no chromium installed (apt-get install chromium); the browser tests run in CI",
+                allow_module_level=True)
+
+PAGES = {"Decide": "", "Batch": "batch", "Model": "model", "Monitoring": "monitoring", "Learn": "learn"}
+
+
+REQUESTS: list[str] = []  # every path the pixel server was asked for
+
+
+class _Pixel(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        REQUESTS.append(self.path)
+        self.send_response(200)
+        self.send_header("Content-Type", "image/gif")
+        self.end_headers()
+        self.wfile.write(b"GIF89a\x01\x00\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x00;")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def pixel():
+    """A server that counts every request: an image or link the browser follows shows up here."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), _Pixel)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def app_url(pixel, tmp_path_factory):
+    port = pixel.server_address[1]
+    image = f"![px](http://127.0.0.1:{port}/pixel)"
+    number = f"![n](http://127.0.0.1:{port}/pixel-n)"
+    frame = generate_applicants(1500, seed=8)
+    rng = np.random.default_rng(8)
+    frame[image] = rng.choice(["own", image, "rent"], len(frame))
+    frame[number] = rng.normal(10, 2, len(frame)).round(1)
+    y = frame.pop("approved").to_numpy()
+    trained = train(frame, y, target="approved", positive_label="1", model="logistic", seed=8, test_size=0.25,
+                    monotone={}, source=f"<b>{image}</b>.csv")
+    folder = tmp_path_factory.mktemp("injection")
+    registry = folder / "loan_approval_model"
+    save_version(registry, trained.pipeline, trained.card, trained.holdout)
+    model = load_model(registry)
+    log = DecisionLog(f"sqlite:///{folder / 'decisions.db'}")
+    sample = frame.head(300)
+    validation = model.validate(sample)
+    entries = entries_for_rows(model, validation.clean, model.approval_probability(validation.clean),
+                               source="command", officer=image, out_of_range=validation.out_of_range)
+    assert log.record(entries).ok
+    log.dispose()
+    env = {"LOANDESK_MODEL_DIR": str(registry), "LOANDESK_DB_URL": f"sqlite:///{folder / 'decisions.db'}"}
+    with StreamlitServer(ROOT / "streamlit_app.py", env) as running:
+        running.image, running.number = image, number
+        yield running
+
+
+def test_a_markdown_image_in_a_column_name_and_a_category_is_never_fetched_and_shows_as_written(
+        app_url, pixel, output_dir):
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 3200})
+        seen = {}
+        for title, path in PAGES.items():
+            page.goto(f"{app_url.url}/{path}")
+            wait_for_app(page)
+            page.get_by_role("heading", name=title if title != "Decide" else "Decide on an application",
+                             exact=False).first.wait_for(timeout=90_000)
+            if title == "Decide":
+                # The form's select box for the column, labelled with its name; pick the category.
+                page.locator("[data-testid='stSelectbox']").filter(has_text="![px](").first.click()
+                page.get_by_role("option", name=app_url.image, exact=True).click()
+                page.get_by_role("button", name="Decide").click()
+                page.locator(".loandesk-decision").wait_for(timeout=90_000)
+            wait_for_app(page)
+            page.wait_for_timeout(1500)  # let charts and images (if any) load
+            # What a reader sees: the invisible word joiners that keep "http://" from becoming a link aside.
+            seen[title] = page.locator("[data-testid='stApp']").inner_text().replace(WORD_JOINER, "")
+            links = page.locator("[data-testid='stMain'] a[href*='127.0.0.1']").count()
+            assert links == 0, f"{title} turned the address into a link"
+            page.screenshot(path=str(output_dir / f"browser-injection-{path or 'decide'}.png"), full_page=True)
+            assert "Traceback" not in seen[title]
+        page.close()
+    assert pixel_requests() == [], "the browser fetched the address in a column name or category value"
+    for title in ("Decide", "Model", "Learn"):
+        assert app_url.image in seen[title], f"{title} does not show the column name as written"
+    assert app_url.number in seen["Decide"]
+    for text in seen.values():
+        assert "\\!" not in text and "\\[" not in text  # escapes never show: the text reads as written
+
+
+def pixel_requests() -> list[str]:
+    return list(REQUESTS)
