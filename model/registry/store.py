@@ -253,7 +253,12 @@ def version_folder(registry: str | Path, version: str) -> Path:
 def activate_version(registry: str | Path, version: str) -> None:
     """Make one version the active one (this is also how a rollback is done)."""
     registry = Path(registry)
-    if not (version_folder(registry, version) / CARD_FILE).is_file():
+    try:
+        folder = version_folder(registry, version)
+    except ModelIntegrityError as exc:
+        known = ", ".join(v.version for v in list_versions(registry)) or "none"
+        raise ModelIntegrityError(f"{exc} (versions in {registry}: {known})") from None
+    if not (folder / CARD_FILE).is_file():
         known = ", ".join(v.version for v in list_versions(registry)) or "none"
         raise ModelIntegrityError(f"no version {version!r} in {registry} (versions: {known})")
     _atomic_write(registry / ACTIVE_FILE, version + "\n")
