@@ -131,8 +131,8 @@ def prohibited_bases(model: LoanModel) -> None:
     well its inputs stand in for the ones it leaves out."""
     st.header("Prohibited bases")
     for used in allowed_in_card(model.card):
-        st.error(f"This model uses {fairness_ui.plain(used['column'])} ({used['basis']}), a prohibited basis under "
-                 f"ECOA, by --allow. Justification given: {fairness_ui.plain(used['justification'])}",
+        st.error(f"This model uses {md(used['column'])} ({used['basis']}), a prohibited basis under "
+                 f"ECOA, by --allow. Justification given: {md(used['justification'])}",
                  icon=":material/gpp_bad:")
     table = fairness_ui.protected_frame(model.card)
     if table.empty:
@@ -148,7 +148,7 @@ def prohibited_bases(model: LoanModel) -> None:
                    "the decisions when the inputs predict it well.")
         for proxy in found:
             if proxy.warn:
-                st.warning(fairness_ui.plain(proxy.sentence({f.name: f.label for f in model.schema.fields})))
+                st.warning(md(proxy.sentence({f.name: f.label for f in model.schema.fields})))
         st.dataframe(fairness_ui.proxies_frame(found, {f.name: f.label for f in model.schema.fields}),
                      hide_index=True)
 
@@ -158,7 +158,7 @@ def fairness_section(model: LoanModel) -> None:
     try:
         reports = version_fairness(model, str(model.path), model.sha256)
     except (ModelIntegrityError, OSError, KeyError, ValueError) as exc:
-        st.error(f"The hold-out stored with version {model.version} cannot be read ({exc}).")
+        st.error(f"The hold-out stored with version {model.version} cannot be read ({md(exc)}).")
         return
     if not reports:
         st.info("No protected column (nor age) is kept with this version's hold-out, so fairness cannot be "
@@ -169,9 +169,9 @@ def fairness_section(model: LoanModel) -> None:
                "approved (equal opportunity); bad-loan rate among the approved. In brackets, 95% bootstrap "
                "intervals. Age is shown in bands.")
     for report in reports:
-        st.subheader(fairness_ui.plain(report.title))
+        st.subheader(md(report.title))
         if sentence := fairness_ui.flag_sentence(report):
-            st.warning(fairness_ui.plain(sentence), icon=":material/balance:")
+            st.warning(md(sentence), icon=":material/balance:")
         st.dataframe(fairness_ui.fairness_frame(report), hide_index=True)
 
 

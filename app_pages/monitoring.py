@@ -18,7 +18,7 @@ from model.registry.store import list_versions, load_holdout
 from ui import monitoring_charts as charts
 from ui.resources import current_model, decision_log, officer, registry
 from ui.tables import export_frame, readable_log
-from ui.text import md
+from ui.text import md, md_code
 
 model = current_model()
 log = decision_log()
@@ -56,7 +56,7 @@ with st.container(border=True):
 try:
     on_record = queries.on_record(log)
 except DecisionLogError as exc:
-    st.error(f"{exc} Check the database that LOANDESK_DB_URL points to.")
+    st.error(f"{md(exc)} Check the database that LOANDESK_DB_URL points to.")
     st.stop()
 
 if on_record.empty:
@@ -91,7 +91,7 @@ scope = queries.Scope(name, tuple(versions) or None, start, end, None if include
 candidates = [v for v in (versions if len(versions) == 1 else []) if v in kept]
 candidates += [model.version] if name == model.name else [v for v in mine["model_version"] if v in kept]
 if not candidates:
-    st.warning(f"No version of {name} is in the model folder, so its decisions cannot be measured against "
+    st.warning(f"No version of {md(name)} is in the model folder, so its decisions cannot be measured against "
                "its training data. Choose another model.")
     st.stop()
 reference = model if candidates[0] == model.version else current_model(candidates[0])
@@ -99,7 +99,7 @@ holdout = load_holdout(reference)
 try:
     view = overview(log, reference, scope, holdout)
 except DecisionLogError as exc:
-    st.error(f"{exc} Check the database that LOANDESK_DB_URL points to.")
+    st.error(f"{md(exc)} Check the database that LOANDESK_DB_URL points to.")
     st.stop()
 if not view.decisions:
     st.info("No decisions match these filters.")
@@ -148,7 +148,7 @@ else:
     m4.metric("Predicted bad rate", percent(whole["predicted_bad_rate"]),
               help="Calibration: what the approval probabilities predicted for these same loans.")
     if view.alerts:
-        lines = "\n".join(f"- {month}, version `{version}`: {what}" for month, version, what in view.alerts)
+        lines = "\n".join(f"- {month}, version {md_code(version)}: {md(what)}" for month, version, what in view.alerts)
         st.error(f"Realized performance outside the range the hold-out leads one to expect:\n{lines}",
                  icon=":material/notification_important:")
     else:

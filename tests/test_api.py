@@ -778,7 +778,7 @@ def test_while_the_log_is_down_decisions_are_journaled_then_written_when_it_is_b
     assert log_down.tries and not app.state.services.writer.healthy and app.state.services.writer.journaled == len(ids)
 
     [segment] = unsent.glob("journal-*.jsonl")
-    assert sorted(json.loads(line)["decision_id"] for line in segment.read_text().splitlines()) == sorted(ids)
+    assert sorted(json.loads(line)["decision_id"] for line in read_sealed(segment)) == sorted(ids)
     assert segment.stat().st_mode & 0o777 == 0o600 and unsent.stat().st_mode & 0o777 == 0o700
 
     body = ready_when(client, lambda s, b: b["decision_log"] != "writable", "the log is down")

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from model.records.log import DecisionLog, entries_for_rows
+from model.records.outcomes import record_outcomes
+from model.records.overrides import OVERRIDE_REASONS, record_override
 from model.registry.store import load_model, save_version
 from model.training.data import generate_applicants
 from model.training.train import train
@@ -58,13 +60,15 @@ def app_url(pixel, tmp_path_factory):
     port = pixel.server_address[1]
     image = f"![px](http://127.0.0.1:{port}/pixel)"
     number = f"![n](http://127.0.0.1:{port}/pixel-n)"
+    group = f"**bold** ![g](http://127.0.0.1:{port}/pixel-g)"  # a protected column: in the fairness report
     frame = generate_applicants(1500, seed=8)
     rng = np.random.default_rng(8)
-    frame[image] = rng.choice(["own", image, "rent"], len(frame))
+    frame[image] = rng.choice(["own", image, "**bold**"], len(frame))
     frame[number] = rng.normal(10, 2, len(frame)).round(1)
+    frame[group] = rng.choice([f"=HYPERLINK(\"http://127.0.0.1:{port}/pixel-h\")", "**bold**"], len(frame))
     y = frame.pop("approved").to_numpy()
     trained = train(frame, y, target="approved", positive_label="1", model="logistic", seed=8, test_size=0.25,
-                    monotone={}, source=f"<b>{image}</b>.csv")
+                    monotone={}, source=f"<b>{image}</b>.csv", declared={group: "sex"})
     folder = tmp_path_factory.mktemp("injection")
     registry = folder / "loan_approval_model"
     save_version(registry, trained.pipeline, trained.card, trained.holdout)
@@ -75,10 +79,19 @@ def app_url(pixel, tmp_path_factory):
     entries = entries_for_rows(model, validation.clean, model.approval_probability(validation.clean),
                                source="command", officer=image, out_of_range=validation.out_of_range)
     assert log.record(entries).ok
+    # Outcomes for the approved (Monitoring's realized performance) and an override (Monitoring, Decide).
+    approved = [e for e in entries if e.decision][:120]
+    report = record_outcomes(log, [{"decision_id": e.decision_id, "outcome": "bad" if k % 5 == 0 else "good"}
+                                   for k, e in enumerate(approved)], source=f"file:{image}", recorded_by=image)
+    assert len(report.recorded) == len(approved), report.problems[:3]
+    record_override(log, approved[0].decision_id, final_decision=0, reason=next(iter(OVERRIDE_REASONS)),
+                    note=f"{image} **bold**", officer=image)
     log.dispose()
+    upload = folder / "**bold** applicants.csv"
+    frame.head(200).to_csv(upload, index=False)
     env = {"LOANDESK_MODEL_DIR": str(registry), "LOANDESK_DB_URL": f"sqlite:///{folder / 'decisions.db'}"}
     with StreamlitServer(ROOT / "streamlit_app.py", env) as running:
-        running.image, running.number = image, number
+        running.image, running.number, running.group, running.upload = image, number, group, upload
         yield running
 
 
@@ -98,6 +111,10 @@ def test_a_markdown_image_in_a_column_name_and_a_category_is_never_fetched_and_s
                 page.get_by_role("option", name=app_url.image, exact=True).click()
                 page.get_by_role("button", name="Decide").click()
                 page.locator(".loandesk-decision").wait_for(timeout=90_000)
+            if title == "Batch":  # a file of these applicants, scored: its values in the preview and results
+                page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(app_url.upload))
+                page.get_by_role("button", name="Score every row").click()
+                page.get_by_text("Download the scored CSV").wait_for(timeout=120_000)
             wait_for_app(page)
             page.wait_for_timeout(1500)  # let charts and images (if any) load
             # What a reader sees: the invisible word joiners that keep "http://" from becoming a link aside.
@@ -105,12 +122,22 @@ def test_a_markdown_image_in_a_column_name_and_a_category_is_never_fetched_and_s
             links = page.locator("[data-testid='stMain'] a[href*='127.0.0.1']").count()
             assert links == 0, f"{title} turned the address into a link"
             page.screenshot(path=str(output_dir / f"browser-injection-{path or 'decide'}.png"), full_page=True)
+            # Streamlit scrolls inside its main block: the rest of a long page, a screen further down each time.
+            for k in (1, 2):
+                moved = page.evaluate("""(k) => { const m = document.querySelector("[data-testid='stMain']");
+                    const before = m.scrollTop; m.scrollTop = k * 3000; return m.scrollTop > before; }""", k)
+                if not moved:
+                    break
+                page.wait_for_timeout(1000)  # charts scrolled into view draw themselves
+                page.screenshot(path=str(output_dir / f"browser-injection-{path or 'decide'}-{k + 1}.png"))
             assert "Traceback" not in seen[title]
         page.close()
     assert pixel_requests() == [], "the browser fetched the address in a column name or category value"
     for title in ("Decide", "Model", "Learn"):
         assert app_url.image in seen[title], f"{title} does not show the column name as written"
     assert app_url.number in seen["Decide"]
+    assert app_url.group in seen["Model"]  # the protected column's name, in the prohibited bases and fairness
+    assert "**bold** applicants.csv" in seen["Batch"] and "Rows with errors" in seen["Batch"]
     for text in seen.values():
         assert "\\!" not in text and "\\[" not in text  # escapes never show: the text reads as written
 

@@ -73,7 +73,7 @@ def messy_applicants(n: int, seed: int = 7) -> pd.DataFrame:
 
 def write_csv(path: Path, frame: pd.DataFrame, broken_lines: int = 0) -> Path:
     text = frame.to_csv(index=False, quoting=csv.QUOTE_MINIMAL)
-    if broken_lines:  # lines with the wrong number of fields: counted, not in the output, on both paths
+    if broken_lines:  # lines with the wrong number of fields: each path refuses the file, naming the first
         lines = text.split("\n")
         for k in range(broken_lines):
             lines.insert(1000 + k * 7919, "1,2,3")
@@ -104,18 +104,19 @@ def assert_same_output(single: pa.Table, cluster: pa.Table, *, ids: bool = True)
 
 
 def test_a_cluster_run_equals_the_single_process_run_column_for_column(model, client, tmp_path):
-    source = write_csv(tmp_path / "book.csv", messy_applicants(300_000), broken_lines=3)
+    source = write_csv(tmp_path / "book.csv", messy_applicants(300_000))
     single = score_file(model, source, tmp_path / "single.parquet")
     log = DecisionLog(f"sqlite:///{tmp_path / 'log.db'}")
     summary = score_dataset(model, source, tmp_path / "out", client=client, log=log, partition_bytes=1 << 20)
 
     assert summary.partitions >= 8 and summary.workers == 2
+    assert (tmp_path / "out").stat().st_mode & 0o777 == 0o700  # made by mkdtemp: the owner's only, as score.py's
     assert_same_output(pq.read_table(tmp_path / "single.parquet"), read_dataset(tmp_path / "out"))
-    for name in ("rows", "scored", "approved", "rejected", "errors", "unreadable"):
+    for name in ("rows", "scored", "approved", "rejected", "errors"):
         assert getattr(summary, name) == getattr(single, name), name
     # The same rows and lines named, numbered as in the file (all of them: fewer than the 1,000 kept).
     assert sorted(summary.problems) == sorted(single.problems) and len(single.problems) == single.problem_count
-    assert summary.unreadable == 3 and summary.errors > 500
+    assert summary.errors > 500
     # One batch on record, every scored row in it once, in input order.
     assert log.count() == summary.logged == summary.scored
     with log.engine.connect() as conn:
@@ -279,6 +280,32 @@ def test_a_sqlite_log_is_refused_for_a_remote_cluster(model, tmp_path):
     with pytest.raises(BatchError, match="cannot share a SQLite file"):
         score_dataset(model, source, tmp_path / "out", scheduler="tcp://dask-scheduler.invalid:8786",
                       log=DecisionLog(f"sqlite:///{tmp_path / 'log.db'}"))
+
+
+@pytest.mark.parametrize("damage", ["a broken line", "a quote never closed", "an over-long cell"])
+def test_a_file_that_cannot_be_read_whole_is_refused_by_both_paths_naming_the_place_and_counting_none(
+        model, client, tmp_path, damage):
+    frame = messy_applicants(40_000)
+    if damage == "a broken line":
+        source = write_csv(tmp_path / "book.csv", frame, broken_lines=1)  # inserted as line 1,001
+        where = "line 1,001"
+    else:
+        row = 30_000  # in a later partition than the first
+        frame.loc[row - 1, "note"] = '"never closed' if damage == "a quote never closed" else "x" * 20_000
+        source = write_csv(tmp_path / "book.csv", frame)
+        if damage == "a quote never closed":  # to_csv would quote it: open a quote that nothing closes
+            text = source.read_text().replace('"""never closed"', '"never closed', 1)
+            source.write_text(text)
+        where = f"row {row:,}"
+    log = DecisionLog(f"sqlite:///{tmp_path / 'log.db'}")
+    with pytest.raises(BatchError, match=where) as single:
+        score_file(model, source, tmp_path / "single.csv", log=log)
+    with pytest.raises(BatchError, match=where) as cluster:
+        score_dataset(model, source, tmp_path / "out", client=client, log=log, partition_bytes=1 << 20)
+    assert not (tmp_path / "single.csv").exists() and not (tmp_path / "out").exists()
+    assert log.count() == 0, (str(single.value), str(cluster.value))
+    with log.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(batches)).scalar() == 0
 
 
 def test_an_existing_output_folder_is_never_overwritten(model, client, tmp_path):

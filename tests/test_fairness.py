@@ -280,6 +280,12 @@ def test_a_written_spec_reads_back_and_names_the_fields(tmp_path):
     assert (pti.label, pti.help, pti.monotone) == ("Monthly payment over income", "Payment over income.", -1)
     with pytest.raises(DataError, match="the file exists"):
         write_spec(frame, path)  # an edited spec is never overwritten
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (tmp_path / "planted.toml").symlink_to(victim)
+    with pytest.raises(DataError, match="the file exists"):
+        write_spec(frame, tmp_path / "planted.toml")  # nor a file reached through a link planted at the name
+    assert victim.read_text() == "keep me"
 
 
 @pytest.mark.parametrize("body, problem", [

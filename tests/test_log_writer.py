@@ -200,14 +200,17 @@ def test_a_file_not_sealed_by_this_host_is_refused_whole_and_a_backdated_forgery
         out.write_raw(entry_json(_entry(2)))
     sealed = (tmp_path / "sealed.jsonl").read_bytes()
     (tmp_path / "altered.jsonl").write_bytes(sealed.replace(b"2000.0", b"9000.0"))
-    with pytest.raises(UnsealedFileError, match="not sealed"):
+    with pytest.raises(UnsealedFileError, match="line 2: its seal does not match"):
         replay(tmp_path / "altered.jsonl", db)
     assert db.count() == 0
+    (tmp_path / "appended.jsonl").write_bytes(sealed + entry_json(forged) + b"\n")  # after the seal: never replayed
+    assert replay(tmp_path / "appended.jsonl", db) == 1
+    assert db.count() == 1 and db.find(f"{1:032x}") is None
     with SealedWriter(tmp_path / "other-key.jsonl", key=b"another host") as out:
         out.write_raw(entry_json(_entry(3)))
     with pytest.raises(UnsealedFileError):
         replay(tmp_path / "other-key.jsonl", db)
-    assert db.count() == 0
+    assert db.count() == 1
 
 
 def test_every_replay_is_recorded_with_the_file_it_read(db, tmp_path):

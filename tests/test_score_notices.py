@@ -78,3 +78,19 @@ def test_a_broken_template_is_refused_before_scoring(env, tmp_path):
                  "-o", tmp_path / "d.csv", "--notices", tmp_path / "n")
     assert_one_line_error(result, "notice template", "bank.toml", "is missing")
     assert not (tmp_path / "d.csv").exists()
+
+
+def test_notices_are_the_owners_only_and_a_link_planted_at_a_notice_name_is_never_written_through(env, tmp_path):
+    source = applicants_csv(tmp_path / "applicants.csv", n=40)
+    folder = tmp_path / "notices"
+    assert run(env, source, "-o", tmp_path / "decisions.csv", "--notices", folder).returncode == 0
+    made = sorted(folder.iterdir())
+    assert made and folder.stat().st_mode & 0o777 == 0o700  # notices name applicants: a folder made here is private
+    assert {p.stat().st_mode & 0o777 for p in made} == {0o600}
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    made[0].unlink()
+    made[0].symlink_to(victim)  # planted where the next run writes a notice
+    assert run(env, source, "-o", tmp_path / "again.csv", "--notices", folder).returncode == 0
+    assert victim.read_text() == "keep me"
+    assert not made[0].is_symlink() and made[0].read_bytes().startswith(b"%PDF")

@@ -16,6 +16,7 @@ from model.records.log import DecisionLog
 from model.records.overrides import OVERRIDE_REASONS, REFERRED, Override, overrides_for, record_override
 from model.scoring.predictor import LoanModel
 from ui.resources import registry
+from ui.text import md
 
 CHOICES = {1: "Approve", 0: "Reject"}
 FORM_KEYS = ("decide.override.final", "decide.override.reason", "decide.override.note")
@@ -47,7 +48,7 @@ def override_form(log: DecisionLog, decision_id: str, said: str, officer: str | 
                 try:
                     record_override(log, decision_id, final_decision=final, reason=reason, note=note, officer=officer)
                 except (OverrideError, DecisionLogError) as exc:
-                    st.error(f"Not recorded: {exc}")
+                    st.error(f"Not recorded: {md(exc)}")
                 else:
                     for key in FORM_KEYS:
                         st.session_state.pop(key, None)
@@ -59,7 +60,7 @@ def notice_button(log: DecisionLog, model: LoanModel, decision_id: str, officer:
     try:
         template = load_template()
     except TemplateError as exc:
-        st.error(f"The adverse action notice cannot be made: {exc}")
+        st.error(f"The adverse action notice cannot be made: {md(exc)}")
         return
     factors = ""
     if uses_credit_score(template, model.schema):

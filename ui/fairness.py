@@ -4,7 +4,6 @@ intervals, flags in words). Values from a user's file reach the page only inside
 from __future__ import annotations
 
 import math
-import re
 
 import pandas as pd
 
@@ -12,14 +11,6 @@ from model.core.formatting import percent
 from model.core.protected import card_columns
 from model.evaluation.fairness import FOUR_FIFTHS, Fairness
 from model.training.proxies import Proxy
-
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$:=])")
-
-
-def plain(text: str) -> str:
-    """Text from a user's file or command line, safe inside st.markdown, st.error and headers:
-    every character markdown (or Streamlit's emoji and LaTeX) could read is escaped."""
-    return _MARKDOWN.sub(r"\\\1", str(text))
 
 
 def _rate(value: float, low: float, high: float) -> str:

@@ -8,6 +8,7 @@ import streamlit as st
 
 from model.scoring.predictor import LoanModel
 from model.training.directions import Direction
+from ui.text import md, md_code
 
 DIRECTION_WORDS = {"rises": "Approval rises with it", "falls": "Approval falls as it rises",
                    "flat": "No effect", "mixed": "Both ways (not monotone)"}
@@ -18,18 +19,18 @@ def imported_facts(model: LoanModel) -> None:
     facts = model.card.imported
     if not facts:
         return
-    st.warning(f"**Imported pipeline.** {facts.get('holdout_note', '')}", icon=":material/info:")
+    st.warning(f"**Imported pipeline.** {md(facts.get('holdout_note', ''))}", icon=":material/info:")
     lines = [
-        f"- File: `{facts.get('file', '?')}` ({facts.get('format', 'pickle')}), "
-        f"SHA-256 `{facts.get('sha256', '')[:12]}`",
-        f"- Made with scikit-learn {facts.get('made_with_sklearn', '?')}"
+        f"- File: {md_code(facts.get('file', '?'))} ({md(facts.get('format', 'pickle'))}), "
+        f"SHA-256 {md_code(facts.get('sha256', '')[:12])}",
+        f"- Made with scikit-learn {md(facts.get('made_with_sklearn', '?'))}"
         + (" (another version than the one installed: imported with --allow-version-mismatch)"
            if facts.get("version_mismatch_allowed") else ""),
-        f"- Approved means class `{facts.get('positive_class', '?')}` of the pipeline",
+        f"- Approved means class {md_code(facts.get('positive_class', '?'))} of the pipeline",
     ]
     if facts.get("trusted_modules"):
         lines.append("- Code trusted at import (must be importable wherever it is served): "
-                     + ", ".join(f"`{m}`" for m in facts["trusted_modules"]))
+                     + ", ".join(md_code(m) for m in facts["trusted_modules"]))
     st.markdown("\n".join(lines))
 
 
@@ -59,5 +60,5 @@ def directions_section(model: LoanModel) -> None:
     allowed = measured.get("age_decline_allowed")
     if allowed:
         st.error("**Approval falls with age, allowed at import** for "
-                 + ", ".join(labels.get(n, n) for n in allowed.get("fields", []))
-                 + ". Justification recorded: " + str(allowed.get("justification", "")), icon=":material/gavel:")
+                 + md(", ".join(labels.get(n, n) for n in allowed.get("fields", [])))
+                 + ". Justification recorded: " + md(allowed.get("justification", "")), icon=":material/gavel:")

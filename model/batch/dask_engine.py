@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from model.scoring.table import output_schema, plain_output, score_table
 
 from .files import LOG_ROWS, MAX_PROBLEMS, Progress
 from .partitions import PARTITION_BYTES, Partition, Plan, Unreadable, plan, quote_count, read_partition
+from .reading import MAX_CELL_CHARS, first_long_cell
 from .workers import ModelSpec, check_worker, worker_model, worker_name
 
 MANIFEST = "_loandesk.json"
@@ -56,6 +58,7 @@ class PartResult:
     problems: list[tuple[int, str]] = field(default_factory=list)  # (row within the part, why)
     unreadable: list[Unreadable] = field(default_factory=list)
     lines: int = 0  # physical lines in the part (CSV), to number unreadable lines in the file
+    too_long: tuple[int, str, int] | None = None  # (row within the part, column, characters): a cell over the limit
     worker: str = ""
     peak_rss: int = 0  # the worker process's peak resident memory so far, bytes
 
@@ -72,6 +75,11 @@ def score_part(spec: ModelSpec, part: Partition, folder: str, run: StagedBatch |
     writer = None
     try:
         for batch in read_partition(part, result.unreadable):
+            if part.kind == "csv" and (long := first_long_cell(batch)) is not None:
+                row, column, length = long
+                result.too_long = (result.rows + row + 1, column, length)
+                run = None  # the run stops here (score_dataset refuses it): nothing of it is staged
+                break
             scored = score_table(model, batch, first_row=result.rows + 1, new_ids=decision_id_array)
             table = plain_output(scored.table)
             if writer is None:
@@ -155,7 +163,6 @@ class DatasetSummary:
     approved: int = 0
     rejected: int = 0
     errors: int = 0
-    unreadable: int = 0
     problems: list[str] = field(default_factory=list)
     logged: int = 0
     log_warning: str | None = None
@@ -165,7 +172,7 @@ class DatasetSummary:
 
     @property
     def problem_count(self) -> int:
-        return self.errors + self.unreadable
+        return self.errors
 
 
 def score_dataset(
@@ -205,8 +212,8 @@ def score_dataset(
         summary = DatasetSummary(str(input), output, files=len(planned.files), partitions=len(planned.partitions),
                                  workers=len(names))
         hashes = cli.map(file_sha256, [str(p) for p in planned.files], pure=False)
-        folder = output.with_name(f".{output.name}.partial-{os.urandom(4).hex()}")
-        folder.mkdir()
+        # A new owner-only folder with a random name (mkdtemp: never one planted there), renamed into place.
+        folder = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-", dir=output.parent))
         run = None
         started = datetime.now(UTC)
         try:
@@ -275,21 +282,26 @@ def _summarize(summary: DatasetSummary, planned: Plan, results: list[PartResult]
         where = f"{Path(r.path).name} " if several else ""
         rows0 = rows_before.get(r.path, 0)
         lines0 = lines_before.get(r.path, 1)  # the header line
+        # As on a single machine (`model.batch.reading`), a file that cannot be read whole is refused:
+        # a line with the wrong number of fields or an over-long cell stops the run, naming it.
+        if r.too_long is not None:
+            row, column, length = r.too_long
+            raise BatchError(Path(r.path), f"{where}row {rows0 + row:,}: the {column!r} cell holds {length:,} "
+                                           f"characters; a cell may hold at most {MAX_CELL_CHARS:,}")
+        if r.unreadable:
+            bad = r.unreadable[0]
+            line = f"line {lines0 + bad.line + 1:,}" if bad.line is not None else "a line"  # pyarrow counts from 0
+            raise BatchError(Path(r.path), f"{where}{line}: {bad.fields} field(s) where the header has "
+                                           f"{bad.expected}: {bad.text!r}")
         for row, why in r.problems:
             if len(summary.problems) < MAX_PROBLEMS:
                 summary.problems.append(f"{where}row {rows0 + row}: {why}")
-        for bad in r.unreadable:
-            if len(summary.problems) < MAX_PROBLEMS:
-                line = f"line {lines0 + bad.line}" if bad.line is not None else "a line"
-                summary.problems.append(f"{where}{line}: {bad.fields} field(s) where the header has "
-                                        f"{bad.expected}, so it is not in the output ({bad.text!r})")
         rows_before[r.path] = rows0 + r.rows
         lines_before[r.path] = lines0 + r.lines
         summary.rows += r.rows
         summary.scored += r.scored
         summary.approved += r.approved
         summary.errors += r.rows - r.scored
-        summary.unreadable += len(r.unreadable)
         summary.peak_rss[r.worker] = max(summary.peak_rss.get(r.worker, 0), r.peak_rss)
     summary.rejected = summary.scored - summary.approved
 

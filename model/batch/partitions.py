@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from model.core.errors import BatchError
 from model.scoring.table import OUTPUT_COLUMNS
 
-from .reading import read_header
+from .reading import read_header, unclosed_quote
 
 PARTITION_BYTES = 16 << 20  # bytes of input per partition (CSV) or the most row groups it gathers (Parquet)
 READ_BLOCK = 1 << 20  # bytes of CSV parsed at a time inside a partition, as score_file does
@@ -124,6 +124,8 @@ def plan(spec: str | Path, required: list[str], *, partition_bytes: int = PARTIT
     for path in files:
         delimiter = read_header(path, required, OUTPUT_COLUMNS)[1]
         mine = [(b, c) for b, c in zip(blocks, counts, strict=True) if b.path == str(path)]
+        if sum(c for _b, c in mine) % 2:  # a quote never closed would read the rest of the file as one cell
+            raise BatchError(path, unclosed_quote(path, delimiter, result.columns))
         newline = _newline(path)
         cuts, parity = [], 0
         with open(path, "rb") as fh:

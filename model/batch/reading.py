@@ -84,7 +84,11 @@ def read_header(path: Path, required: list[str], taken: tuple[str, ...] = ()) ->
         head = fh.read(HEAD_BYTES)
     if b"\x00" in head:
         raise BatchError(path, "this is not a CSV file (it looks binary)")
-    text = codecs.getincrementaldecoder("utf-8-sig")().decode(head)
+    try:
+        text = codecs.getincrementaldecoder("utf-8-sig")().decode(head)
+    except UnicodeDecodeError as exc:
+        raise BatchError(path, f"line {_count_lines(head[:exc.start]) + 1:,} is not UTF-8 text: save the file as "
+                               "\"CSV UTF-8\" and try again") from None
     if not text.strip():
         raise BatchError(path, "the file is empty")
     first_line = text.splitlines()[0] if text.splitlines() else ""  # \n, \r\n or an old Mac's \r
@@ -242,6 +246,21 @@ class _Unreadable(Exception):
     """A chunk breaks a rule of `RowReader`; `locate_problem` finds where."""
 
 
+def first_long_cell(batch: pa.RecordBatch) -> tuple[int, str, int] | None:
+    """The first cell over MAX_CELL_CHARS, as (row index in the batch, column, characters), or None."""
+    found: tuple[int, str, int] | None = None
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        if column.null_count == len(column):
+            continue
+        lengths = pc.utf8_length(column)
+        if (pc.max(lengths).as_py() or 0) <= MAX_CELL_CHARS:
+            continue
+        row = int(np.flatnonzero(np.asarray(pc.fill_null(pc.greater(lengths, MAX_CELL_CHARS), False)))[0])
+        if found is None or row < found[0]:
+            found = (row, name, int(lengths[row].as_py()))
+    return found
+
+
 def _too_long(batch: pa.RecordBatch) -> bool:
     """A cell longer than MAX_CELL_CHARS."""
     return any(column.null_count < len(column) and (pc.max(pc.utf8_length(column)).as_py() or 0) > MAX_CELL_CHARS
@@ -259,6 +278,14 @@ def _lines_in_cells(batch: pa.RecordBatch) -> int:
             extra += pc.sum(pc.count_substring_regex(column, r"[^\r\n][\r\n]")).as_py() or 0
             extra += pc.sum(pc.match_substring_regex(column, r"^[\r\n]").cast(pa.int64())).as_py() or 0
     return extra
+
+
+def unclosed_quote(path: Path, delimiter: str, columns: tuple[str, ...] | list[str]) -> str:
+    """Why a file whose quotes do not pair up cannot be read, naming the row (read again with
+    Python's csv module: only on this failure path)."""
+    source = SourceFile(Path(path), list(columns), delimiter, "", 0, 0, False, (0, 0, 0))
+    return locate_problem(source) or ("a quote (\") is never closed, so the rest of the file would be read as "
+                                      "one cell. Close the quote and try again")
 
 
 def locate_problem(source: SourceFile) -> str | None:

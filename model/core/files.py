@@ -59,6 +59,27 @@ def publish(temp: Path, target: Path, *, mode: int | None = None) -> None:
     os.replace(temp, target)
 
 
+def write_replacing(target: Path, data: bytes, *, mode: int = PRIVATE_FILE) -> Path:
+    """Write `data` as `target`, whole or not at all: into a `temporary_beside` it (a random name,
+    created exclusively, so a link planted at either name is never followed), synced, given
+    `mode`, then renamed onto `target` (a link there is replaced, not written through)."""
+    target = Path(target)
+    with temporary_beside(target) as temp:
+        with open(temp, "r+b") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        publish(temp, target, mode=mode)
+    return target
+
+
+def shared_mode() -> int:
+    """The mode a plain new file gets under the process's umask (for files that hold no applicant data)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def fsync_dir(path: Path) -> None:
     """Make a rename in `path` survive a crash."""
     fd = os.open(path, os.O_RDONLY)

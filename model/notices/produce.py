@@ -24,6 +24,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from model.core.errors import DecisionNotFound, ModelIntegrityError, NotARejection
+from model.core.files import private_dir, write_replacing
 from model.core.schema import Schema
 from model.records.log import DecisionLog
 from model.records.notices import NoticeRecord, new_record, record_notices
@@ -118,8 +119,7 @@ def notices_for_batch(results_path: str | Path, folder: str | Path, *, template:
     else `row-<n>.pdf` with n the row number (from 1, the first row under the header). Rows
     referred to an underwriter and rows with errors get none.
     """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = private_dir(Path(folder))  # notices name applicants: a folder made here is the owner's only
     table = _read(Path(results_path))
     if id_column is not None and id_column not in table.column_names:
         raise ValueError(f"--notice-id column {id_column!r} is not in the file (its columns: "
@@ -143,7 +143,7 @@ def notices_for_batch(results_path: str | Path, folder: str | Path, *, template:
                                  reference=reference, model_version=model_version)
         pdf = render_pdf(content)
         name = _file_name(row, id_column, taken)
-        (folder / name).write_bytes(pdf)
+        write_replacing(folder / name, pdf)  # owner-only, never through a link planted at the name
         out.written += 1
         pending.append(new_record(decision_id, produced_by=produced_by, source="command",
                                   reason_codes=join_codes(content.reason_codes),

@@ -37,6 +37,7 @@ from model.core.files import private_dir
 
 from .journal import decode_row, encode_bytes
 from .log import DecisionLog, LogEntry, insert_entries, new_decision_ids, short_error
+from .replays import record_replay as record_replay_row
 from .sealed import SealedReader, SealedWriter, UnsealedFileError
 from .tables import batches
 
@@ -236,7 +237,7 @@ def replay_file(path: Path, decision_log: DecisionLog, *, record_replay: bool = 
                 model_version=header["model_version"], rows=int(end["rows"]), decisions=written,
                 started_at=datetime.fromisoformat(header["started_at"]), recorded_at=datetime.now(UTC)))
         if record_replay:
-            record_replay(conn, path, reader.sha256, written=written, skipped=skipped)
+            record_replay_row(conn, path, reader.sha256, written=written, skipped=skipped)
     if reader.left_out:
         log.warning("%s: %d line(s) after its last seal left out (a write torn by a crash, never answered)",
                     path.name, reader.left_out)

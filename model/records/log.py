@@ -452,6 +452,12 @@ def inputs_frame(log_frame: pd.DataFrame) -> pd.DataFrame:
 
 
 
+def insert_entries(conn: Connection, entries: list[LogEntry]) -> None:
+    """Insert entries in the caller's transaction (`DecisionLog.writing`)."""
+    if entries:
+        _insert(conn, entries)
+
+
 def _insert(conn: Connection, entries: list[LogEntry], *, table: Table = decisions,
             extra: dict[str, Any] | None = None) -> None:
     """One executemany of the entries, straight to the driver.

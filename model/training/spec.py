@@ -14,6 +14,7 @@ rules already know (protected columns found by name or values, the known fields'
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 import pandas as pd
 import tomli_w
 
+from model.core.files import create_private, shared_mode
 from model.core.protected import BASES, find_protected, is_age_name
 from model.core.schema import KNOWN_FIELDS, default_label
 from model.training.data import DataError
@@ -136,7 +138,11 @@ HEADER = """\
 def write_spec(features: pd.DataFrame, path: str | Path) -> Path:
     """Write `draft_spec` as TOML (refusing to overwrite a spec someone may have edited)."""
     path = Path(path)
-    if path.exists():
-        raise DataError(f"--write-spec {path}: the file exists; move it away or choose another name")
-    path.write_text(HEADER + tomli_w.dumps(draft_spec(features)), encoding="utf-8")
+    text = HEADER + tomli_w.dumps(draft_spec(features))
+    try:  # created exclusively: an existing file, or a link planted at the name, is never written through
+        with create_private(path) as fh:
+            fh.write(text.encode("utf-8"))
+    except FileExistsError:
+        raise DataError(f"--write-spec {path}: the file exists; move it away or choose another name") from None
+    os.chmod(path, shared_mode())  # a spec holds no applicant data: readable like any file the user makes
     return path
