@@ -142,7 +142,10 @@ def test_a_semicolon_file_with_bom_extra_columns_and_blank_lines_is_read(tmp_pat
 
 @pytest.mark.parametrize(("content", "message"), [
     (None, "no such file"), (b"", "empty"), (b"id,result\n1,good\n", "decision_id, outcome are missing"),
-    (b"\x89PNG\x00\x00", "not UTF-8"), (b'decision_id,outcome\n"abc,good\n', "not a readable CSV"),
+    (b"\x89PNG\x00\x00", "not UTF-8"),
+    (b'decision_id,outcome\nabc,good\n"def,good\nxyz,bad\n', r"row 2 \(line 3\) is not a readable CSV"),
+    (b"decision_id,outcome\nabc,good\n\ndef,bad,x\n", r"row 2 \(line 4\) has 3 fields where the header has 2"),
+    (b"decision_id,outcome\nabc,good\ndef," + b"x" * 2000 + b"\n", r"row 2 \(line 3\): a cell holds 2,000"),
 ])
 def test_a_file_that_cannot_be_read_says_why(tmp_path, content, message):
     path = tmp_path / "outcomes.csv"

@@ -39,6 +39,7 @@ OUTCOME_WORDS = {"good": GOOD, "bad": BAD, "1": GOOD, "0": BAD}
 COLUMNS = ("decision_id", "outcome", "observed_at")
 REQUIRED = ("decision_id", "outcome")
 ID_LENGTH = 32  # decisions.decision_id
+MAX_CELL_CHARS = 1_000  # characters in one cell of an outcomes file: ids, outcomes and dates are short
 SOURCE_LENGTH = 60
 CLOCK_SKEW = timedelta(minutes=5)  # an observation a few minutes "in the future" is a clock, not an error
 LOOKUP_CHUNK = 500
@@ -184,23 +185,41 @@ def read_outcomes_file(path: str | Path) -> list[dict[str, str]]:
         raise OutcomeFileError(f"{path}: empty; the first line must name the columns "
                                f"({', '.join(COLUMNS)})")
     delimiter = ";" if lines[0].count(";") > lines[0].count(",") else ","
+    reader = csv.reader(io.StringIO("\n".join(lines)), delimiter=delimiter, strict=True)
+    body: list[list[str]] = []
+    rows = last_line = 0  # rows numbered as below (blank lines are no rows); the line the last record ended on
     try:
-        reader = csv.reader(io.StringIO("\n".join(lines)), delimiter=delimiter, strict=True)
         header = [h.strip().lower() for h in next(reader)]
-        body = list(reader)
-    except csv.Error as exc:
-        raise OutcomeFileError(f"{path}: not a readable CSV ({exc})") from None
+        last_line = reader.line_num
+        for cells in reader:
+            start, last_line = last_line + 1, reader.line_num
+            body.append(cells)
+            if any(c.strip() for c in cells):
+                rows += 1
+                _check_row(path, cells, len(header), rows, start)
+    except csv.Error as exc:  # a quote never closed (named where it opened), or stray text after one
+        raise OutcomeFileError(f"{path}: row {rows + 1:,} (line {last_line + 1:,}) is not a readable CSV "
+                               f"row ({exc}): nothing was recorded") from None
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise OutcomeFileError(f"{path}: the column(s) {', '.join(missing)} are missing; the file needs "
                                f"{', '.join(REQUIRED)} (and optionally observed_at)")
     index = {c: header.index(c) for c in COLUMNS if c in header}
-    rows = []
-    for cells in body:
-        if not any(c.strip() for c in cells):
-            continue  # blank lines, as spreadsheets leave them at the end
-        rows.append({c: cells[i] if i < len(cells) else "" for c, i in index.items()})
-    return rows
+    return [{c: cells[i] if i < len(cells) else "" for c, i in index.items()}
+            for cells in body if any(c.strip() for c in cells)]  # blank lines, as spreadsheets leave them, skipped
+
+
+def _check_row(path: Path, cells: list[str], expected: int, row: int, line: int) -> None:
+    """A row with more fields than the header (a delimiter or a quote out of place), or a cell longer
+    than any outcome's, refuses the whole file, naming the row: never read as something else."""
+    where = f"{path}: row {row:,} (line {line:,})"
+    if len(cells) > expected and any(c.strip() for c in cells[expected:]):
+        raise OutcomeFileError(f"{where} has {len(cells)} fields where the header has {expected}: nothing was "
+                               "recorded")
+    for cell in cells:
+        if len(cell) > MAX_CELL_CHARS:
+            raise OutcomeFileError(f"{where}: a cell holds {len(cell):,} characters; a cell may hold at most "
+                                   f"{MAX_CELL_CHARS:,}: nothing was recorded")
 
 
 # --- recording ------------------------------------------------------------------------------------
