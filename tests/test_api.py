@@ -1099,3 +1099,24 @@ def test_integers_past_64_bits_are_refused_and_echoed_as_their_digits(client, au
     body = error_body(post_raw(client, raw, auth), 422, "invalid_applicant")
     values = {e["field"]: e["value"] for e in body["errors"]}
     assert values == {"age": ["-9223372036854775809"], "income": "100000000000000000000000000000"}
+
+
+def test_the_notice_of_a_decision_still_in_the_journal_is_asked_for_again_later_never_not_found(
+        client, app, auth, log_down, db_url, unsent, open_log):
+    rejected = {**EXAMPLE, "income": 24_000, "credit_score": 540, "loan_amount": 30_000, "employment_years": 1}
+    made = post(client, rejected, auth)
+    assert made.status_code == 200 and made.json()["decision"] == 0
+    decision_id = made.json()["decision_id"]
+    assert open_log(db_url).find(decision_id) is None  # answered, but so far only in the journal
+
+    waiting = client.get(f"/v1/decisions/{decision_id}/notice", headers=auth)
+    assert waiting.status_code == 503 and waiting.headers["Retry-After"]
+    assert waiting.json()["error"] == "unavailable"
+    assert f"decision {decision_id} is on record in this server's journal" in waiting.json()["message"]
+    unknown = client.get(f"/v1/decisions/{'f' * 32}/notice", headers=auth)
+    assert unknown.status_code == 404  # an id nobody was given is still not found
+
+    log_down.restore()
+    wait_until(lambda: not list(unsent.glob("journal-*.jsonl")), "the journal to be replayed")
+    ready = client.get(f"/v1/decisions/{decision_id}/notice", headers=auth)
+    assert ready.status_code == 200 and ready.content.startswith(b"%PDF")

@@ -13,7 +13,7 @@ from model.notices.produce import Notice, notice_for_decision, schemas_from
 from model.notices.template import load_template
 from model.scoring.predictor import LoanModel
 
-from ..answers import ApiError, documented
+from ..answers import ApiError, documented, unavailable
 from ..deps import CallerDep, ModelDep, Services, ServicesDep
 
 log = logging.getLogger("loandesk.api")
@@ -48,6 +48,10 @@ def _make(services: Services, model: LoanModel, decision_id: str, caller: str, k
                                    schemas=schemas_from(services.active.model_dir, model), produced_by=caller,
                                    source="api", key_factors=key_factors)
     except DecisionNotFound as exc:
+        writer = services.writer
+        if writer is not None and writer.journal.find(decision_id) is not None:
+            raise unavailable(f"decision {decision_id} is on record in this server's journal and goes into the "
+                              "decision log as soon as the log takes writes again; ask for its notice then") from exc
         raise ApiError(404, "not_found", str(exc)) from exc
     except NotARejection as exc:
         raise ApiError(409, "not_a_rejection", str(exc)) from exc

@@ -160,6 +160,22 @@ class Journal:
             return "its folder is not writable"
         return None
 
+    def find(self, decision_id: str) -> LogEntry | None:
+        """The entry with this decision id if it waits here to be replayed (sealed lines only), else None.
+
+        A decision answered while the log was down is on record here until the replay: a caller who
+        asks for it by id (its notice, say) is told to come back, never that it does not exist.
+        """
+        for path in reversed(self.segments()):
+            try:
+                entries = read_entries(path)
+            except (OSError, ValueError):  # unsealed, torn or gone meanwhile: not a place it can be
+                continue
+            for entry in entries:
+                if entry.decision_id == decision_id:
+                    return entry
+        return None
+
     def waiting(self) -> int:
         """How many segments wait to be replayed."""
         return len(self.segments())
