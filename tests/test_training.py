@@ -347,3 +347,45 @@ def test_a_numeric_column_with_a_few_words_is_refused_by_name():
     frame.loc[[4, 17], "income"] = None  # left empty, they are imputed and training goes on
     features, y, positive = split_target(frame, "approved", "1")
     assert train(features, y, target="approved", positive_label=positive, model="gbm").schema["income"].is_number
+
+
+@pytest.mark.parametrize("kind", ["logistic", "gbm"])
+def test_every_kind_of_model_trained_on_a_csv_with_text_and_gaps_loads_back_and_predicts_the_same(kind, tmp_path):
+    """A version that train.py saves and makes active must be one the safe loader then loads: a
+    gradient-boosted model with a category column once could not be (its partial(check_array))."""
+    from model.registry.store import load_model, save_version
+    from model.training.data import split_target
+    from model.training.train import train
+
+    from .test_data import user_applicants
+
+    frame = user_applicants(500, seed=3)
+    features, y, positive = split_target(frame, "decision", "yes")
+    result = train(features, y, target="decision", positive_label=positive, model=kind)
+    folder = tmp_path / "model"
+    save_version(folder, result.pipeline, result.card, result.holdout)
+    loaded = load_model(folder)
+    rows = features.head(50)
+    np.testing.assert_allclose(loaded.predict_proba(rows)[:, 1], result.pipeline.predict_proba(rows)[:, 1],
+                               rtol=0, atol=1e-12)
+    assert loaded.schema.categories
+
+
+def test_a_pipeline_the_safe_loader_would_refuse_is_never_saved(tmp_path):
+    from sklearn.preprocessing import FunctionTransformer
+
+    from model.core.errors import UnsafePickleError
+    from model.registry.store import save_version
+    from model.training.data import split_target
+    from model.training.train import train
+
+    from .test_data import user_applicants
+
+    frame = user_applicants(300, seed=4)
+    features, y, positive = split_target(frame, "decision", "yes")
+    result = train(features, y, target="decision", positive_label=positive, model="logistic")
+    result.pipeline.steps.insert(0, ("sneaky", FunctionTransformer(os.path.basename)))  # not model-making code
+    with pytest.raises(UnsafePickleError, match=r"posixpath\.basename.*nothing was saved"):
+        save_version(tmp_path / "model", result.pipeline, result.card, result.holdout)
+    assert not list((tmp_path / "model" / "versions").glob("*"))
+    assert not (tmp_path / "model" / "ACTIVE").exists()

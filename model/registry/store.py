@@ -194,6 +194,7 @@ def save_version(
             shutil.copyfile(pipeline, tmp / PIPELINE_FILE)
         else:
             joblib.dump(pipeline, tmp / PIPELINE_FILE)
+            _check_loadable(tmp / PIPELINE_FILE, card)
         holdout.to_parquet(tmp / HOLDOUT_FILE, index=False)
         files = {name: sha256_file(tmp / name) for name in (PIPELINE_FILE, HOLDOUT_FILE)}
         created = datetime.now(UTC)
@@ -226,6 +227,20 @@ def save_version(
     return version
 
 
+
+
+def _check_loadable(path: Path, card: dict[str, Any]) -> None:
+    """Refuse to save a pipeline that the safe loader would refuse to load: a version that is saved
+    (and made active) must be one that every face of LoanDesk can then use."""
+    trust = Trust.parse((card.get("imported") or {}).get("trusted_modules") or ())
+    try:
+        unpickling.loads(path.read_bytes(), trust, source="the pipeline")
+    except UnsafePickleError as exc:
+        names = ", ".join(f"{m}.{n}" for m, n in exc.refused)
+        raise UnsafePickleError(
+            f"this pipeline is made of code the safe model loader does not allow ({names}), so no LoanDesk could "
+            "load it again: nothing was saved. If that code is yours, name its module with --trust-module; if it "
+            "is scikit-learn's, please report it: the loader's allow-list must learn it.", exc.refused) from exc
 
 
 def check_version_name(version: object) -> str:

@@ -74,6 +74,9 @@ _EXACT: frozenset[tuple[str, str]] = frozenset({
     ("pandas.arrays", "ArrowStringArray"), ("pandas.core.arrays.string_arrow", "ArrowStringArray"),
     ("pyarrow.lib", "_restore_array"), ("pyarrow.lib", "py_buffer"), ("pyarrow.lib", "type_for_alias"),
     ("sklearn.compose._column_transformer", "make_column_selector"),
+    # HistGradientBoosting with categorical features keeps partial(check_array, ...) to validate them:
+    # it converts and checks an array, and reads or runs nothing.
+    ("sklearn.utils.validation", "check_array"),
     ("sklearn.compose._column_transformer", "_RemainderColsList"),
     ("scipy.interpolate._bsplines", "BSpline"), ("scipy._lib.array_api_compat.numpy._aliases", "asarray"),
     ("sklearn.metrics._dist_metrics", "newObj"), ("sklearn.neighbors._kd_tree", "newObj"),
