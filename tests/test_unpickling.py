@@ -266,3 +266,17 @@ def test_a_loandesk_function_missing_from_the_list_is_explained_for_whoever_adde
     data = pickle.dumps(train.typical_applicant)
     with pytest.raises(UnsafePickleError, match=r"LoanDesk's own code.*_EXACT"):
         loads(data)
+
+
+@pytest.mark.parametrize("kind", [bytearray, bytes])
+def test_a_tiny_file_cannot_make_the_loader_allocate_by_size(kind):
+    """`bytearray(500_000_000)` is 46 bytes of pickle: refused before anything is allocated."""
+    class Bomb:
+        def __reduce__(self):
+            return kind, (500_000_000,)
+
+    data = pickle.dumps(Bomb(), protocol=4)
+    assert len(data) < 100
+    with pytest.raises(ValueError, match=r"asks for \w+\(500,000,000\)"):
+        loads(data)
+    assert bytes(loads(pickle.dumps(kind(b"kept as written")))) == b"kept as written"  # bytes from data still load

@@ -207,6 +207,21 @@ class _Refused:
         pass
 
 
+def _from_data(kind: type) -> Any:
+    """`bytes` or `bytearray` built only from data the file holds: `bytearray(500_000_000)` in a
+    46-byte file would otherwise make the loader allocate half a gigabyte before anything refuses it."""
+    def build(*args: Any) -> Any:
+        if args and isinstance(args[0], int):
+            raise pickle.UnpicklingError(f"the file asks for {kind.__name__}({args[0]:,}): a saved model holds its "
+                                         "bytes, it never asks for them by size")
+        return kind(*args)
+
+    return build
+
+
+_SIZED = {("builtins", "bytearray"): _from_data(bytearray), ("builtins", "bytes"): _from_data(bytes)}
+
+
 class _TrustedMissing(pickle.UnpicklingError):
     """A trusted module or name that cannot be imported here."""
 
@@ -220,6 +235,8 @@ class _Checker:
 
     def find_class(self, module: str, name: str) -> Any:
         if allowed(module, name, self.trust):
+            if (module, name) in _SIZED:
+                return _SIZED[(module, name)]
             try:
                 return _resolve(module, name, self.trust)
             except (ImportError, AttributeError) as exc:
