@@ -2,7 +2,8 @@
 
     python train.py                                   # the built-in applicants
     python train.py --data applicants.csv --target outcome --approved-value granted --out artifacts/my_model
-    python train.py --data applicants.csv --write-spec spec.toml   # a column spec to edit, then --spec spec.toml
+    python train.py --data applicants.csv --target outcome --write-spec spec.toml   # a column spec to edit
+    python train.py --data applicants.csv --target outcome --approved-value granted --spec spec.toml
     python train.py --list                            # the versions kept, the active one marked
     python train.py --activate VERSION                # make a version active (roll back or forward)
     python train.py --set-threshold 0.55              # the active version again, with another threshold
@@ -13,14 +14,16 @@ Deploy a pipeline you fitted and saved yourself (joblib.dump(pipeline, "loan_app
     python train.py --import loan_approval_model.pkl --data labelled.csv --target approved --out artifacts/my_model
 
 The file is loaded under an allow-list (scikit-learn, NumPy, SciPy, pandas), so nothing in it runs;
-your own transformers need --trust-module MODULE. It must be a fitted two-class classifier fitted on
-named columns; it is measured on the labelled data, its directions are checked (age may never count
-against an older applicant), and it is saved as a new verified version like any trained one.
+your own transformers need --trust-module MODULE (looked up in the current folder too). It must be a
+fitted two-class classifier fitted on named columns; it is measured on the labelled data, its
+directions are checked (age may never count against an older applicant), and it is saved as a new
+verified version like any trained one.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -36,11 +39,18 @@ from model.registry.store import (
     output_folder_problem,
     save_version,
 )
-from model.training.data import DataError, label_doubt, label_meaning, read_training_csv, split_target
+from model.training.data import (
+    CONFIRM_FLAG,
+    DataError,
+    label_doubt,
+    label_meaning,
+    read_training_csv,
+    split_target,
+)
 from model.training.importing import OVERLAP_NOTE, import_pipeline
 from model.training.protection import pair_allowed, parse_declared
 from model.training.proxies import PROXY_THRESHOLD, Proxy
-from model.training.spec import read_spec, write_spec
+from model.training.spec import ColumnSpec, read_spec, write_spec
 from model.training.train import parse_monotone, train, train_builtin
 from model.training.workflows import copy_with_threshold
 
@@ -52,6 +62,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--approved-value", "--positive-label", dest="approved_value", metavar="VALUE",
                    help="the target value that means approved (needed unless the target is 0/1 or true/false "
                         "and its name does not read as a bad outcome); --positive-label is the old name")
+    p.add_argument(CONFIRM_FLAG, dest="confirm_approved_value", action="store_true",
+                   help="take --approved-value as given although it reads as the opposite of approval (yes for a "
+                        "target named deny); recorded in the model card and on the Model page")
     p.add_argument("--model", choices=["logistic", "gbm", "auto"], default="auto",
                    help="auto picks the kind with the better cross-validated AUC (default)")
     p.add_argument("--out", type=Path, default=default_model_dir(),
@@ -127,18 +140,20 @@ def main(argv: list[str] | None = None) -> int:
             trained = train_builtin(seed=args.seed, rows=args.rows, model=args.model, test_size=args.test_size)
         else:
             frame = read_training_csv(args.data)
-            features, y, positive = split_target(frame, args.target, args.approved_value)
+            features, y, positive = split_target(frame, args.target, args.approved_value,
+                                                 confirmed=args.confirm_approved_value)
             print(label_meaning(args.target, positive, y))
             doubt = label_doubt(args.target, positive)
             if doubt:
-                print(f"warning: {doubt}", file=sys.stderr)
+                print(f"warning: {doubt}; taken as approved because of {CONFIRM_FLAG} (recorded in the model "
+                      "card)", file=sys.stderr)
             trained = train(features, y, target=args.target, positive_label=positive, model=args.model,
                             seed=args.seed, test_size=args.test_size,
                             monotone=parse_monotone(args.monotone), source=str(args.data),
                             declared=parse_declared(args.protected),
                             allowed=pair_allowed(args.allow, args.justification),
-                            spec=read_spec(args.spec) if args.spec else None,
-                            proxy_threshold=args.proxy_threshold)
+                            spec=spec_for(args), proxy_threshold=args.proxy_threshold,
+                            label_confirmed=doubt)
         version = save_version(args.out, trained.pipeline, trained.card, trained.holdout)
     except (DataError, MonotonicityError, ModelIntegrityError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -155,6 +170,7 @@ def import_file(args: argparse.Namespace) -> int:
     if not args.import_file.is_file():
         raise DataError(f"--import {args.import_file}: no such file")
     frame = read_training_csv(args.data)
+    trust_current_folder(args.trust_module)
     justifications = list(args.justification or [])
     # One --justification per --allow, in order; with --allow-age-decline, the last one is for it.
     age_justification = justifications.pop() if args.allow_age_decline and justifications else None
@@ -162,8 +178,9 @@ def import_file(args: argparse.Namespace) -> int:
         args.import_file, frame, args.target, args.out, positive_label=args.approved_value,
         trust=args.trust_module, allow_version_mismatch=args.allow_version_mismatch,
         allow_age_decline=args.allow_age_decline, justification=age_justification, source=str(args.data),
-        spec=read_spec(args.spec) if args.spec else None, declared=parse_declared(args.protected),
-        allowed=pair_allowed(args.allow, justifications), proxy_threshold=args.proxy_threshold)
+        spec=spec_for(args), declared=parse_declared(args.protected),
+        allowed=pair_allowed(args.allow, justifications), proxy_threshold=args.proxy_threshold,
+        confirm_label=args.confirm_approved_value)
     report_protection(imported.card)
     card, m = imported.card, imported.card["metrics"]
     print(f"Imported {args.import_file.name} ({', '.join(card['pipeline_steps'])}), made with scikit-learn "
@@ -174,7 +191,7 @@ def import_file(args: argparse.Namespace) -> int:
         print(f"  warning: {warning}")
     if card["imported"]["trusted_modules"]:
         print(f"  trusted: {', '.join(card['imported']['trusted_modules'])} (it must be importable wherever the "
-              "model is served)")
+              f"model is served{serving_hint(card['imported']['trusted_modules'])})")
     print(f"On the labelled data ({m['n_test']:,} rows): AUC {m['auc']:.3f}, Brier {m['brier']:.3f}, "
           f"accuracy {percent(m['accuracy'])}, approval rate {percent(m['approval_rate'])} at threshold "
           f"{card['threshold']:.2f}.")
@@ -186,14 +203,58 @@ def import_file(args: argparse.Namespace) -> int:
 
 
 def write_spec_for(args: argparse.Namespace) -> int:
+    """--write-spec: a spec for the inputs, never for the target (a spec naming it would describe the label)."""
     if args.data is None:
         raise DataError("--write-spec needs --data: the CSV whose columns it describes")
     frame = read_training_csv(args.data)
-    features = frame.drop(columns=[args.target]) if args.target in frame.columns else frame
+    if args.target not in frame.columns:
+        raise DataError(f"--write-spec leaves the target out of the spec, and {args.data} has no column "
+                        f"{args.target!r} (the default target): name the label column with --target; the columns "
+                        f"are: {', '.join(map(str, frame.columns))}")
+    features = frame.drop(columns=[args.target])
     path = write_spec(features, args.write_spec)
-    print(f"Wrote a column spec for {features.shape[1]} column(s) of {args.data} to {path}; edit it, then train "
-          f"with --spec {path}")
+    print(f"Wrote a column spec for {features.shape[1]} column(s) of {args.data} to {path} (the target "
+          f"{args.target} left out); edit it, then train with --target {args.target} --spec {path}")
     return 0
+
+
+def spec_for(args: argparse.Namespace) -> ColumnSpec | None:
+    """--spec, read; an entry for the target is said to be ignored (the training drops it)."""
+    if not args.spec:
+        return None
+    spec = read_spec(args.spec)
+    if args.target in spec.columns:
+        print(f"note: {args.spec} describes {args.target}, the target: that entry is ignored (a spec describes "
+              "the inputs)")
+    return spec
+
+
+def trust_current_folder(modules: list[str]) -> None:
+    """A trusted module is looked up in the current folder too, as `python train.py` run from its
+    folder would: `python /path/to/train.py` alone puts only train.py's own folder on sys.path."""
+    here = str(Path.cwd())
+    if modules and here not in sys.path and "" not in sys.path:
+        sys.path.insert(0, here)
+
+
+def serving_hint(trusted: list[str]) -> str:
+    """Where the trusted code was found, as the PYTHONPATH that serving it needs."""
+    import importlib.util
+
+    folders = []
+    for entry in trusted:
+        module = entry.partition("=")[2] or entry
+        try:
+            found = importlib.util.find_spec(module.split(".")[0])
+        except (ImportError, ValueError):
+            found = None
+        origin = getattr(found, "origin", None)
+        if origin:
+            folders.append(str(Path(origin).resolve().parent.parent if Path(origin).name == "__init__.py"
+                               else Path(origin).resolve().parent))
+    if not folders:
+        return ""
+    return f"; e.g. PYTHONPATH={os.pathsep.join(dict.fromkeys(folders))}"
 
 
 def report_protection(card: dict) -> None:

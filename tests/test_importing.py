@@ -259,6 +259,41 @@ def test_a_function_from_main_is_refused_naming_it_and_accepted_with_trust_modul
     np.testing.assert_allclose(model.predict_proba(labelled)[:, 1], expected, rtol=0, atol=1e-9)
 
 
+def test_trust_module_finds_the_users_module_in_the_current_folder_with_train_py_run_by_its_path(lesson, tmp_path):
+    """The hint says to run from the module's folder: `python /path/to/train.py` from there, with no
+    PYTHONPATH at all, must find my_features (Python puts only train.py's own folder on sys.path)."""
+    run_script(WITH_FUNCTION.format(source=FEATURES, data=str(lesson / "labelled.csv")), tmp_path)
+    (tmp_path / "my_features.py").write_text(FEATURES)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, str(ROOT / "train.py"), "--import", "mine.pkl", "--data",
+                           str(lesson / "labelled.csv"), "--out", "out", "--trust-module", "__main__=my_features"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"trusted: __main__=my_features (it must be importable wherever the model is served; e.g. " \
+           f"PYTHONPATH={tmp_path.resolve()})" in done.stdout
+    assert (tmp_path / "out" / "ACTIVE").is_file()
+
+
+def test_an_import_whose_target_reads_as_a_denial_never_takes_1_or_yes_as_approved_unconfirmed(lesson, tmp_path):
+    frame = pd.read_csv(lesson / "labelled.csv").rename(columns={"approved": "deny"})
+    frame.to_csv(tmp_path / "deny.csv", index=False)
+    (tmp_path / "m.pkl").write_bytes((lesson / "loan_approval_model.pkl").read_bytes())
+    args = ("--import", "m.pkl", "--data", "deny.csv", "--target", "deny", "--out", "out")
+    done = train_py(tmp_path, *args)  # 0/1 is not inferred for a target named like a bad outcome
+    assert done.returncode == 2 and "'deny' reads as a bad outcome, so its class 1 may mean rejected" in done.stderr
+    for flag in ("--positive-label", "--approved-value"):
+        done = train_py(tmp_path, *args, flag, "1")
+        assert done.returncode == 2, done.stdout
+        assert "so deny = 1 records that outcome, not approval" in done.stderr
+        assert "Use --approved-value 0;" in done.stderr and "--confirm-approved-value" in done.stderr
+        assert not (tmp_path / "out").exists()
+    done = train_py(tmp_path, *args, "--positive-label", "1", "--confirm-approved-value")
+    assert done.returncode == 0, done.stderr
+    card = load_model(tmp_path / "out").card.raw
+    assert card["label_direction_confirmed"].startswith("'deny' reads as a bad outcome")
+    assert "confirmed with --confirm-approved-value" in card["label_meaning"]
+
+
 def test_a_function_from_the_users_module_needs_trust_module(lesson, tmp_path, monkeypatch):
     (tmp_path / "loan_features2.py").write_text(FEATURES)
     run_script(WITH_FUNCTION.format(source="from loan_features2 import add_burden",
@@ -342,7 +377,7 @@ def test_which_class_means_approved_is_asked_for_unless_it_is_0_1_or_true_false(
     frame.to_csv(folder / "labelled_words.csv", index=False)
     args = ("--import", "loan_approval_model.pkl", "--data", "labelled_words.csv", "--out", "out")
     done = train_py(tmp_path, *args)
-    assert done.returncode == 2 and "--positive-label approved" in done.stderr
+    assert done.returncode == 2 and "--approved-value approved" in done.stderr
     done = train_py(tmp_path, *args, "--positive-label", "approved")
     assert done.returncode == 0, done.stderr
     assert "Approved means approved = approved (the model's class approved, column 0 of predict_proba)" in done.stdout

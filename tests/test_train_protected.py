@@ -96,15 +96,61 @@ def test_a_0_1_target_named_like_a_bad_outcome_needs_it_too(tmp_path):
     assert "reads as a bad outcome, so 1 may mean rejected" in line and "--approved-value 0" in line
 
 
-def test_yes_for_a_denial_is_trained_as_asked_but_flagged(tmp_path):
+@pytest.fixture(scope="module")
+def deny_csv(tmp_path_factory) -> Path:
+    """A target named deny: yes is a denial."""
     frame = credit_frame(300)
     frame["deny"] = np.where(frame.pop("outcome") == "denied", "yes", "no")
+    path = tmp_path_factory.mktemp("deny") / "d.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("flag", ["--positive-label", "--approved-value"])
+def test_yes_for_a_target_named_deny_is_refused_with_the_fix(deny_csv, tmp_path, flag):
+    line = refused(run("--data", str(deny_csv), "--target", "deny", flag, "yes", "--out", str(tmp_path / "m"),
+                       cwd=tmp_path))
+    assert line.startswith("error: 'deny' reads as a bad outcome (a denial, rejection or default), so deny = yes "
+                           "records that outcome, not approval: --approved-value yes would save a model of that "
+                           "outcome as one of approval"), line
+    assert "Use --approved-value no" in line and "add --confirm-approved-value" in line
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("target, values, given, fix", [
+    ("deny", (1, 0), "1", "--approved-value 0"),
+    ("is_default", ("true", "false"), "true", "--approved-value False"),  # pandas reads them as booleans
+    ("status", ("denied", "approved"), "denied", "--approved-value approved"),
+    ("loan_status", ("Charged Off", "Fully Paid"), "Charged Off", "--approved-value 'Fully Paid'"),
+    ("approved", ("yes", "no"), "no", "--approved-value yes"),
+], ids=["deny-1", "default-true", "value-denied", "value-charged-off", "approved-no"])
+def test_every_value_that_reads_as_the_opposite_of_approval_is_refused(tmp_path, target, values, given, fix):
+    frame = credit_frame(300)
+    frame[target] = np.where(frame.pop("outcome") == "denied", values[0], values[1])
     frame.to_csv(tmp_path / "d.csv", index=False)
-    done = run("--data", str(tmp_path / "d.csv"), "--target", "deny", "--positive-label", "yes",
-               "--out", str(tmp_path / "m"), "--model", "gbm", cwd=tmp_path)  # the old flag still works
+    line = refused(run("--data", str(tmp_path / "d.csv"), "--target", target, "--approved-value", given,
+                       "--out", str(tmp_path / "m"), cwd=tmp_path))
+    assert f"Use {fix};" in line and "--confirm-approved-value" in line, line
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_confirmed_yes_for_deny_is_trained_and_recorded_in_the_card(deny_csv, tmp_path):
+    done = run("--data", str(deny_csv), "--target", "deny", "--positive-label", "yes", "--confirm-approved-value",
+               "--out", str(tmp_path / "m"), "--model", "gbm", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("approved means deny = yes: ")
-    assert "warning: 'deny' reads as a bad outcome, yet deny = yes is taken to mean approved" in done.stderr
+    assert "taken as approved because of --confirm-approved-value" in done.stderr
+    card = _card(tmp_path / "m")
+    assert card["label_direction_confirmed"].startswith("'deny' reads as a bad outcome")
+    assert "(confirmed with --confirm-approved-value, although 'deny' reads as a bad outcome" in card["label_meaning"]
+
+
+def test_the_right_value_for_deny_trains_without_a_word_of_doubt(deny_csv, tmp_path):
+    done = run("--data", str(deny_csv), "--target", "deny", "--approved-value", "no", "--out", str(tmp_path / "m"),
+               "--model", "logistic", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "reads as a bad outcome" not in done.stderr
+    assert _card(tmp_path / "m")["label_direction_confirmed"] is None
 
 
 @pytest.mark.parametrize("args, problem", [
@@ -165,8 +211,38 @@ def test_write_spec_then_train_with_it(data, tmp_path):
     assert done.returncode == 0, done.stderr
     fields = {f["name"]: f for f in _card(tmp_path / "m")["schema"]["fields"]}
     assert fields["pti"]["label"] == "Payment over income"
-    again = run("--data", str(data), "--write-spec", str(spec), cwd=tmp_path)
+    again = run("--data", str(data), "--target", "outcome", "--write-spec", str(spec), cwd=tmp_path)
     assert refused(again).startswith(f"error: --write-spec {spec}: the file exists")
+
+
+def test_write_spec_without_target_is_refused_naming_target_not_written_with_the_label(data, tmp_path):
+    spec = tmp_path / "s.toml"
+    line = refused(run("--data", str(data), "--write-spec", str(spec), cwd=tmp_path))
+    assert "--write-spec leaves the target out of the spec" in line and "name the label column with --target" in line
+    assert "'approved' (the default target)" in line and "outcome" in line
+    assert not spec.exists()
+
+
+def test_a_spec_that_describes_the_target_is_accepted_with_that_entry_ignored(data, tmp_path):
+    spec = tmp_path / "s.toml"
+    assert run("--data", str(data), "--target", "outcome", "--write-spec", str(spec), cwd=tmp_path).returncode == 0
+    spec.write_text(spec.read_text() + '\n[columns.outcome]\nlabel = "Outcome"\nprotected = false\n')
+    done = run("--data", str(data), "--target", "outcome", "--approved-value", "granted", "--model", "logistic",
+               "--spec", str(spec), "--out", str(tmp_path / "m"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "not in the data" not in done.stderr
+    assert f"note: {spec} describes outcome, the target: that entry is ignored" in done.stdout
+    assert "outcome" not in {f["name"] for f in _card(tmp_path / "m")["schema"]["fields"]}
+
+
+def test_the_help_example_for_write_spec_names_the_target():
+    done = subprocess.run([sys.executable, str(ROOT / "train.py"), "--help"], capture_output=True, text=True,
+                          timeout=120)
+    examples = [line for line in done.stdout.splitlines() if "--write-spec spec.toml" in line]
+    assert examples and all("--target" in line for line in examples), examples
+    readme = (ROOT / "README.md").read_text()
+    assert all("--target" in line for line in readme.splitlines() if "--write-spec spec.toml" in line
+               and line.startswith("python"))
 
 
 def test_a_spec_that_unprotects_race_is_refused(data, tmp_path):

@@ -8,8 +8,13 @@ as an elderly applicant (62 or older, 1002.2(o)) is never scored down for it.
 
 A column is found by its name (any case, camelCase or snake_case, common names and abbreviations),
 by the user (`declared`), or, for text columns, by values that name such groups ("female", "married",
-"Black or African American"). Everything here is plain data in, findings out, so training, the
-importer of a foreign model and the Model page all use one rule book.
+"Black or African American"). Familial status (dependents, children, household size) and disability
+are found for every loan, since nothing here knows a housing loan from another: the rule says so and
+that --allow with a justification is lawful outside housing (Regulation B 1002.5(d)(3)); likewise for
+citizenship and immigration status, which 1002.6(b)(7) lets a creditor consider.
+
+Everything here is plain data in, findings out, so training, the importer of a foreign model and
+the Model page all use one rule book.
 """
 
 from __future__ import annotations
@@ -46,20 +51,23 @@ BASES: dict[str, str] = {
 # ("race" never matches "trace"), after splitting snake_case, kebab-case and camelCase.
 _NAME_WORDS: dict[str, str] = {
     **dict.fromkeys(["race", "racial", "races", "black", "afam", "african", "afroamerican", "white",
-                     "caucasian", "asian", "nonwhite", "minority", "aian", "nhpi"], "race"),
-    **dict.fromkeys(["skin"], "color"),
-    **dict.fromkeys(["religion", "religious", "religions", "faith", "church", "denomination"], "religion"),
+                     "caucasian", "asian", "nonwhite", "minority", "aian", "nhpi", "nativeamerican"], "race"),
+    **dict.fromkeys(["skin", "color", "colour", "complexion"], "color"),
+    **dict.fromkeys(["religion", "religious", "religions", "relig", "faith", "church", "denomination"], "religion"),
     **dict.fromkeys(["ethnicity", "ethnic", "ethnicities", "hispanic", "hisp", "latino", "latina", "latinx",
-                     "nationality", "nationalities", "ancestry", "foreign", "immigrant", "birthplace"],
-                    "national_origin"),
+                     "nationality", "nationalities", "ancestry", "foreign", "immigrant", "immigrants",
+                     "immigration", "birthplace", "citizen", "citizens", "citizenship", "noncitizen", "alien",
+                     "naturalized"], "national_origin"),
     **dict.fromkeys(["sex", "gender", "female", "male", "females", "males", "woman", "women", "gndr"], "sex"),
-    **dict.fromkeys(["marital", "married", "marriage", "single", "divorced", "widowed", "mstatus",
-                     "marstat", "marst"], "marital_status"),
+    **dict.fromkeys(["marital", "married", "marriage", "single", "divorced", "widowed", "mstatus", "mstat",
+                     "marstat", "marst", "marit", "unmarried", "spouse", "spouses", "spousal", "husband", "wife",
+                     "widow", "widows", "widower", "widowhood"], "marital_status"),
     **dict.fromkeys(["age", "ages", "dob", "birthdate", "birthday", "yob"], "age"),
-    **dict.fromkeys(["welfare", "tanf", "snap", "foodstamps", "foodstamp", "medicaid", "ssi"],
-                    "public_assistance"),
-    **dict.fromkeys(["ccpa"], "credit_rights"),
-    **dict.fromkeys(["familial", "pregnant", "pregnancy"], "familial_status"),
+    **dict.fromkeys(["welfare", "tanf", "snap", "foodstamps", "foodstamp", "medicaid", "ssi", "ssdi", "wic",
+                     "afdc"], "public_assistance"),
+    **dict.fromkeys(["ccpa", "dispute", "disputes", "disputed", "complaint", "complaints"], "credit_rights"),
+    **dict.fromkeys(["familial", "pregnant", "pregnancy", "dependents", "dependants", "children", "kids",
+                     "childless"], "familial_status"),
     **dict.fromkeys(["disability", "disabled", "disabilities", "handicap", "handicapped"], "disability"),
 }
 
@@ -69,7 +77,19 @@ _NOT_BEFORE: dict[str, frozenset[str]] = {
     "white": frozenset(["collar", "goods", "label", "list", "listed"]),
     "black": frozenset(["list", "listed", "box"]),
     "minority": frozenset(["interest", "stake", "share", "owner"]),
+    "complaint": frozenset(["category", "channel"]),
 }
+
+# A word that names the applicant's group only when what comes before it is the applicant:
+# "disabled" alone or "is_disabled" is the applicant, "autopay_disabled" is a setting.
+_ONLY_AFTER: dict[str, frozenset[str]] = {
+    "disabled": frozenset(["is", "applicant", "borrower", "person", "has", "any", "num", "n", "co", "physically",
+                           "mentally", "veteran", "member"]),
+}
+
+# With these words, "color" is the color of a thing, not of a person ("car_color", "card_colour").
+_NOT_PERSON_COLOR = frozenset(["car", "auto", "vehicle", "paint", "card", "theme", "logo", "house", "home",
+                               "product", "item", "eye", "hair"])
 
 # Two consecutive words of a name that together name a basis.
 _NAME_PAIRS: dict[tuple[str, str], str] = {
@@ -80,6 +100,25 @@ _NAME_PAIRS: dict[tuple[str, str], str] = {
     ("consumer", "rights"): "credit_rights", ("credit", "rights"): "credit_rights",
     ("family", "status"): "familial_status", ("birth", "date"): "age", ("date", "birth"): "age",
     ("birth", "year"): "age", ("year", "birth"): "age", ("years", "old"): "age",
+    ("mar", "status"): "marital_status", ("civil", "status"): "marital_status",
+    ("civil", "union"): "marital_status", ("domestic", "partner"): "marital_status",
+    ("native", "american"): "race", ("american", "indian"): "race", ("alaska", "native"): "race",
+    ("native", "hawaiian"): "race", ("pacific", "islander"): "race",
+    ("green", "card"): "national_origin", ("visa", "status"): "national_origin",
+    ("residency", "status"): "national_origin", ("resident", "status"): "national_origin",
+    ("immigration", "status"): "national_origin", ("permanent", "resident"): "national_origin",
+    ("mother", "tongue"): "national_origin",
+    ("social", "security"): "public_assistance", ("unemployment", "compensation"): "public_assistance",
+    ("unemployment", "benefits"): "public_assistance", ("unemployment", "insurance"): "public_assistance",
+    ("housing", "assistance"): "public_assistance", ("rent", "assistance"): "public_assistance",
+    ("section", "8"): "public_assistance", ("household", "size"): "familial_status",
+    ("family", "size"): "familial_status", ("people", "liable"): "familial_status",
+    ("number", "dependents"): "familial_status",
+}
+
+# A pair that names a basis except before these ("social security number" is an identifier).
+_PAIR_NOT_BEFORE: dict[tuple[str, str], frozenset[str]] = {
+    ("social", "security"): frozenset(["number", "no", "num", "nr", "id", "ssn"]),
 }
 
 # Words run together without separators ("maritalstatus", "GENDERCODE"): only long, unmistakable stems.
@@ -88,8 +127,29 @@ _NAME_STEMS: dict[str, str] = {
     "hispanic": "national_origin", "nationality": "national_origin", "nationalorigin": "national_origin",
     "publicassist": "public_assistance", "foodstamp": "public_assistance", "welfare": "public_assistance",
     "disabilit": "disability", "familialstatus": "familial_status", "dateofbirth": "age",
-    "birthdate": "age", "caucasian": "race",
+    "birthdate": "age", "caucasian": "race", "nativeamerican": "race", "citizenship": "national_origin",
+    "noncitizen": "national_origin", "immigra": "national_origin", "spouse": "marital_status",
+    "widow": "marital_status", "marstat": "marital_status", "pregnan": "familial_status",
+    "dependents": "familial_status", "dependants": "familial_status", "handicap": "disability",
 }
+
+# What the law says about a basis that is prohibited only for some loans or may be considered in part:
+# added to the rule, so that the user knows when --allow with a justification is lawful.
+BASIS_NOTES: dict[str, str] = {
+    "familial_status": "familial status is a prohibited basis for housing loans under the Fair Housing Act; for other "
+                       "credit Regulation B 1002.5(d)(3) lets a creditor consider the number of dependents, so "
+                       "--allow it with a justification if these are not housing loans",
+    "disability": "disability is a prohibited basis for housing loans under the Fair Housing Act",
+}
+# Words of national origin that Regulation B 1002.6(b)(7) lets a creditor consider in part.
+_IMMIGRATION_WORDS = frozenset([
+    "citizen", "citizens", "citizenship", "noncitizen", "alien", "naturalized", "immigration", "green card",
+    "visa status", "residency status", "resident status", "immigration status", "permanent resident", "immigra",
+    "non-citizen", "non citizen", "us citizen", "u.s. citizen", "not a citizen", "green card holder",
+    "resident alien", "non-resident alien", "nonresident alien", "naturalized citizen"])
+IMMIGRATION_NOTE = ("national origin may not be used, but Regulation B 1002.6(b)(7) lets a creditor consider "
+                    "immigration or permanent-residency status: --allow it with a justification if that is all "
+                    "it records")
 
 # With the word "age", these words mean the age of something other than the applicant.
 _NOT_APPLICANT_AGE = frozenset([
@@ -106,16 +166,26 @@ _VALUE_TERMS: dict[str, str] = {
                      "transgender"], "sex"),
     **dict.fromkeys(["married", "single", "divorced", "widowed", "separated", "unmarried", "never married",
                      "never-married", "married-civ-spouse", "married-spouse-absent", "married-af-spouse",
-                     "domestic partner", "civil union"], "marital_status"),
+                     "domestic partner", "civil union", "husband", "wife", "spouse", "widow", "widower",
+                     "divorcee", "legally separated"], "marital_status"),
     **dict.fromkeys(["black", "white", "asian", "african american", "black or african american", "caucasian",
                      "american indian", "alaska native", "american indian or alaska native",
                      "native hawaiian", "pacific islander", "native hawaiian or other pacific islander",
                      "two or more races", "amer-indian-eskimo", "asian-pac-islander", "multiracial"], "race"),
     **dict.fromkeys(["hispanic", "latino", "latina", "latinx", "not hispanic", "non-hispanic",
-                     "hispanic or latino", "not hispanic or latino"], "national_origin"),
+                     "hispanic or latino", "not hispanic or latino", "citizen", "non-citizen", "noncitizen",
+                     "non citizen", "us citizen", "u.s. citizen", "not a citizen", "permanent resident",
+                     "green card", "green card holder", "resident alien", "non-resident alien", "nonresident alien",
+                     "alien", "naturalized", "naturalized citizen", "immigrant", "undocumented",
+                     "foreign national", "refugee", "asylee"], "national_origin"),
     **dict.fromkeys(["christian", "catholic", "protestant", "muslim", "jewish", "hindu", "buddhist", "sikh",
                      "atheist", "agnostic", "mormon", "orthodox"], "religion"),
-    **dict.fromkeys(["welfare", "public assistance", "food stamps", "tanf", "snap"], "public_assistance"),
+    **dict.fromkeys(["welfare", "public assistance", "food stamps", "tanf", "snap", "social security", "ssi",
+                     "ssdi", "unemployment benefits", "unemployment compensation"], "public_assistance"),
+    **dict.fromkeys(["pregnant", "not pregnant", "children", "no children", "with children", "childless",
+                     "own-child", "own child", "single parent"], "familial_status"),
+    **dict.fromkeys(["disabled", "not disabled", "non-disabled", "handicapped", "disability", "no disability",
+                     "with disability", "without disability"], "disability"),
 }
 _SPLIT_VALUE = re.compile(r"[:;,/|()&]+")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
@@ -166,14 +236,20 @@ def bases_of_name(name: str) -> tuple[tuple[str, ...], str] | None:
     words = name_words(name)
     found: dict[str, str] = {}
     joinable = [w for w in words if w not in ("of", "the", "in", "is")]
-    for a, b in itertools.pairwise(joinable):
+    for i, (a, b) in enumerate(itertools.pairwise(joinable)):
         basis = _NAME_PAIRS.get((a, b))
+        if basis and joinable[i + 2:i + 3] and joinable[i + 2] in _PAIR_NOT_BEFORE.get((a, b), ()):
+            continue  # "social security number" is an identifier, not income from Social Security
         if basis:
             found.setdefault(basis, f"{a} {b}")
     for i, w in enumerate(words):
         basis = _NAME_WORDS.get(w)
         if basis and words[i + 1:i + 2] and words[i + 1] in _NOT_BEFORE.get(w, ()):
             continue
+        if basis and w in _ONLY_AFTER and i > 0 and not set(words[:i]) <= _ONLY_AFTER[w]:
+            continue  # "autopay_disabled" is a setting; "is_disabled" is the applicant
+        if basis == "color" and _NOT_PERSON_COLOR.intersection(words):
+            continue  # the color of a car or a card
         if basis == "age" and w in ("age", "ages") and _NOT_APPLICANT_AGE.intersection(words):
             continue  # the age of an account or a car, not of the applicant
         if basis:
@@ -252,14 +328,24 @@ def classify_column(name: str, values: Sequence[Any] | None = None,
     named = bases_of_name(name)
     if named:
         bases, words = named
-        return ProtectedColumn(name, bases, f"its name contains {words}")
+        said = [w.strip('"') for w in words.split(", ")]
+        return ProtectedColumn(name, bases, f"its name contains {words}" + _notes(bases, said))
     if values is not None:
         found = bases_of_values(values)
         if found:
             bases, shown = found
             listed = ", ".join(f'"{v}"' for v in shown[:4]) + (", …" if len(shown) > 4 else "")
-            return ProtectedColumn(name, bases, f"its values name groups ({listed})")
+            return ProtectedColumn(name, bases, f"its values name groups ({listed})"
+                                   + _notes(bases, [v.lower() for v in shown]))
     return None
+
+
+def _notes(bases: tuple[str, ...], said: Sequence[str]) -> str:
+    """What the law adds about these bases (housing-only, or immigration status that may be considered)."""
+    notes = [BASIS_NOTES[b] for b in bases if b in BASIS_NOTES]
+    if bases == ("national_origin",) and said and all(w in _IMMIGRATION_WORDS for w in said):
+        notes.append(IMMIGRATION_NOTE)
+    return "".join(f" ({n})" for n in notes)
 
 
 def find_protected(columns: Any, declared: Mapping[str, str] | Iterable[str] = ()) -> list[ProtectedColumn]:

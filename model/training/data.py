@@ -110,7 +110,14 @@ def sniff_delimiter(text: str) -> str:
 _NEGATIVE_TARGET = re.compile(
     r"(^|[^a-z])(den(y|ied|ial)|reject(ed)?|declin(e|ed)|refus(e|ed|al)|default(ed)?|bad|delinquen(t|cy)|"
     r"charged?_?off|chargeoff|fraud|late|fail(ed|ure)?|loss)([^a-z]|$)", re.IGNORECASE)
+# ... and one named like this records approval, so its "0" or "no" is not approval.
+_POSITIVE_TARGET = re.compile(
+    r"(^|[^a-z])(approv(e|ed|al)|grant(ed)?|accept(ed)?|good|repaid|fully_?paid|funded)([^a-z]|$)", re.IGNORECASE)
+_NEGATED = re.compile(r"(^|[^a-z])(no|not|non|never|without)([^a-z]|$)", re.IGNORECASE)
 _BINARY = ({"0", "1"}, {"false", "true"})
+AFFIRMATIVE = frozenset(["1", "1.0", "true", "t", "yes", "y"])
+NEGATIVE = frozenset(["0", "0.0", "false", "f", "no", "n"])
+CONFIRM_FLAG = "--confirm-approved-value"
 
 
 def negative_target(target: str) -> bool:
@@ -118,12 +125,21 @@ def negative_target(target: str) -> bool:
     return bool(_NEGATIVE_TARGET.search(str(target).replace("-", "_")))
 
 
-def split_target(frame: pd.DataFrame, target: str, positive_label: str | None) -> tuple[pd.DataFrame, np.ndarray, str]:
+def _reads(pattern: re.Pattern[str], text: str) -> bool:
+    """Whether `text` says what `pattern` names, and does not negate it ('no_default' is not a default)."""
+    text = "_".join(str(text).replace("-", "_").split())
+    return bool(pattern.search(text)) and not _NEGATED.search(text.replace("_", " "))
+
+
+def split_target(frame: pd.DataFrame, target: str, positive_label: str | None, *,
+                 confirmed: bool = False) -> tuple[pd.DataFrame, np.ndarray, str]:
     """Features and a 0/1 label (1 approved); errors name the problem and the fix.
 
     The direction is never guessed: only a 0/1 or true/false target whose name does not read as a
     bad outcome ('deny', 'default') takes 1/true as approved; any other needs the value that
-    means approved.
+    means approved. A value that reads as the opposite of approval (`yes` for a target named
+    `deny`, `denied` itself) is refused unless `confirmed` (--confirm-approved-value), because
+    a model of denial saved as one of approval inverts every decision.
     """
     if target not in frame.columns:
         raise DataError(
@@ -159,6 +175,7 @@ def split_target(frame: pd.DataFrame, target: str, positive_label: str | None) -
                 f"(its values: {labels[0]!r}, {labels[1]!r})"
             )
         positive_label = matches[0]
+    check_label_direction(target, positive_label, labels, confirmed=confirmed)
     y = (text == positive_label).to_numpy().astype(int)
     features = frame.drop(columns=[target])
     if features.shape[1] == 0:
@@ -184,8 +201,38 @@ def label_meaning(target: str, positive_label: str, y: np.ndarray) -> str:
 
 
 def label_doubt(target: str, positive_label: str) -> str | None:
-    """A warning when the value said to mean approved reads as the opposite ('deny' = 'yes')."""
-    if negative_target(target) and positive_label.lower() in ("1", "true", "yes", "y"):
-        return (f"{target!r} reads as a bad outcome, yet {target} = {positive_label} is taken to mean approved; "
-                f"if {positive_label} means rejected, use the other value with --approved-value")
+    """Why the value said to mean approved reads as the opposite of approval, or None: a target named
+    like a bad outcome given its affirmative value ('deny' = 'yes'), a value that names a bad outcome
+    itself ('denied', 'Charged Off'), or a target named like approval given its negative value
+    ('approved' = 'no')."""
+    value = str(positive_label).strip()
+    if value.lower() in AFFIRMATIVE and _reads(_NEGATIVE_TARGET, target):
+        return (f"{target!r} reads as a bad outcome (a denial, rejection or default), so {target} = {value} "
+                "records that outcome, not approval")
+    if value.lower() not in AFFIRMATIVE | NEGATIVE and _reads(_NEGATIVE_TARGET, value):
+        return f"{target} = {value} reads as a bad outcome (a denial, rejection or default), not approval"
+    if value.lower() in NEGATIVE and _reads(_POSITIVE_TARGET, target):
+        return f"{target!r} reads as approval, so {target} = {value} records the opposite"
     return None
+
+
+def check_label_direction(target: str, positive_label: str, labels: list[str] | tuple[str, ...], *,
+                          confirmed: bool = False, option: str = "--approved-value",
+                          error: type[Exception] = DataError) -> str | None:
+    """Refuse a value for approved that reads as its opposite, naming the fix; with `confirmed`, the
+    doubt is returned instead, for the model card to record."""
+    doubt = label_doubt(target, positive_label)
+    if doubt is None or confirmed:
+        return doubt
+    others = [str(v) for v in labels if str(v) != str(positive_label)]
+    fix = (f"Use {option} {_shell(others[0])}" if len(others) == 1
+           else f"Name the value that means approved with {option}")
+    raise error(f"{doubt}: {option} {_shell(str(positive_label))} would save a model of that outcome as one of "
+                f"approval and invert every decision. {fix}; or, if {target} = "
+                f"{positive_label} truly means approved, add {CONFIRM_FLAG} (recorded in the model card and on "
+                "the Model page)")
+
+
+def confirmed_meaning(meaning: str, doubt: str | None) -> str:
+    """The label's meaning as the card states it, with the user's confirmation against a doubt."""
+    return f"{meaning} (confirmed with {CONFIRM_FLAG}, although {doubt})" if doubt else meaning

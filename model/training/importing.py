@@ -31,7 +31,13 @@ from model.registry.store import output_folder_problem, save_version
 from model.registry.unpickling import Trust, load_file
 from model.scoring.predictor import LoanModel
 from model.training import directions
-from model.training.data import DataError, label_meaning
+from model.training.data import (
+    DataError,
+    check_label_direction,
+    confirmed_meaning,
+    label_meaning,
+    negative_target,
+)
 from model.training.protection import Protection, plan_protection
 from model.training.proxies import PROXY_THRESHOLD, measure_proxies
 from model.training.spec import ColumnSpec, check_against
@@ -73,13 +79,16 @@ def prepare(file: str | Path, frame: pd.DataFrame, target: str, *, positive_labe
             trust: tuple[str, ...] | list[str] = (), allow_version_mismatch: bool = False,
             allow_age_decline: bool = False, justification: str | None = None, source: str = "",
             spec: ColumnSpec | None = None, declared: dict[str, str] | None = None,
-            allowed: dict[str, str] | None = None, proxy_threshold: float = PROXY_THRESHOLD) -> Imported:
+            allowed: dict[str, str] | None = None, proxy_threshold: float = PROXY_THRESHOLD,
+            confirm_label: bool = False) -> Imported:
     """Check a saved pipeline against labelled data and build its card; nothing is saved yet.
 
     The fair-lending rules apply as in training: a protected column the pipeline reads (other than age)
     is refused unless `allowed` ({column: justification}); protected columns of the labelled data that it
     does not read are kept beside the hold-out for the fairness report; a column spec gives labels,
-    units and descriptions, and its directions are checked against the measured ones.
+    units and descriptions, and its directions are checked against the measured ones. Which class
+    means approved is refused when it reads as the opposite ('yes' for a target named 'deny') unless
+    `confirm_label`, as in training.
     """
     file = Path(file)
     if allow_age_decline and not (justification or "").strip():
@@ -102,7 +111,7 @@ def prepare(file: str | Path, frame: pd.DataFrame, target: str, *, positive_labe
     features = [str(c) for c in estimator.feature_names_in_]
     x_raw, labels = _labelled(frame, target, features)
     inputs = frame.drop(columns=[target]).rename(columns=str)
-    spec = spec or ColumnSpec()
+    spec = (spec or ColumnSpec()).without(target)
     try:
         check_against(spec, inputs)
         protection = plan_protection(inputs, {**spec.declared(), **(declared or {})}, allowed)
@@ -111,6 +120,8 @@ def prepare(file: str | Path, frame: pd.DataFrame, target: str, *, positive_labe
     _check_protected_inputs(file, protection, features)
     classes = [str(c).strip() for c in estimator.classes_]
     positive = _positive_class(file, classes, labels, target, positive_label)
+    doubt = check_label_direction(target, positive, classes, confirmed=confirm_label, option="--approved-value",
+                                  error=PipelineImportError)
     index = classes.index(positive)
     y = (labels == positive).to_numpy().astype(int)
     notes.append(f"Approved means {target} = {positive} (the model's class {classes[index]}, column "
@@ -177,7 +188,8 @@ def prepare(file: str | Path, frame: pd.DataFrame, target: str, *, positive_labe
     proxies = measure_proxies(clean.reset_index(drop=True), aside, proxy_threshold, 0) if aside_names else []
     card["protected"] = {"columns": protection.to_card(), "proxy_threshold": proxy_threshold,
                          "proxies": [p.to_dict() for p in proxies]}
-    card["label_meaning"] = label_meaning(target, positive, y_ok)
+    card["label_meaning"] = confirmed_meaning(label_meaning(target, positive, y_ok), doubt)
+    card["label_direction_confirmed"] = doubt
     if found:
         rows = next(iter(found.values())).rows
         notes.append(f"Directions, measured on a {directions.GRID_POINTS}-point grid over each field's range for "
@@ -263,15 +275,19 @@ def _positive_class(file: Path, classes: list[str], labels: pd.Series, target: s
     if given is not None:
         given = str(given).strip()
         if given not in classes:
-            raise PipelineImportError(f"--positive-label {given!r} is not one of the model's classes "
+            raise PipelineImportError(f"--approved-value {given!r} is not one of the model's classes "
                                       f"({', '.join(map(repr, classes))})")
         return given
+    if negative_target(target):
+        raise PipelineImportError(f"target column {target!r} reads as a bad outcome, so its class "
+                                  f"{classes[1]} may mean rejected: say which class means approved with "
+                                  f"--approved-value {classes[0]} or --approved-value {classes[1]}")
     lowered = {c.lower(): c for c in classes}
     for pair, positive in INFERRED:
         if set(lowered) == pair:
             return lowered[positive]
-    raise PipelineImportError(f"say which class of {file.name} means approved: --positive-label {classes[0]} or "
-                              f"--positive-label {classes[1]}")
+    raise PipelineImportError(f"say which class of {file.name} means approved: --approved-value {classes[0]} or "
+                              f"--approved-value {classes[1]} (or --positive-label, its older name)")
 
 
 def _check_age(found: dict[str, directions.Direction], ages: list[str], allowed: bool,

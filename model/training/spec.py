@@ -7,7 +7,7 @@
     monotone = -1             # +1: approval never falls as it rises; -1: never rises; 0: free
     protected = false         # true, or the basis ("race", "sex", ...) of a prohibited basis
 
-`python train.py --data applicants.csv --write-spec spec.toml` writes one to edit, with what the
+`python train.py --data applicants.csv --target outcome --write-spec spec.toml` writes one to edit, with what the
 rules already know (protected columns found by name or values, the known fields' labels and units);
 `--spec spec.toml` trains with it.
 """
@@ -61,6 +61,11 @@ class ColumnSpec:
 
     def not_protected(self) -> list[str]:
         return [n for n, e in self.columns.items() if e.get("protected") is False]
+
+    def without(self, target: str) -> ColumnSpec:
+        """The spec for the inputs: an entry for the target (a spec written before --target was
+        given lists it) says nothing about an input, so it is dropped rather than called unknown."""
+        return ColumnSpec({n: e for n, e in self.columns.items() if n != target})
 
 
 def read_spec(path: str | Path) -> ColumnSpec:

@@ -20,7 +20,7 @@ from model.core.pipeline import (
     check_coefficient_signs,
 )
 from model.core.schema import Schema
-from model.training.data import DataError, label_meaning
+from model.training.data import DataError, confirmed_meaning, label_meaning
 from model.training.protection import Protection, plan_protection
 from model.training.proxies import PROXY_THRESHOLD, measure_proxies
 from model.training.spec import ColumnSpec, check_against
@@ -70,6 +70,7 @@ def train(
     allowed: dict[str, str] | None = None,
     spec: ColumnSpec | None = None,
     proxy_threshold: float = PROXY_THRESHOLD,
+    label_confirmed: str | None = None,
 ) -> TrainedModel:
     """Fit, calibrate and evaluate; `model="auto"` picks the kind by cross-validated AUC.
 
@@ -77,13 +78,15 @@ def train(
     model unless `allowed` ({column: justification}), except age, which is used as the law allows:
     constrained so that approval never falls as it rises. Left-out columns are kept beside the
     hold-out for the fairness report, and how well the inputs predict each goes into the card.
+    `label_confirmed` is the doubt about the label's direction that the user overrode
+    (--confirm-approved-value): the card states it beside what approved means.
     """
     if not 0.05 <= test_size <= 0.5:
         raise DataError(f"--test-size must be between 0.05 and 0.5, not {test_size}")
     if not 0.5 < proxy_threshold <= 1.0:
         raise DataError(f"--proxy-threshold must be above 0.5 and at most 1, not {proxy_threshold}")
     features = features.rename(columns=str)
-    spec = spec or ColumnSpec()
+    spec = (spec or ColumnSpec()).without(target)
     check_against(spec, features)
     monotone = {**spec.monotone(), **(monotone or {})}
     unknown = set(monotone) - set(features.columns)
@@ -130,7 +133,8 @@ def train(
         "model_kind": chosen,
         "target": target,
         "positive_label": positive_label,
-        "label_meaning": label_meaning(target, positive_label, y),
+        "label_meaning": confirmed_meaning(label_meaning(target, positive_label, y), label_confirmed),
+        "label_direction_confirmed": label_confirmed,
         "protected": {"columns": protection.to_card(), "proxy_threshold": proxy_threshold,
                       "proxies": [p.to_dict() for p in proxies]},
         "threshold": DEFAULT_THRESHOLD,
