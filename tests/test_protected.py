@@ -62,6 +62,7 @@ def test_an_ordinary_name_is_not_protected(name):
     ("noncitizen", "national_origin"), ("immigrant", "national_origin"), ("immigration_status", "national_origin"),
     ("green_card", "national_origin"), ("permanent_resident", "national_origin"),
     ("derived_sex", "sex"), ("applicant_sex", "sex"),
+    ("SeniorCitizen", "age"), ("senior_citizen", "age"),
     # public assistance (Regulation B comment 2(z)-3: Social Security, SSI, unemployment compensation)
     ("social_security_income", "public_assistance"), ("ssdi", "public_assistance"),
     ("unemployment_benefits", "public_assistance"), ("housing_assistance", "public_assistance"),
@@ -78,6 +79,11 @@ def test_an_ordinary_name_is_not_protected(name):
 def test_every_basis_of_regulation_b_and_the_fair_housing_act_is_found_in_data_set_spellings(name, basis):
     found = bases_of_name(name)
     assert found is not None and basis in found[0], (name, found)
+
+
+def test_a_senior_citizen_flag_is_age_not_citizenship_and_never_used_as_age_in_years():
+    [col] = find_protected(["SeniorCitizen"])
+    assert col.bases == ("age",) and not col.is_age  # a 65-or-older flag is left out, not used as age
 
 
 def test_a_basis_lawful_in_part_says_when_allow_is_lawful():

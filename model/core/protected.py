@@ -113,7 +113,7 @@ _NAME_PAIRS: dict[tuple[str, str], str] = {
     ("housing", "assistance"): "public_assistance", ("rent", "assistance"): "public_assistance",
     ("section", "8"): "public_assistance", ("household", "size"): "familial_status",
     ("family", "size"): "familial_status", ("people", "liable"): "familial_status",
-    ("number", "dependents"): "familial_status",
+    ("number", "dependents"): "familial_status", ("senior", "citizen"): "age",  # Telco's SeniorCitizen: 65+
 }
 
 # A pair that names a basis except before these ("social security number" is an identifier).
@@ -248,6 +248,8 @@ def bases_of_name(name: str) -> tuple[tuple[str, ...], str] | None:
             continue
         if basis and w in _ONLY_AFTER and i > 0 and not set(words[:i]) <= _ONLY_AFTER[w]:
             continue  # "autopay_disabled" is a setting; "is_disabled" is the applicant
+        if w in ("citizen", "citizens") and words[i - 1:i] == ["senior"]:
+            continue  # a senior citizen is an age, not a citizenship
         if basis == "color" and _NOT_PERSON_COLOR.intersection(words):
             continue  # the color of a car or a card
         if basis == "age" and w in ("age", "ages") and _NOT_APPLICANT_AGE.intersection(words):
