@@ -4,7 +4,7 @@
     python score.py applicants.csv -o decisions.parquet --model artifacts/loan_approval_model --version VERSION
     python score.py applicants.csv -o scratch.csv --no-log      # a throwaway run: nothing recorded
     python score.py applicants.csv --notices notices/ --notice-id application_id   # a PDF per rejection
-    python score.py 'book/*.parquet' --engine dask -o book-decisions     # on a local Dask cluster
+    python score.py 'book/*.parquet' --engine dask      # on a local Dask cluster: book-parquet-decisions/
     python score.py book/ --engine dask --scheduler tcp://HOST:8786 -o /shared/book-decisions
 
 Exit status: 0 when rows were scored and the run is on record (rows with errors are reported,
@@ -18,11 +18,12 @@ message names, for `python serve.py --replay FILE`); 130 when interrupted (nothi
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from pathlib import Path
 
-from model.batch.dask_engine import DatasetSummary, score_dataset
+from model.batch.dask_engine import DatasetSummary, default_output, score_dataset
 from model.batch.files import BatchError, BatchSummary, Progress, preview_file, score_file
 from model.core import config
 from model.core.errors import EngineError, ModelFolderError, TemplateError
@@ -114,7 +115,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", type=Path,
                         help="where to write the decisions: .csv, or .parquet for Parquet "
                              "(default: <applicants>-decisions.csv beside the input); with --engine dask a new "
-                             "folder of Parquet parts (default: <applicants>-decisions beside the input)")
+                             "folder of Parquet parts, by default beside the input and never inside an input "
+                             "folder: book.csv -> book-decisions, book/ -> book-decisions, 'book/*.csv' -> "
+                             "book-csv-decisions (a folder or glob skips LoanDesk's own outputs)")
     parser.add_argument("--engine", choices=("local", "dask"), default="local",
                         help="local: this process, streaming the file (default); dask: a Dask cluster, "
                              "one Parquet part per partition of the input")
@@ -139,9 +142,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _score_on_dask(args, model, log: DecisionLog | None) -> int:
+    # Dask's client logs a lost scheduler as it gives up on it; the run says it once, in one line.
+    import distributed  # noqa: F401 - its logging is set up on import: quieten it after
+
+    logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
     source = str(args.applicants)
-    stem = Path(source.rstrip("/*")).stem or "applicants"
-    output = args.output or Path(source.rstrip("/*")).with_name(f"{stem}-decisions")
+    output = args.output or default_output(source)
     bar = _ProgressBar() if not args.quiet and sys.stderr.isatty() else None
     try:
         summary = score_dataset(model, source, output, scheduler=args.scheduler, workers=args.workers, log=log,
@@ -150,7 +156,8 @@ def _score_on_dask(args, model, log: DecisionLog | None) -> int:
     except BatchError as exc:
         return _fail(str(exc))
     except EngineError as exc:
-        return _fail(f"{exc} (no output was written; no decision of this run is counted)")
+        said = "nothing was written" in str(exc)
+        return _fail(f"{exc}" + ("" if said else " (no output was written; no decision of this run is counted)"))
     except OSError as exc:
         return _fail(f"could not write {output}: {exc.strerror or exc}")
     except KeyboardInterrupt:
@@ -159,15 +166,22 @@ def _score_on_dask(args, model, log: DecisionLog | None) -> int:
         if bar is not None:
             bar.close()
     print(f"On {summary.workers} Dask worker(s), {summary.partitions} part(s) from {summary.files} file(s):")
+    if summary.skipped:
+        print(f"Skipped {len(summary.skipped):,} file(s) LoanDesk wrote (earlier outputs, not applicants): "
+              + ", ".join(summary.skipped[:3]) + (" …" if len(summary.skipped) > 3 else ""))
     _report(summary, model, log)
+    if summary.unsent is not None:
+        return _fail(f"the decision log could not take this run: its {summary.scored:,} decision(s) are saved "
+                     f"in {summary.unsent}; once the log is back, put them on record with "
+                     f"`python serve.py --replay {summary.unsent}`", status=NOT_RECORDED)
     if summary.scored == 0:
         return _fail(f"{source}: no row could be scored; every row has an error (see {output})")
     return 0
 
 
 def _report(summary: BatchSummary | DatasetSummary, model, log: DecisionLog | None) -> None:
-    if getattr(summary, "rescoring", None):
-        print(f"Warning: {summary.rescoring}", file=sys.stderr)  # type: ignore[union-attr]
+    if summary.rescoring:
+        print(f"Warning: {summary.rescoring}", file=sys.stderr)
     print(f"Scored {summary.scored:,} of {summary.rows:,} row(s) with {model.name} version {model.version}: "
           f"{summary.approved:,} approved, {summary.rejected:,} rejected, "
           f"{summary.errors:,} with errors.")
@@ -180,7 +194,7 @@ def _report(summary: BatchSummary | DatasetSummary, model, log: DecisionLog | No
     print(f"Wrote {summary.output}")
     if log is None:
         print("Decision log: not recorded (--no-log)")
-    elif getattr(summary, "unsent", None) is not None:
+    elif summary.unsent is not None:
         pass  # said by the caller, with the exit status
     elif summary.log_warning:
         print(f"Warning: {summary.log_warning}", file=sys.stderr)

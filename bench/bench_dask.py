@@ -1,6 +1,6 @@
 """The Dask engine on a 2-worker local cluster against the single-process path, in one run.
 
-    python bench/bench_dask.py                       # 10,000,000 rows (about 450 MB of CSV)
+    python bench/bench_dask.py                       # 10,000,000 rows (about 232 MB of CSV)
     python bench/bench_dask.py --rows 1000000        # a quick run
     python bench/bench_dask.py --log-rows 1000000 --pg postgresql+psycopg://user:pass@host/db
 

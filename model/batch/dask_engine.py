@@ -6,11 +6,15 @@ records its decisions in the decision log under the run's batch id. The output i
 `part-00000.parquet`, `part-00001.parquet`, ... in input order (rows in input order inside each
 part), plus `_loandesk.json` naming each part's file and rows. It appears, and the run's
 decisions count as on record, only when every part is done; a run that fails leaves no output
-and counts none of its decisions.
+and counts none of its decisions. When the decision log cannot take a run whose output is
+complete (the database refuses a part or the commit, or cannot be reached when the run starts),
+the output appears and the run's decisions wait in a sealed unsent file (`part_log`), as on a
+single machine: the summary's `unsent` names it, for `python serve.py --replay FILE`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -28,20 +32,33 @@ import pyarrow.parquet as pq
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from model.core.errors import BatchError, DecisionLogError, EngineError, WorkerModelError
+from model.core.errors import BatchError, DecisionLogError, EngineError, LoanDeskError, WorkerModelError
 from model.records import staging
-from model.records.log import DecisionLog, LogEntry, decision_id_array, entries_for, new_decision_ids
+from model.records.batches import earlier_batches, replay_file
+from model.records.log import DecisionLog, LogEntry, decision_id_array, entries_for, new_decision_ids, short_error
 from model.records.staging import StagedBatch
 from model.scoring.decisions import Decided
 from model.scoring.table import output_schema, plain_output, score_table
 
+from . import part_log
+from .cluster import WORKER_ENVIRONMENT, check_cluster, connected, local_cluster, lost_scheduler
 from .files import LOG_ROWS, MAX_PROBLEMS, Progress
-from .partitions import PARTITION_BYTES, Partition, Plan, Unreadable, plan, quote_count, read_partition
+from .partitions import (
+    GLOB_CHARACTERS,
+    MANIFEST,
+    PARTITION_BYTES,
+    Partition,
+    Plan,
+    Unreadable,
+    default_output,
+    plan,
+    quote_count,
+    read_partition,
+)
 from .reading import MAX_CELL_CHARS, first_long_cell
 from .workers import ModelSpec, check_worker, worker_model, worker_name
 
-MANIFEST = "_loandesk.json"
-LOG_ATTEMPTS = 4  # a part's write waits its turn on a SQLite log this many times (10 s each) before failing
+LOG_ATTEMPTS = 4  # a part waits its turn on a locked SQLite log this many times (10 s each), then is kept aside
 
 
 @dataclass
@@ -61,11 +78,14 @@ class PartResult:
     too_long: tuple[int, str, int] | None = None  # (row within the part, column, characters): a cell over the limit
     worker: str = ""
     peak_rss: int = 0  # the worker process's peak resident memory so far, bytes
+    staged: bool = True  # its decisions are in the staging table (or there were none to stage)
+    stage_warning: str | None = None  # why they are not
 
 
 def score_part(spec: ModelSpec, part: Partition, folder: str, run: StagedBatch | None,
-               source: str, officer: str | None) -> PartResult:
-    """Score one partition on a worker: write it as one Parquet file, then record its decisions."""
+               source: str, officer: str | None, stage: bool = True) -> PartResult:
+    """Score one partition on a worker: write it as one Parquet file, then keep its decisions
+    beside it (`part_log`) and, with `stage`, stage them in the log's database."""
     model = worker_model(spec)
     name = f"part-{part.number:05d}.parquet"
     result = PartResult(part.number, part.path, name)
@@ -113,20 +133,28 @@ def score_part(spec: ModelSpec, part: Partition, folder: str, run: StagedBatch |
                    for entry in entries_for(model, decided, source=source, officer=officer,
                                             decision_ids=ids[start:start + LOG_ROWS].to_pylist(),
                                             rows=slice(start, start + LOG_ROWS))]
-        result.logged = _record(run, part.number, entries)
+        for entry in entries:
+            entry.batch_id = run.batch_id
+        part_log.write_part(folder, part.number, entries)  # first: the decisions survive a log that refuses
+        if stage:
+            result.logged, result.stage_warning = _record(run, part.number, entries)
+        result.staged = stage and result.stage_warning is None
     result.worker, result.peak_rss = worker_name(), _peak_rss()
     return result
 
 
-def _record(run: StagedBatch, part: int, entries: list[LogEntry]) -> int:
+def _record(run: StagedBatch, part: int, entries: list[LogEntry]) -> tuple[int, str | None]:
+    """Stage the part (waiting its turn on a locked SQLite log); (written, None) or (0, why not)."""
     log = _worker_log(run.log_url)
-    for attempt in range(LOG_ATTEMPTS):
+    warning = None
+    for _attempt in range(LOG_ATTEMPTS):
         result = staging.stage_part(log, run, part, entries)
         if result.ok:
-            return result.written
-        if "locked" not in (result.warning or "") or attempt == LOG_ATTEMPTS - 1:
-            raise EngineError(f"the decision log could not take part {part}: {result.warning}")
-    return 0
+            return result.written, None
+        warning = result.warning
+        if "locked" not in (warning or ""):
+            break
+    return 0, warning
 
 
 def file_sha256(path: str) -> str:
@@ -166,6 +194,9 @@ class DatasetSummary:
     problems: list[str] = field(default_factory=list)
     logged: int = 0
     log_warning: str | None = None
+    unsent: Path | None = None  # where its decisions wait for `serve.py --replay`, when the log could not take them
+    rescoring: str | None = None  # the warning when files of this run were on record already
+    skipped: list[str] = field(default_factory=list)  # LoanDesk's own outputs in a folder or glob, left out
     input_sha256: str | None = None  # of the file; of the list of files' SHA-256s for several
     commit_seconds: float = 0.0  # putting the staged decisions on record, in one transaction
     peak_rss: dict[str, int] = field(default_factory=dict)  # per worker, bytes
@@ -197,6 +228,9 @@ def score_dataset(
     scored and EngineError when the run fails; in both cases nothing is written or counted.
     """
     output = Path(output)
+    if any(ch in str(output) for ch in GLOB_CHARACTERS):
+        raise BatchError(output, "an output name with *, ? or [ would be read as a pattern by a later run: "
+                                 "choose another name")
     if output.exists():
         raise BatchError(output, "already exists: a run writes a new folder (choose another name or remove it)")
     if not output.parent.is_dir():
@@ -205,59 +239,158 @@ def score_dataset(
         raise BatchError(Path(scheduler), "a cluster's workers cannot share a SQLite file: set LOANDESK_DB_URL to "
                                           "a PostgreSQL database they can all reach, or pass --no-log")
     spec = ModelSpec.of(model)
-    with _cluster(client, scheduler, workers) as cli:
-        names = _check_workers(cli, spec)
+    try:
+        return _score_on(connected(client, scheduler, workers), spec, model, input, output, log=log, source=source,
+                         officer=officer, partition_bytes=partition_bytes, progress=progress)
+    except (BatchError, EngineError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # the cluster failed outside a part: said in one line, nothing was counted
+        raise EngineError(f"the Dask cluster failed, so nothing was written or counted: "
+                          f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+
+
+def _score_on(cluster: connected, spec: ModelSpec, model, input: str | Path, output: Path, *,
+              log: DecisionLog | None, source: str, officer: str | None, partition_bytes: int,
+              progress: Callable[[Progress], None] | None) -> DatasetSummary:
+    with cluster as cli:
+        names = check_cluster(cli, spec)
         planned = plan(input, model.schema.names, partition_bytes=partition_bytes,
-                       count_quotes=lambda blocks: cli.gather(cli.map(quote_count, blocks, pure=False)))
+                       count_quotes=lambda blocks: _gather(cli, cli.map(quote_count, blocks, pure=False)))
         summary = DatasetSummary(str(input), output, files=len(planned.files), partitions=len(planned.partitions),
-                                 workers=len(names))
+                                 workers=len(names), skipped=[str(p) for p in planned.skipped])
         hashes = cli.map(file_sha256, [str(p) for p in planned.files], pure=False)
         # A new owner-only folder with a random name (mkdtemp: never one planted there), renamed into place.
-        folder = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-", dir=output.parent))
+        folder = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-", dir=os.path.abspath(output.parent)))
         run = None
+        staged, why = False, None
         started = datetime.now(UTC)
         try:
             if log is not None:
-                log.ensure_schema()
-                staging.sweep(log)
                 run = StagedBatch(log.url, new_batch_id())
-                staging.open_batch(log, run)
                 summary.batch_id = run.batch_id
-            results = _run_parts(cli, spec, planned, folder, run, source, officer, progress)
+                staged, why = _open_run(log, run)
+            results = _run_parts(cli, spec, planned, folder, run, source, officer, progress, staged)
             _summarize(summary, planned, results)
             if summary.rows == 0:
                 raise BatchError(Path(str(input)), "no rows to score" + (
                     f"; first problem: {summary.problems[0]}" if summary.problems else ""))
-            digests = cli.gather(hashes)
+            digests = _gather(cli, hashes)
             summary.input_sha256 = digests[0] if len(digests) == 1 else hashlib.sha256("".join(
                 f"{d}  {p}\n" for d, p in zip(digests, planned.files, strict=True)).encode()).hexdigest()
             _write_manifest(folder, summary, planned, results, model)
             if log is not None and run is not None:  # on record first: a dataset never stands without its decisions
-                began = time.perf_counter()
-                summary.logged = staging.commit(
-                    log, run, file_sha256=summary.input_sha256, file_name=str(input), source=source,
-                    officer=officer, model=model, rows=summary.rows, started_at=started)
-                summary.commit_seconds = time.perf_counter() - began
+                summary.rescoring = rescoring_warning(log, summary.input_sha256, dict(zip(planned.files, digests,
+                                                                                          strict=True)))
+                why = why if not staged else next((r.stage_warning for r in results if not r.staged), None)
+                _put_on_record(summary, log, run, folder, results, why, model=model, source=source,
+                               officer=officer, started=started)
+            shutil.rmtree(folder / part_log.SPOOL, ignore_errors=True)
             os.replace(folder, output)
         except BaseException as exc:
-            if log is not None and run is not None:
+            if log is not None and run is not None and staged:
                 summary.log_warning = staging.discard(log, run)
+            if summary.unsent is not None:  # the output is not there after all: nothing of the run may count
+                summary.unsent.unlink(missing_ok=True)
+                summary.unsent = None
             shutil.rmtree(folder, ignore_errors=True)
             if isinstance(exc, BatchError | EngineError | KeyboardInterrupt):
                 raise
-            if isinstance(exc, DecisionLogError | SQLAlchemyError):
-                raise EngineError(f"the decision log could not be written: {exc}") from exc
+            if (lost := lost_scheduler(cli, exc)) is not None:
+                raise lost from None
             raise EngineError(f"the run failed, so nothing was written or counted: "
                               f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
     return summary
 
 
+def _open_run(log: DecisionLog, run: StagedBatch) -> tuple[bool, str | None]:
+    """Open the run for staging; (False, why) when the log cannot be reached: the run goes on and
+    its decisions wait in an unsent file, as a single-machine run's do."""
+    try:
+        log.ensure_schema()
+        staging.sweep(log)
+        staging.open_batch(log, run)
+    except (LoanDeskError, SQLAlchemyError, OSError) as exc:
+        return False, short_error(exc)
+    return True, None
+
+
+def _put_on_record(summary: DatasetSummary, log: DecisionLog, run: StagedBatch, folder: Path,
+                   results: list[PartResult], why: str | None, *, model, source: str, officer: str | None,
+                   started: datetime) -> None:
+    """Commit the staged batch; else put the run's kept decisions on record from one sealed file,
+    as a single-machine run's commit does; else leave that file as the unsent file."""
+    assert summary.input_sha256 is not None
+    if why is None:
+        began = time.perf_counter()
+        try:
+            summary.logged = staging.commit(
+                log, run, file_sha256=summary.input_sha256, file_name=str(summary.input), source=source,
+                officer=officer, model=model, rows=summary.rows, started_at=started)
+            summary.commit_seconds = time.perf_counter() - began
+            return
+        except DecisionLogError as exc:
+            why = short_error(exc.__cause__ or exc)
+    staging.discard(log, run)  # staged rows never count; what could not be removed is swept in a day
+    header = {"batch_id": run.batch_id, "file_sha256": summary.input_sha256, "file_name": str(summary.input)[:255],
+              "source": source, "officer": (officer or "").strip() or None, "model_name": model.name,
+              "model_version": model.version, "started_at": started.isoformat()}
+    try:
+        path = part_log.unsent_file(folder, [r.number for r in results], header, rows=summary.rows,
+                                    batch_sha256=summary.input_sha256)
+    except (OSError, ValueError) as exc:
+        raise EngineError(f"the decision log could not take the run ({why}) and its decisions could not be kept "
+                          f"in an unsent file ({short_error(exc)}): nothing was written or counted") from None
+    try:
+        summary.logged = replay_file(path, log, record_replay=False).written
+    except (SQLAlchemyError, OSError, LoanDeskError, ValueError) as exc:
+        summary.unsent = path
+        summary.log_warning = (f"The decision log could not take this run's {summary.scored:,} decision(s) "
+                               f"({why or short_error(exc)}), so none of them is on record yet. They are saved in "
+                               f"{path}: put them on record with `python serve.py --replay {path}` once the log "
+                               "is back.")
+        return
+    path.unlink(missing_ok=True)
+
+
+def rescoring_warning(log: DecisionLog, run_sha256: str, files: dict[Path, str]) -> str | None:
+    """A sentence when this run's input, or any of its files, is already on record, else None."""
+    try:
+        whole = earlier_batches(log, run_sha256)
+        each = {path: found for path, digest in files.items() if (found := earlier_batches(log, digest))}
+    except (LoanDeskError, SQLAlchemyError, OSError):
+        return None  # the log cannot be read: the run says so when it records
+    if whole:
+        last = whole[0]
+        times = "once" if len(whole) == 1 else f"{len(whole)} times"
+        return (f"This input (SHA-256 {run_sha256[:12]}…) is already on record {times}: last as batch "
+                f"{last.batch_id} on {last.recorded_at:%d %b %Y %H:%M} UTC, {last.decisions:,} decision(s) by "
+                f"{last.source}. Scoring it again records its decisions again.")
+    if each:
+        shown = ", ".join(f"{path.name} (batch {found[0].batch_id})" for path, found in list(each.items())[:5])
+        more = f" and {len(each) - 5:,} more" if len(each) > 5 else ""
+        return (f"{len(each):,} of the {len(files):,} file(s) are already on record: {shown}{more}. Scoring them "
+                "again records their decisions again.")
+    return None
+
+
+def _gather(cli, futures):
+    """`cli.gather`, with a lost scheduler said as such."""
+    try:
+        return cli.gather(futures)
+    except (BatchError, EngineError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if (lost := lost_scheduler(cli, exc)) is not None:
+            raise lost from None
+        raise
+
+
 def _run_parts(cli, spec: ModelSpec, planned: Plan, folder: Path, run: StagedBatch | None, source: str,
-               officer: str | None, progress) -> list[PartResult]:
+               officer: str | None, progress, stage: bool = True) -> list[PartResult]:
     from distributed import as_completed
 
     tag = run.batch_id[:12] if run is not None else os.urandom(6).hex()
-    futures = [cli.submit(score_part, spec, part, str(folder), run, source, officer, pure=False,
+    futures = [cli.submit(score_part, spec, part, str(folder), run, source, officer, stage, pure=False,
                           key=f"loandesk-part-{part.number:05d}-{tag}") for part in planned.partitions]
     results: list[PartResult] = []
     rows = 0
@@ -268,8 +401,12 @@ def _run_parts(cli, spec: ModelSpec, planned: Plan, folder: Path, run: StagedBat
             if progress is not None:
                 progress(Progress(rows, len(results) / len(futures)))
     except BaseException:
-        cli.cancel(futures)
+        with contextlib.suppress(Exception):  # the scheduler is gone: nothing left to cancel
+            cli.cancel(futures)
         raise
+    if len(results) < len(futures):  # as_completed ends early when the client loses its scheduler
+        raise EngineError(f"the Dask scheduler at {cli.scheduler.address} went away mid-run ({len(results)} of "
+                          f"{len(futures)} part(s) done), so nothing was written or counted: start it again and rerun")
     return sorted(results, key=lambda r: r.number)
 
 
@@ -330,71 +467,6 @@ def read_dataset(path: str | Path) -> pa.Table:
     return pa.concat_tables([pq.read_table(f) for f in files]) if files else pa.table({})
 
 
-# Dask's nanny sets MALLOC_TRIM_THRESHOLD_ for its workers, which turns off glibc's adaptive mmap
-# threshold: every array over 128 KiB is then mapped and unmapped afresh, and a worker spent about
-# 5x the system time of the same work in one process (530,000 page faults for 2M rows, against
-# 40,000). A fixed 64 MiB threshold brings it back in line. Set it on a real cluster's workers too.
-WORKER_ENVIRONMENT = {"MALLOC_MMAP_THRESHOLD_": 1 << 26}
-
-
-def local_cluster(workers: int):
-    """A LocalCluster of `workers` processes with one thread each (the parts are the parallelism)."""
-    import dask
-    from distributed import LocalCluster
-
-    with dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in WORKER_ENVIRONMENT.items()}):
-        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
-
-
-class _cluster:
-    """The client to use: the caller's, one connected to `scheduler`, or a local cluster started here."""
-
-    def __init__(self, client, scheduler: str | None, workers: int | None):
-        self.client, self.scheduler, self.workers = client, scheduler, workers
-        self._owned: list = []
-
-    def __enter__(self):
-        if self.client is not None:
-            return self.client
-        from distributed import Client
-
-        if self.scheduler:
-            try:
-                client = Client(self.scheduler, timeout="20s")
-            except (OSError, TimeoutError) as exc:
-                raise EngineError(f"no Dask scheduler answers at {self.scheduler}: {exc}") from None
-            self._owned = [client]
-            return client
-        cluster = local_cluster(self.workers or os.cpu_count() or 1)
-        client = Client(cluster)
-        self._owned = [client, cluster]
-        return client
-
-    def __exit__(self, *exc) -> None:
-        for thing in self._owned:
-            thing.close()
-
-
-def _check_workers(cli, spec: ModelSpec) -> list[str]:
-    """Every worker loads and verifies the model now; any refusal stops the run before a row is scored."""
-    names = list(cli.scheduler_info(n_workers=-1)["workers"]) if _takes_n_workers(cli) else \
-        list(cli.scheduler_info()["workers"])
-    if not names:
-        raise EngineError("the cluster has no workers")
-    answers = cli.run(check_worker, spec, on_error="return")
-    refused = [f"{address}: {answer}" for address, answer in answers.items() if isinstance(answer, BaseException)]
-    if refused:
-        raise EngineError(f"{len(refused)} of {len(answers)} worker(s) refused the model, so nothing was scored: "
-                          + "; ".join(refused))
-    return names
-
-
-def _takes_n_workers(cli) -> bool:
-    import inspect
-
-    return "n_workers" in inspect.signature(cli.scheduler_info).parameters
-
-
 def _peak_rss() -> int:
     """This process's peak resident memory in bytes (Linux and macOS)."""
     import resource
@@ -418,5 +490,6 @@ def new_batch_id() -> str:
     return new_decision_ids(1)[0]
 
 
-__all__ = ["MANIFEST", "DatasetSummary", "EngineError", "ModelSpec", "WorkerModelError", "check_worker",
-           "read_dataset", "score_dataset", "score_part", "worker_model"]
+__all__ = ["MANIFEST", "WORKER_ENVIRONMENT", "DatasetSummary", "EngineError", "ModelSpec", "WorkerModelError",
+           "check_worker", "default_output", "local_cluster", "read_dataset", "rescoring_warning", "score_dataset",
+           "score_part", "worker_model"]

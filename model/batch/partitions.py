@@ -9,12 +9,21 @@ quote count (`quote_count`, run on the workers) says whether a newline at the bl
 inside a quoted cell, so a boundary is the first newline outside quotes (RFC 4180: a quote inside a
 quoted cell is doubled, which keeps the count even). Only a few bytes around each block's start
 are read here.
+
+A folder or a glob never reads LoanDesk's own outputs: a dataset folder this engine wrote (it holds
+`_loandesk.json`), a run's unfinished folder (hidden, like every path under a folder starting
+with `.` or `_`), or a file `score.py` scored (its columns end with the output's). They are left
+out and named (`Plan.skipped`), so that scoring a folder twice, or a folder that holds the output
+of a file in it, scores the applicants only. A file named on its own is still refused.
+`default_output` names a run's output so that it is never inside the input folder anyway.
 """
 
 from __future__ import annotations
 
 import glob
 import itertools
+import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +41,8 @@ from .reading import read_header, unclosed_quote
 PARTITION_BYTES = 16 << 20  # bytes of input per partition (CSV) or the most row groups it gathers (Parquet)
 READ_BLOCK = 1 << 20  # bytes of CSV parsed at a time inside a partition, as score_file does
 PARQUET_SUFFIXES = (".parquet", ".pq")
+GLOB_CHARACTERS = "*?["
+MANIFEST = "_loandesk.json"  # in every dataset folder the engine writes
 _WINDOW = 1 << 16
 
 
@@ -67,26 +78,115 @@ class Plan:
     columns: tuple[str, ...]
     partitions: list[Partition] = field(default_factory=list)
     input_bytes: int = 0
+    skipped: list[Path] = field(default_factory=list)  # LoanDesk's own outputs in the folder or glob
+
+
+def is_glob(spec: str | Path) -> bool:
+    return any(ch in str(spec) for ch in GLOB_CHARACTERS)
+
+
+def default_output(spec: str | Path) -> Path:
+    """Where a run over `spec` writes by default: never inside the input folder, never a pattern.
+
+    A file: `<stem>-decisions` beside it (book.csv -> book-decisions). A folder:
+    `<folder>-decisions` beside it (book/ -> book-decisions). A glob: beside the folder it starts
+    in, named after that folder and the pattern (book/*.csv -> book-csv-decisions; *.csv in the
+    current folder /data/march -> /data/march-csv-decisions).
+    """
+    text = str(spec)
+    if is_glob(text):
+        parts = Path(text).parts
+        fixed = next(k for k, part in enumerate(parts) if is_glob(part))
+        base = _named(Path(*parts[:fixed]) if fixed else Path("."))
+        pattern = re.sub(r"[^A-Za-z0-9]+", "-", "-".join(parts[fixed:])).strip("-") or "all"
+        return base.with_name(f"{_safe(base.name)}-{pattern}-decisions")
+    path = Path(text)
+    if path.is_dir():
+        base = _named(path)
+        return base.with_name(f"{_safe(base.name)}-decisions")
+    return path.with_name(f"{_safe(path.stem) or 'applicants'}-decisions")
+
+
+def _named(folder: Path) -> Path:
+    """The folder as a path whose last part is its name ('.', '..' and 'a/..' resolved)."""
+    plain = Path(os.path.normpath(folder))
+    if plain.name in ("", ".", ".."):
+        plain = Path(os.path.abspath(folder))
+    return plain if plain.name else plain / "input"
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[*?\[\]]", "-", name)
 
 
 def input_files(spec: str | Path) -> list[Path]:
     """The files a path, folder or glob names, sorted by path; folders give their CSV and Parquet files."""
+    return find_inputs(spec)[0]
+
+
+def find_inputs(spec: str | Path) -> tuple[list[Path], list[Path]]:
+    """The files a path, folder or glob names, sorted by path, and LoanDesk's outputs left out of
+    a folder or glob (see the module's docstring)."""
     text = str(spec)
-    if any(ch in text for ch in "*?["):
-        found = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
-        if not found:
+    if is_glob(text):
+        matched = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+        if not matched:
             raise BatchError(Path(text), "no file matches this pattern")
-        return found
+        found, skipped = _without_outputs(matched, None)
+        if not found:
+            raise BatchError(Path(text), f"the pattern matches only LoanDesk's own outputs ({skipped[0]}, ...)")
+        return found, skipped
     path = Path(text)
     if path.is_dir():
-        found = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith((".", "_"))
-                       and p.suffix.lower() in (".csv", ".txt", *PARQUET_SUFFIXES))
+        candidates = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in (
+            ".csv", ".txt", *PARQUET_SUFFIXES))
+        found, skipped = _without_outputs(candidates, path)
         if not found:
-            raise BatchError(path, "the folder has no .csv or .parquet file")
-        return found
+            raise BatchError(path, "the folder has no .csv or .parquet file" + (
+                f" but LoanDesk's own outputs ({skipped[0]}, ...)" if skipped else ""))
+        return found, skipped
     if not path.exists():
         raise BatchError(path, "no such file")
-    return [path]
+    return [path], []
+
+
+def _without_outputs(paths: list[Path], folder: Path | None) -> tuple[list[Path], list[Path]]:
+    """Split `paths` into input files and LoanDesk's outputs (reported when they are data files)."""
+    found: list[Path] = []
+    skipped: list[Path] = []
+    for path in paths:
+        inside = path.relative_to(folder).parts if folder is not None else (path.name,)
+        if any(part.startswith((".", "_")) for part in inside):
+            continue  # hidden, like a run's unfinished folder, or a manifest: never data
+        if _in_dataset(path, folder) or _scored(path):
+            skipped.append(path)
+        else:
+            found.append(path)
+    return found, skipped
+
+
+def _in_dataset(path: Path, folder: Path | None) -> bool:
+    """Whether a folder between `path` and `folder` (or its own folder, for a glob) is a dataset."""
+    top = Path(os.path.abspath(folder)) if folder is not None else None
+    at = Path(os.path.abspath(path)).parent
+    while True:
+        if (at / MANIFEST).is_file():
+            return True
+        if top is None or at == top or at.parent == at:
+            return False
+        at = at.parent
+
+
+def _scored(path: Path) -> bool:
+    """Whether the file's columns end with the columns score.py adds (a file LoanDesk scored)."""
+    try:
+        if path.suffix.lower() in PARQUET_SUFFIXES:
+            names = list(pq.read_schema(path).names)
+        else:
+            names = read_header(path, [], ())[0]
+    except (BatchError, pa.ArrowInvalid, OSError):
+        return False  # refused, naming the problem, when it is read as input
+    return names[-len(OUTPUT_COLUMNS):] == list(OUTPUT_COLUMNS)
 
 
 def plan(spec: str | Path, required: list[str], *, partition_bytes: int = PARTITION_BYTES,
@@ -96,7 +196,8 @@ def plan(spec: str | Path, required: list[str], *, partition_bytes: int = PARTIT
     `count_quotes` counts the quotes of many CSV blocks (on a cluster, one task a block); by
     default here. Raises BatchError naming the file when one cannot be scored.
     """
-    files = input_files(spec)
+    files, skipped = find_inputs(spec)
+    files = [Path(os.path.abspath(p)) for p in files]  # a remote worker's current folder is not ours
     kinds = {"parquet" if p.suffix.lower() in PARQUET_SUFFIXES else "csv" for p in files}
     if len(kinds) > 1:
         raise BatchError(Path(str(spec)), "mixes CSV and Parquet files: score them separately")
@@ -110,7 +211,7 @@ def plan(spec: str | Path, required: list[str], *, partition_bytes: int = PARTIT
         elif found != columns:
             raise BatchError(path, f"its columns ({', '.join(found)}) differ from those of {files[0]} "
                                    f"({', '.join(columns)}): every file of one run needs the same columns")
-    result = Plan(files, kind, columns or (), input_bytes=sum(p.stat().st_size for p in files))
+    result = Plan(files, kind, columns or (), input_bytes=sum(p.stat().st_size for p in files), skipped=skipped)
     if kind == "parquet":
         for path in files:
             for groups in _row_group_runs(pq.ParquetFile(path).metadata, partition_bytes):
