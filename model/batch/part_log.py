@@ -43,7 +43,9 @@ def write_part(folder: str | Path, part: int, entries: list[LogEntry]) -> None:
     Column by column (the inputs as their JSON text): a few microseconds a decision, where a line
     of JSON each would cost several times that on every logged run."""
     target = spool_path(folder, part)
-    private_dir(target.parent)
+    # Not with its parents: a worker that outlived its run (its scheduler lost) must not make the
+    # run's folder again after the driver removed it; it fails here instead.
+    target.parent.mkdir(mode=0o700, exist_ok=True)
     values = column_values(entries)
     values["decided_at"] = [moment.isoformat() for moment in values["decided_at"]]
     values["inputs"] = [orjson.dumps(inputs).decode() for inputs in values["inputs"]]
