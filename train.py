@@ -5,8 +5,9 @@
     python train.py --data applicants.csv --target outcome --write-spec spec.toml   # a column spec to edit
     python train.py --data applicants.csv --target outcome --approved-value granted --spec spec.toml
     python train.py --list                            # the versions kept, the active one marked
-    python train.py --activate VERSION                # make a version active (roll back or forward)
-    python train.py --set-threshold 0.55              # the active version again, with another threshold
+    python train.py --activate VERSION                # make a version active (roll back or forward), on record
+    python train.py --set-threshold 0.55              # the active version again, with another threshold, on record
+    python train.py --history                         # the model change history: proposals, approvals, activations
     python train.py --new-key-pair keys/              # an Ed25519 pair for signing model cards
 
 Deploy a pipeline you fitted and saved yourself (joblib.dump(pipeline, "loan_approval_model.pkl")):
@@ -27,18 +28,23 @@ import os
 import sys
 from pathlib import Path
 
+import pandas as pd
+from sqlalchemy.exc import SQLAlchemyError
+
 from model.core.formatting import percent
 from model.core.pipeline import MonotonicityError
+from model.records import access
+from model.records.log import DecisionLog
 from model.registry import signing
 from model.registry.store import (
     ModelIntegrityError,
-    activate_version,
     active_version,
     default_model_dir,
     list_versions,
     output_folder_problem,
     save_version,
 )
+from model.training.changes import activate_from_shell, model_changes
 from model.training.data import (
     CONFIRM_FLAG,
     DataError,
@@ -86,7 +92,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                               "protected status")
     p.add_argument("--write-spec", type=Path, metavar="FILE",
                    help="write a column spec for --data to edit, and exit")
-    p.add_argument("--activate", metavar="VERSION", help="make VERSION the active one and exit")
+    p.add_argument("--activate", metavar="VERSION",
+                   help="make VERSION the active one and exit; recorded in the change history with your OS user")
+    p.add_argument("--history", action="store_true", help="print the model change history and exit")
     imp = p.add_argument_group("importing a pipeline you saved (--import)")
     imp.add_argument("--import", dest="import_file", type=Path, metavar="FILE",
                      help="a fitted scikit-learn pipeline or classifier (.pkl/.joblib from joblib.dump or pickle, "
@@ -113,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.list:
             return show_versions(args.out)
+        if args.history:
+            return show_history(args.out)
         if args.new_key_pair:
             private, public = signing.new_key_pair(args.new_key_pair)
             print(f"New signing key pair in {args.new_key_pair}. On the training host only (keep it secret):\n"
@@ -121,14 +131,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"  export LOANDESK_VERIFY_KEY_FILE={public}")
             return 0
         if args.set_threshold is not None:
-            version = copy_with_threshold(args.out, args.version or active_version(args.out) or "",
-                                          args.set_threshold, activate=True)
-            print(f"Saved version {version} with threshold {args.set_threshold:.2f} to {args.out} (active).")
-            return 0
+            return set_threshold(args.out, args.version or active_version(args.out) or "", args.set_threshold)
         if args.activate:
-            activate_version(args.out, args.activate)
-            print(f"Active version of {args.out}: {args.activate}")
-            return 0
+            return activate(args.out, args.activate)
         if args.write_spec is not None:
             return write_spec_for(args)
         problem = output_folder_problem(args.out)
@@ -154,9 +159,17 @@ def main(argv: list[str] | None = None) -> int:
                             allowed=pair_allowed(args.allow, args.justification),
                             spec=spec_for(args), proxy_threshold=args.proxy_threshold,
                             label_confirmed=doubt)
-        version = save_version(args.out, trained.pipeline, trained.card, trained.holdout)
+        version = save_version(args.out, trained.pipeline, trained.card, trained.holdout, activate=False)
+        if activate(args.out, version, note=f"trained with train.py on {trained.card['data']['source']}", quiet=True):
+            print(f"Saved version {version} to {args.out}, NOT active: make it active once the decision log is "
+                  f"back with `python train.py --activate {version} --out {args.out}`.", file=sys.stderr)
+            return 2
     except (DataError, MonotonicityError, ModelIntegrityError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except SQLAlchemyError as exc:
+        print(f"error: the decision log's database cannot be read ({str(exc).splitlines()[0][:160]})",
+              file=sys.stderr)
         return 2
     report(trained.card, args.out, version)
     return 0
@@ -174,6 +187,7 @@ def import_file(args: argparse.Namespace) -> int:
     justifications = list(args.justification or [])
     # One --justification per --allow, in order; with --allow-age-decline, the last one is for it.
     age_justification = justifications.pop() if args.allow_age_decline and justifications else None
+    previous = active_version(args.out) if (args.out / "versions").is_dir() else None
     version, imported = import_pipeline(
         args.import_file, frame, args.target, args.out, positive_label=args.approved_value,
         trust=args.trust_module, allow_version_mismatch=args.allow_version_mismatch,
@@ -197,6 +211,12 @@ def import_file(args: argparse.Namespace) -> int:
           f"{card['threshold']:.2f}.")
     print(f"  {OVERLAP_NOTE}")
     print(f"Saved version {version} to {args.out} (active).")
+    try:
+        model_changes(DecisionLog(), args.out).record_activation(
+            access.shell(), previous, version, f"imported {args.import_file.name} with train.py --import")
+    except (SQLAlchemyError, OSError) as exc:
+        print(f"  warning: the model change history could not record this activation ({str(exc)[:160]})",
+              file=sys.stderr)
     print(f"Use it:  LOANDESK_MODEL_DIR={args.out} streamlit run streamlit_app.py  |  "
           f"python score.py applicants.csv --model {args.out}  |  python serve.py --model {args.out}")
     return 0
@@ -304,6 +324,56 @@ def show_versions(out: Path) -> int:
         mark = "*" if v.active else " "
         print(f"{mark} {v.version}  {v.created_at}  {v.model_kind:8s} {auc}  threshold {v.threshold:.2f}")
     return 0
+
+
+def activate(out: Path, version: str, note: str = "", quiet: bool = False) -> int:
+    """Activate at once (shell access to the folder is trusted), on record in the change history."""
+    me = access.shell()
+    log = DecisionLog()
+    try:
+        previous = activate_from_shell(log, out, version, me, note=note)
+    except ModelIntegrityError:
+        raise
+    except (SQLAlchemyError, OSError) as exc:
+        print(f"error: nothing was changed: the activation could not be recorded in the model change history "
+              f"at {log!r} ({str(exc).splitlines()[0][:160]})", file=sys.stderr)
+        return 2
+    if not quiet:
+        print(f"Active version of {out}: {version} (was {previous}); recorded as {me.label}.")
+    return 0
+
+
+def set_threshold(out: Path, base: str, threshold: float) -> int:
+    """--set-threshold: a new version of `base` with another threshold, made active at once (shell access
+    to the folder is trusted) and on record in the change history, like --activate."""
+    version = copy_with_threshold(out, base, threshold, activate=False)
+    if activate(out, version, note=f"threshold {threshold:.2f} set with train.py --set-threshold on {base}",
+                quiet=True):
+        print(f"Saved version {version} with threshold {threshold:.2f} to {out}, NOT active: make it active once "
+              f"the decision log is back with `python train.py --activate {version} --out {out}`.", file=sys.stderr)
+        return 2
+    print(f"Saved version {version} with threshold {threshold:.2f} to {out} (active); recorded as "
+          f"{access.shell().label}.")
+    return 0
+
+
+def show_history(out: Path) -> int:
+    history = model_changes(DecisionLog(), out).history()
+    if history.empty:
+        print(f"No model changes on record for {out} yet.")
+        return 0
+    for row in history.itertuples():
+        change = "" if pd.isna(row.change_id) else f"#{row.change_id} "
+        what = f"{row.from_version or '-'} -> {row.to_version or '-'}"
+        if row.kind == "threshold":
+            what = f"threshold {_pct(row.from_threshold)} -> {_pct(row.to_threshold)}, version {row.to_version}"
+        note = f'  "{row.note}"' if isinstance(row.note, str) and row.note else ""
+        print(f"{row.at:%Y-%m-%d %H:%M:%S} UTC  {change}{row.action:9s} {row.kind:9s} {row.actor}: {what}{note}")
+    return 0
+
+
+def _pct(value: float | None) -> str:
+    return "?" if value is None or pd.isna(value) else percent(value)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,12 @@ from model.batch.files import OUTPUT_COLUMNS, SHOW, BatchError, read_results, sc
 from model.batch.reading import MAX_CELL_CHARS, inspect_file, preview_rows
 from model.core.files import create_private
 from model.core.formatting import percent
+from model.records.access import Action
 from model.records.batches import rescoring_warning
+from model.records.exports import BATCH_RESULTS, record_export
 from ui.batch_charts import probability_histogram
-from ui.resources import current_model, decision_log, officer
+from ui.identity import refuse_unless
+from ui.resources import current_model, decision_log
 from ui.tables import readable_results
 from ui.text import md, md_code
 from ui.uploads import empty, session_folder
@@ -19,6 +22,7 @@ from ui.uploads import empty, session_folder
 PREVIEW_ROWS = 10
 TABLE_ROWS = 1000  # rows drawn in the results table; the download has them all
 
+actor = refuse_unless(Action.SCORE_BATCH)
 model = current_model()
 schema = model.schema
 state = st.session_state
@@ -91,7 +95,7 @@ if st.button("Score every row", type="primary", key="batch.score"):
     try:
         with upload_on_disk(upload, folder) as path:
             summary = score_file(
-                model, path, output, log=decision_log(), source="batch page", officer=officer(),
+                model, path, output, log=decision_log(), source="batch page", officer=actor.label,
                 progress=lambda done: bar.progress(done.fraction, text=f"Scoring… {done.rows:,} rows"),
             )
     except BatchError as exc:
@@ -132,7 +136,14 @@ st.caption(f"{matching:,} row(s) match; showing {shown}.")
 st.dataframe(readable_results(rows, schema), key="batch.table", column_config={
     "Error": st.column_config.TextColumn(width="medium"), "Reasons": st.column_config.TextColumn(width="large")})
 
+def scored_csv() -> bytes:
+    """Run when the button is pressed: the download goes on record (who, when, which file, rows) first."""
+    record_export(decision_log(), actor, what=BATCH_RESULTS, rows=summary.rows, action=Action.SCORE_BATCH,
+                  chosen={"file": upload.name, "model_version": model.version})
+    return output.read_bytes()
+
+
 st.download_button(
-    "Download the scored CSV", data=output.read_bytes, file_name=f"{Path(upload.name).stem}-decisions.csv",
+    "Download the scored CSV", data=scored_csv, file_name=f"{Path(upload.name).stem}-decisions.csv",
     mime="text/csv", type="primary", icon=":material/download:", key="batch.download", on_click="ignore",
 )

@@ -4,14 +4,19 @@ import streamlit as st
 
 from model.core.formatting import format_value, percent
 from model.core.schema import ValidationError
+from model.records.access import Action
 from model.records.log import entry_for
 from model.records.overrides import APPROVED, REFERRED, REJECTED
 from model.scoring.explain import grid_2d
 from ui import charts, forms
 from ui import decision_actions as actions
-from ui.resources import current_model, decision_log, officer
+from ui.identity import refuse_unless
+from ui.resources import current_model, decision_log
 from ui.text import md, md_code
 
+actor = refuse_unless(Action.DECIDE)
+# In demo mode with no name typed there is no officer to name (an override then asks for one).
+officer = None if actor.is_demo and actor.name == "demo" else actor.label
 model = current_model()
 schema = model.schema
 numbers = [f.name for f in schema.fields if f.is_number and f.train_max > f.train_min]
@@ -55,7 +60,7 @@ except ValidationError as exc:
 log = decision_log()
 log_warning = state.get("decide.log_warning")
 if state.pop("decide.unlogged", False):
-    entry = entry_for(model, decision, source="form", officer=officer())
+    entry = entry_for(model, decision, source="form", officer=officer)
     result = log.record(entry)
     log_warning = state["decide.log_warning"] = result.warning
     state["decide.decision_id"] = entry.decision_id if result.ok else None
@@ -102,8 +107,8 @@ with result_box:
             st.text(f"By {override.officer}: {override.reason_text}. Note: {override.note}")
         final = override.final_decision if override is not None else None if decision.referred else decision.decision
         if final == 0:
-            actions.notice_button(log, model, decision_id, officer())
-        actions.override_form(log, decision_id, said, officer())
+            actions.notice_button(log, model, decision_id, officer)
+        actions.override_form(log, decision_id, said, officer)
     elif not log_warning:
         st.caption("This decision is not on record, so it cannot be overridden or given a notice.")
 

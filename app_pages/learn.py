@@ -5,10 +5,13 @@ import streamlit as st
 from model.core.formatting import format_value, percent
 from model.core.pipeline import model_kind
 from model.learn import lessons
+from model.records.access import Action
 from ui import charts, learn_charts
+from ui.identity import refuse_unless
 from ui.resources import current_model
 from ui.text import md, md_table
 
+refuse_unless(Action.LEARN)
 model = current_model()
 schema = model.schema
 example = lessons.example_customer(model)

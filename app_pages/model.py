@@ -4,21 +4,30 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pandas as pd
 import streamlit as st
+from sqlalchemy.exc import SQLAlchemyError
 
 from model import evaluation
 from model.core.errors import ModelFolderError, ModelIntegrityError
 from model.core.formatting import percent, utc_time
 from model.core.protected import allowed_in_card
+from model.records.access import Action
+from model.records.changes import ModelChanges, Proposal
 from model.registry import signing
-from model.registry.store import activate_version, active_version
+from model.registry.store import active_version
 from model.scoring.predictor import LoanModel
-from model.training.workflows import copy_with_threshold
+from model.training.changes import model_changes
 from ui import fairness as fairness_ui
 from ui import imported
 from ui import model_charts as charts
-from ui.resources import current_model, load_current, registry
+from ui.identity import four_eyes, refuse_unless
+from ui.resources import current_model, decision_log, load_current, registry
 from ui.text import md, md_code, md_table
+
+actor = refuse_unless(Action.VIEW_MODEL)
+may_change = actor.may(Action.CHANGE_MODEL)
+desk = model_changes(decision_log(), registry(), four_eyes=four_eyes())
 
 
 @st.cache_data(show_spinner="Scoring the hold-out…", max_entries=32)
@@ -53,26 +62,31 @@ def points(change: float) -> str | None:
 
 
 def act(change: Callable[[], str]) -> None:
-    """Change the versions (`change` returns the confirmation), then rerun so that the sidebar and every
-    page pick up the active version from the loader, which is keyed by checksum."""
+    """Propose, approve, reject or withdraw (`change` returns the confirmation), then rerun so that the
+    sidebar and every page pick up the active version from the loader, which is keyed by checksum."""
     try:
         st.session_state["model.notice"] = change()
-    except (ModelIntegrityError, OSError, ValueError) as exc:
+    except (ModelIntegrityError, OSError, ValueError, SQLAlchemyError) as exc:
         st.error(f"Nothing was changed: {md(exc)}")
         return
     st.rerun()
 
 
-def use_threshold(model: LoanModel, threshold: float, refer_band: float) -> str:
-    version = copy_with_threshold(registry(), model.version, threshold, activate=True, refer_band=refer_band)
-    band = f" and a refer band {percent(refer_band)} wide" if refer_band else ""
-    return (f"Threshold {percent(threshold)}{band} saved as version {version}, now active. "
-            f"Version {model.version} is kept unchanged: make it active again below at any time.")
+def outcome(proposal: Proposal) -> str:
+    """What a proposal did, for the notice after the rerun."""
+    if proposal.status == "approved":
+        kept = proposal.from_version or "the previous one"
+        if proposal.kind == "threshold":
+            return (f"Threshold {percent(proposal.to_threshold)} saved as version {proposal.result_version}, now "
+                    f"active. Version {kept} is kept unchanged: make it active again below at any time.")
+        return f"Version {proposal.result_version} is now active; the previous one, {kept}, is kept."
+    return (f"Change #{proposal.id} proposed: {proposal.summary}. It takes effect when another person with the "
+            "risk role approves it below.")
 
 
-def make_active(previous: str | None, version: str) -> str:
-    activate_version(registry(), version)
-    return f"Version {version} is now active; the previous one, {previous}, is kept."
+def justification(key: str) -> str:
+    return st.text_area("Justification (required, kept in the model change history)", key=key, height=80,
+                        max_chars=2000, placeholder="Why this change, and what evidence supports it")
 
 
 def model_card(model: LoanModel) -> None:
@@ -207,8 +221,11 @@ def performance(model: LoanModel, report: evaluation.Report) -> None:
 
 def threshold_explorer(model: LoanModel, report: evaluation.Report) -> None:
     st.header("Threshold explorer")
-    st.caption("Move the threshold to see what it would do on the hold-out. Nothing changes until you press "
-               "**Use this threshold**.")
+    st.caption("Move the threshold to see what it would do on the hold-out. "
+               + ("Nothing changes until a change is proposed and another risk user approves it."
+                  if desk.four_eyes else "Nothing changes until you press **Use this threshold**.")
+               if may_change else "Move the threshold to see what it would do on the hold-out. Read-only: "
+               "changes are proposed and approved by the risk role.")
     in_use = round(model.threshold * 200) / 2  # the slider's half-point steps
     chosen = st.slider("Threshold", min_value=1.0, max_value=99.0, value=min(max(in_use, 1.0), 99.0), step=0.5,
                        format="%.1f%%", key=f"model.threshold.{model.version}",
@@ -229,6 +246,8 @@ def threshold_explorer(model: LoanModel, report: evaluation.Report) -> None:
         st.caption(f"A refer band {percent(band)} wide ({percent(chosen - band / 2)} to {percent(chosen + band / 2)}) "
                    f"would send {percent(report.referred_share(chosen, band))} of the hold-out applicants to an "
                    "underwriter.")
+    if not may_change:
+        return
     unchanged = abs(chosen - model.threshold) < 0.0025 and abs(band - model.refer_band) < 0.0025
     if not signing.status().can_sign:
         # A replica or the app holds only the public key: a version saved here could not be signed,
@@ -238,10 +257,14 @@ def threshold_explorer(model: LoanModel, report: evaluation.Report) -> None:
                 f"{md_code(f'python train.py --set-threshold {chosen:.3f} --version {model.version}')}",
                 icon=":material/key:")
         return
-    if st.button("Use this threshold", type="primary", disabled=unchanged, key="model.use_threshold",
+    why = justification(f"model.why.threshold.{model.version}")
+    label = "Propose this threshold" if desk.four_eyes else "Use this threshold"
+    effect = ("once another person with the risk role approves it" if desk.four_eyes
+              else "at once (demo mode: four eyes is off)")
+    if st.button(label, type="primary", disabled=unchanged, key="model.use_threshold",
                  help=f"Saves a new version with a threshold of {percent(chosen)} (and the refer band) and makes "
-                      f"it active; version {model.version} stays as it is."):
-        act(lambda: use_threshold(model, chosen, band))
+                      f"it active {effect}; version {model.version} stays as it is."):
+        act(lambda: outcome(desk.propose_threshold(actor, model.version, chosen, why, refer_band=band)))
 
 
 def versions(active: str | None) -> list[str]:
@@ -258,22 +281,83 @@ def versions(active: str | None) -> list[str]:
                                               "version's pipeline, with another threshold"),
     })
     ids = frame["version"].tolist()
+    if not may_change:
+        return ids
     left, right = st.columns([3, 1], vertical_alignment="bottom")
     chosen = left.selectbox("Version", ids, index=ids.index(active) if active in ids else 0,
                             key=f"model.pick.{active}",
                             format_func=lambda v: f"{v} (active)" if v == active else v)
-    if right.button("Make this version active", disabled=chosen == active, key="model.activate",
-                    help="Rolls back (or forward): the app and score.py use the active version.",
-                    width="stretch"):
-        act(lambda: make_active(active, chosen))
+    label = "Propose making it active" if desk.four_eyes else "Make this version active"
+    pressed = right.button(label, disabled=chosen == active, key="model.activate", width="stretch",
+                           help="Rolls back (or forward): the app, score.py and the API use the active version.")
+    why = justification(f"model.why.activate.{active}")
+    if pressed:
+        act(lambda: outcome(desk.propose_activation(actor, chosen, why)))
     return ids
+
+
+def proposals(desk: ModelChanges) -> None:
+    """Changes waiting for a second person: approve or reject another's, withdraw one's own."""
+    if not desk.four_eyes:
+        return
+    st.header("Proposed changes")
+    waiting = desk.pending()
+    if not waiting:
+        st.caption("No change is waiting for approval.")
+        return
+    for p in waiting:
+        with st.container(border=True):
+            st.markdown(f"**Change #{p.id}**: {p.summary}")
+            st.caption(f"Proposed by {p.proposed_by} on {utc_time(p.proposed_at.isoformat())}. Justification:")
+            st.text(p.justification)  # typed by a person: shown as text, never as markdown
+            if not may_change:
+                continue
+            if p.proposed_by == actor.label:
+                st.caption("Another person with the risk role must approve it.")
+                if st.button("Withdraw", key=f"model.withdraw.{p.id}"):
+                    act(lambda p=p: f"Change #{desk.withdraw(actor, p.id).id} withdrawn.")
+                continue
+            note = st.text_input("Note or reason (a reason is required to reject)", key=f"model.note.{p.id}",
+                                 max_chars=2000)
+            left, right = st.columns(2)
+            if left.button("Approve and apply", type="primary", key=f"model.approve.{p.id}", width="stretch"):
+                act(lambda p=p, note=note: outcome(desk.approve(actor, p.id, note)))
+            if right.button("Reject", key=f"model.reject.{p.id}", width="stretch"):
+                act(lambda p=p, note=note: f"Change #{desk.reject(actor, p.id, note).id} rejected.")
+
+
+def history(desk: ModelChanges) -> None:
+    st.header("Model change history")
+    frame = desk.history(limit=200)
+    if frame.empty:
+        st.caption("No change on record yet: proposals, approvals, rejections, withdrawals and activations from "
+                   "`python train.py --activate` appear here (and in `python train.py --history`).")
+        return
+    st.dataframe(pd.DataFrame({
+        "When (UTC)": frame["at"].dt.strftime("%d %b %Y, %H:%M"),
+        "What": [f"#{c} {a}" if pd.notna(c) else a for c, a in zip(frame["change_id"], frame["action"], strict=True)],
+        "Change": [_change_text(r) for r in frame.itertuples()],
+        "By": frame["actor"],
+        "Why": frame["note"].fillna(""),
+    }), hide_index=True, key="model.history")
+
+
+def _change_text(row) -> str:
+    if row.kind == "threshold":
+        return f"threshold {_pct(row.from_threshold)} → {_pct(row.to_threshold)}"
+    verb = "roll back" if row.kind == "rollback" else "activate"
+    return f"{verb} {row.from_version or '–'} → {row.to_version or '–'}"
+
+
+def _pct(value) -> str:
+    return "–" if value is None or pd.isna(value) else percent(value)
 
 
 def compare(model: LoanModel, ids: list[str]) -> None:
     st.header("Compare two versions")
     if len(ids) < 2:
         st.info("There is only one version so far. Train another (for example `python train.py --model gbm`) "
-                "or save a threshold above to compare them.")
+                "or give one a new threshold above to compare them.")
         return
     others = [v for v in ids if v != model.version]
     left, right = st.columns(2)
@@ -310,6 +394,8 @@ except ModelIntegrityError as exc:
     except ModelIntegrityError:
         active = None  # ACTIVE itself is what is broken: any version may be made active
     versions(active)
+    proposals(desk)
+    history(desk)
     st.stop()
 model_card(model)
 imported.imported_facts(model)
@@ -321,4 +407,6 @@ if report is not None:
     fairness_section(model)
     threshold_explorer(model, report)
 ids = versions(model.version)
+proposals(desk)
 compare(model, ids)
+history(desk)

@@ -11,15 +11,19 @@ from model.core.errors import DecisionLogError
 from model.core.formatting import percent
 from model.monitoring import performance as perf
 from model.monitoring import queries
+from model.monitoring.exports import export_scope
 from model.monitoring.overview import overview
 from model.monitoring.simulated_outcomes import can_simulate, log_simulated_outcomes
+from model.records.access import Action
 from model.records.overrides import override_rates, tally
 from model.registry.store import list_versions, load_holdout
 from ui import monitoring_charts as charts
-from ui.resources import current_model, decision_log, officer, registry
+from ui.identity import refuse_unless
+from ui.resources import current_model, decision_log, registry
 from ui.tables import export_frame, readable_log
 from ui.text import md, md_code
 
+actor = refuse_unless(Action.VIEW_MONITORING)
 model = current_model()
 log = decision_log()
 
@@ -27,31 +31,38 @@ st.title("Monitoring")
 st.caption("One model at a time: what it decided, how its loans turned out, and whether it is still seeing "
            "the kind of applicants it was trained on. Days and months are UTC.")
 
-with st.container(border=True):
-    st.markdown(
-        f"**Demo: simulate drift and outcomes.** Score {mon.SIMULATED_SAMPLE_SIZE} made-up applicants with lower "
-        "incomes and credit scores than in training and put them on record marked **simulated**, to see the "
-        "drift alerts light up; then draw what became of each simulated loan from the rule that made the "
-        "built-in data, to see realized performance. The *Include simulated* toggle leaves them out again."
-    )
-    b1, b2 = st.columns(2)
-    if b1.button("Score a simulated sample", icon=":material/science:"):
-        result = mon.log_simulated_sample(model, log, seed=time.time_ns() % 2**32, officer=officer())
-        if result.ok:
-            st.success(f"{result.written:,} simulated decisions scored and put on record, marked simulated.")
-        else:
-            st.warning(md(result.warning))
-    if can_simulate(model) and b2.button("Simulate outcomes", icon=":material/event_available:",
-                                         help="Good or bad for every simulated approval without an outcome."):
-        try:
-            made = log_simulated_outcomes(log, model, seed=time.time_ns() % 2**32, recorded_by=officer())
-        except DecisionLogError as exc:
-            st.error(md(exc))
-        else:
-            if made.written:
-                st.success(f"{made.written:,} simulated outcomes drawn and put on record, marked simulated.")
+
+def simulate() -> None:
+    """Demo mode only: made-up applicants and outcomes put on record, so that the alerts can be seen."""
+    with st.container(border=True):
+        st.markdown(
+            f"**Demo: simulate drift and outcomes.** Score {mon.SIMULATED_SAMPLE_SIZE} made-up applicants with "
+            "lower incomes and credit scores than in training and put them on record marked **simulated**, to see "
+            "the drift alerts light up; then draw what became of each simulated loan from the rule that made the "
+            "built-in data, to see realized performance. The *Include simulated* toggle leaves them out again."
+        )
+        b1, b2 = st.columns(2)
+        if b1.button("Score a simulated sample", icon=":material/science:"):
+            result = mon.log_simulated_sample(model, log, seed=time.time_ns() % 2**32, officer=actor.label)
+            if result.ok:
+                st.success(f"{result.written:,} simulated decisions scored and put on record, marked simulated.")
             else:
-                st.info("Every simulated approval has an outcome already: score a simulated sample first.")
+                st.warning(md(result.warning))
+        if can_simulate(model) and b2.button("Simulate outcomes", icon=":material/event_available:",
+                                             help="Good or bad for every simulated approval without an outcome."):
+            try:
+                made = log_simulated_outcomes(log, model, seed=time.time_ns() % 2**32, recorded_by=actor.label)
+            except DecisionLogError as exc:
+                st.error(md(exc))
+            else:
+                if made.written:
+                    st.success(f"{made.written:,} simulated outcomes drawn and put on record, marked simulated.")
+                else:
+                    st.info("Every simulated approval has an outcome already: score a simulated sample first.")
+
+
+if actor.may(Action.SIMULATE):
+    simulate()
 
 try:
     on_record = queries.on_record(log)
@@ -61,7 +72,9 @@ except DecisionLogError as exc:
 
 if on_record.empty:
     st.info("No decisions on record yet. Decisions made on the Decide and Batch pages, by `score.py` and by the "
-            "API appear here. To see what monitoring shows, score a simulated sample with the button above.")
+            "API appear here."
+            + (" To see what monitoring shows, score a simulated sample with the button above."
+               if actor.may(Action.SIMULATE) else ""))
     st.stop()
 
 # --- which model, which versions, which days ------------------------------------------------------------
@@ -262,8 +275,15 @@ st.header("The decision log")
 st.caption(f"The {min(view.decisions, mon.LOG_ROWS_SHOWN):,} most recent of {view.decisions:,} decisions; "
            "the CSV holds them all.")
 st.dataframe(readable_log(reference, queries.recent(log, scope, mon.LOG_ROWS_SHOWN)), hide_index=True)
-st.download_button(
-    "Download these decisions (CSV)", data=lambda: to_csv_bytes(export_frame(queries.everything(log, scope))),
-    file_name=f"decision-log-{start:%Y%m%d}-{end:%Y%m%d}.csv", mime="text/csv", on_click="ignore",
-    icon=":material/download:",
-)
+if actor.may(Action.EXPORT_DECISIONS):
+
+    def exported_csv() -> bytes:
+        """Run when the button is pressed: the export goes on record (who, when, filter, rows) first."""
+        return to_csv_bytes(export_frame(export_scope(log, actor, scope)))
+
+    st.download_button(
+        "Download these decisions (CSV)", data=exported_csv,
+        file_name=f"decision-log-{start:%Y%m%d}-{end:%Y%m%d}.csv", mime="text/csv", on_click="ignore",
+        icon=":material/download:", key="mon.export",
+        help="Every export is recorded with your name, the time, these filters and the number of rows.",
+    )

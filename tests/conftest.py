@@ -23,6 +23,18 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 EXAMPLE = {"age": 35, "income": 62_000, "credit_score": 720, "loan_amount": 18_000, "employment_years": 6}
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_test_writes_the_projects_own_log(tmp_path_factory):
+    """Commands run by tests (train.py records activations in the change history) get a throwaway
+    decision log unless a test names one, never the project's data/decisions.db."""
+    if "LOANDESK_DB_URL" not in os.environ:
+        os.environ["LOANDESK_DB_URL"] = f"sqlite:///{tmp_path_factory.mktemp('default-log') / 'decisions.db'}"
+        yield
+        os.environ.pop("LOANDESK_DB_URL", None)
+    else:
+        yield
+
+
 def private_pg_schema(purpose: str) -> Iterator[str]:
     """A URL for a private, empty schema on the PostgreSQL server, dropped afterwards; skips (fails in
     CI) without LOANDESK_TEST_PG_URL. Use it as the body of a generator fixture: `yield from ...`."""

@@ -38,8 +38,10 @@ def free_port() -> int:
 class StreamlitServer:
     """`streamlit run APP` in a subprocess; `url` answers once /_stcore/health says ok."""
 
-    def __init__(self, app: Path, env: dict[str, str] | None = None, port: int | None = None):
+    def __init__(self, app: Path, env: dict[str, str] | None = None, port: int | None = None,
+                 args: list[str] | None = None):
         self.app = app
+        self.args = list(args or [])  # more `--option value` pairs for streamlit run
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **(env or {})}
@@ -52,7 +54,7 @@ class StreamlitServer:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", str(self.app), "--server.headless", "true",
              "--server.port", str(self.port), "--server.address", "127.0.0.1",
-             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none", *self.args],
             cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         deadline = started + timeout

@@ -65,6 +65,11 @@ def _second_version(registry: Path, activate: bool) -> str:
     return save_version(registry, trained.pipeline, trained.card, trained.holdout, activate=activate)
 
 
+def _justify(at, kind: str, text: str = "Agreed at the risk committee") -> None:
+    """Every model change needs a justification (demo mode too: it is kept in the change history)."""
+    next(t for t in at.text_area if t.key.startswith(f"model.why.{kind}.")).input(text)
+
+
 def _slider(at):
     return next(s for s in at.slider if s.key.startswith("model.threshold."))
 
@@ -132,6 +137,7 @@ def test_use_this_threshold_saves_a_new_active_version_and_keeps_the_old_one(app
     old = active_version(app_env)
     before = _files(app_env / "versions" / old)
     _slider(at).set_value(62.5).run()
+    _justify(at, "threshold")
     at.button(key="model.use_threshold").click().run()
     assert not at.exception
 
@@ -162,6 +168,7 @@ def test_make_this_version_active_rolls_back(app, app_env):
     assert at.button(key="model.activate").disabled
 
     _selectbox(at, "model.pick").select(older).run()
+    _justify(at, "activate")
     at.button(key="model.activate").click().run()
     assert not at.exception
     assert active_version(app_env) == older
@@ -206,6 +213,7 @@ def test_a_damaged_holdout_is_reported_and_rollback_still_works(app, app_env):
     assert any("cannot be read" in e.value and newer in e.value for e in at.error)
     assert "model.roc" not in _specs(at)
     _selectbox(at, "model.pick").select(older).run()
+    _justify(at, "activate")
     at.button(key="model.activate").click().run()
     assert not at.exception
     assert active_version(app_env) == older
@@ -231,6 +239,7 @@ def test_a_broken_active_version_can_still_be_rolled_back(app, app_env):
     assert not at.exception
     assert any("cannot be used" in e.value for e in at.error)
     at.selectbox(key=f"model.pick.{broken}").select(good).run()
+    _justify(at, "activate", "The active version fails verification")
     at.button(key="model.activate").click().run()
     assert not at.exception
     assert active_version(app_env) == good

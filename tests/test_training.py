@@ -34,7 +34,8 @@ def _one_openmp_thread():
 
 def run_train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], capture_output=True, text=True,
-                          cwd=cwd, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=600)
+                          cwd=cwd, env={**os.environ, "PYTHONPATH": str(ROOT),
+                                        "LOANDESK_DB_URL": f"sqlite:///{cwd / 'decisions.db'}"}, timeout=600)
 
 
 @pytest.fixture(scope="module", params=["logistic", "gbm"])

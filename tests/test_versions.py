@@ -75,7 +75,8 @@ def test_a_new_threshold_is_a_new_version_and_the_old_one_is_untouched(registry)
     assert frame.loc[new, "parent"] == old and frame.loc[new, "threshold"] == 0.62
 
 
-def test_the_command_line_rolls_back(registry, capsys):
+def test_the_command_line_rolls_back(registry, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("LOANDESK_DB_URL", f"sqlite:///{tmp_path / 'decisions.db'}")
     older = active_version(registry)
     newer = _second_version(registry)
     assert train_cli(["--activate", older, "--out", str(registry)]) == 0

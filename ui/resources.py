@@ -71,7 +71,3 @@ def decision_log() -> DecisionLog:
     """The shared decision log (LOANDESK_DB_URL, else data/decisions.db)."""
     return _log(default_url())
 
-
-def officer() -> str | None:
-    """The officer's name from the sidebar, kept for the session."""
-    return (st.session_state.get("officer") or "").strip() or None

@@ -1,4 +1,4 @@
-"""The sidebar every page shares: which model is live, and who is deciding."""
+"""The sidebar every page shares: which model is live (who is here is ui.identity's)."""
 
 from __future__ import annotations
 
@@ -11,19 +11,17 @@ from ui.text import md
 
 
 def model_sidebar() -> None:
-    """Which model is live and who is deciding; a model that cannot be loaded is named, not fatal,
-    so that the Model page can still roll back to a good version."""
+    """Which model is live; a model that cannot be loaded is named, not fatal, so that the Model
+    page can still roll back to a good version."""
     with st.sidebar:
         st.subheader("Model in use")
         try:
             model = load_current()
         except ModelFolderError:
             st.error("No model folder: see the message on the page.")
-            officer_field()
             return
         except ModelIntegrityError:
             st.error("The active model cannot be used. Choose another version on the Model page.")
-            officer_field()
             return
         auc = model.card.auc
         lines = [
@@ -34,9 +32,3 @@ def model_sidebar() -> None:
             else f"Threshold {percent(model.threshold)}",
         ]
         st.markdown("  \n".join(lines), help=f"Version id: {model.version}")
-        officer_field()
-
-
-def officer_field() -> None:
-    st.text_input("Officer name", key="officer", placeholder="Your name, for the decision log",
-                  help="Recorded with every decision you make in this session.")

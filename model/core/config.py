@@ -48,8 +48,11 @@ SQLITE_SYNC = Setting("LOANDESK_SQLITE_SYNC", "FULL (the default): every commit 
                       "power loss; NORMAL: commits survive a crash of the process, not power loss, and cost no fsync",
                       "FULL")
 
+SESSION_HOURS = Setting("LOANDESK_SESSION_HOURS", "hours a sign-in lasts before the person must sign in again "
+                        "(Streamlit itself never checks the identity token's age)", "8")
+
 SETTINGS = (MODEL_DIR, DB_URL, UNSENT_DIR, SIGNING_KEY, SIGNING_KEY_FILE, VERIFY_KEY, VERIFY_KEY_FILE,
-            REPLAY_KEY, REPLAY_KEY_FILE, NOTICE_TEMPLATE, SQLITE_SYNC)
+            REPLAY_KEY, REPLAY_KEY_FILE, NOTICE_TEMPLATE, SQLITE_SYNC, SESSION_HOURS)
 DEFAULT_DB_PATH = PROJECT_ROOT / "data" / "decisions.db"
 
 
@@ -95,3 +98,13 @@ def replay_key() -> bytes | None:
 
 def replay_key_file() -> Path:
     return Path(REPLAY_KEY_FILE.read() or "")
+
+
+def session_hours() -> float:
+    """How long a sign-in lasts: LOANDESK_SESSION_HOURS, else 8; a value that is not a number of hours
+    between a minute and 30 days falls back to 8 rather than to no limit."""
+    try:
+        hours = float(SESSION_HOURS.read() or "8")
+    except ValueError:
+        return 8.0
+    return hours if 1 / 60 <= hours <= 24 * 30 else 8.0

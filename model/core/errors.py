@@ -116,3 +116,13 @@ class EngineError(LoanDeskError, RuntimeError):
 
 class WorkerModelError(ModelIntegrityError):
     """A worker's copy of the model is not the one the run was started with, or cannot be trusted there."""
+class AccessDenied(LoanDeskError, PermissionError):
+    """The person acting may not do this; the message names them, the action and who may."""
+
+
+class IdentityError(LoanDeskError, ValueError):
+    """A name or email that cannot be recorded as it is (too long, control characters, malformed)."""
+
+
+class ChangeError(LoanDeskError, ValueError):
+    """A model change that cannot be proposed or decided as asked; the message says why."""

@@ -193,3 +193,83 @@ replays = Table(
     Column("written", Integer, nullable=False),
     Column("skipped", Integer, nullable=False),  # already on record (same decision id, or the batch)
 )
+# --- kept beside the decisions: people and roles, model changes, exports (migration 0007) ------------
+ACTOR = 200  # the decision log's `officer` column is as wide
+VERSION = 100
+
+user_roles = Table(
+    "user_roles", metadata,
+    Column("email", String(ACTOR), primary_key=True),
+    Column("role", String(20), primary_key=True),
+    Column("granted_by", String(ACTOR), nullable=False),
+    Column("granted_at", DateTime(timezone=True), nullable=False),
+)
+role_changes = Table(
+    "role_changes", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
+    Column("actor", String(ACTOR), nullable=False),
+    Column("actor_subject", String(ACTOR)),
+    Column("email", String(ACTOR), nullable=False),
+    Column("roles_before", String(100), nullable=False),
+    Column("roles_after", String(100), nullable=False),
+)
+model_changes = Table(
+    "model_changes", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_dir", Text, nullable=False),
+    Column("kind", String(20), nullable=False),  # threshold, activate, rollback
+    Column("from_version", String(VERSION)),  # the active version when proposed
+    Column("to_version", String(VERSION)),  # the version to activate (a threshold change: its base)
+    Column("from_threshold", Float),
+    Column("to_threshold", Float),
+    Column("refer_band", Float),  # a threshold change's refer band (None: the version's own)
+    Column("justification", Text, nullable=False),
+    Column("proposed_by", String(ACTOR), nullable=False),
+    Column("proposed_subject", String(ACTOR)),
+    Column("proposed_at", DateTime(timezone=True), nullable=False),
+    Column("status", String(20), nullable=False, index=True),  # pending, approved, rejected, withdrawn
+    Column("closed_by", String(ACTOR)),
+    Column("closed_subject", String(ACTOR)),
+    Column("closed_at", DateTime(timezone=True)),
+    Column("note", Text),
+    Column("result_version", String(VERSION)),  # the version made active by the approval
+)
+model_change_events = Table(
+    "model_change_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
+    Column("change_id", Integer, ForeignKey("model_changes.id")),  # none for a shell activation
+    Column("model_dir", Text, nullable=False),
+    Column("action", String(20), nullable=False),  # proposed, approved, rejected, withdrawn, activated
+    Column("kind", String(20), nullable=False),
+    Column("actor", String(ACTOR), nullable=False),
+    Column("actor_subject", String(ACTOR)),
+    Column("from_version", String(VERSION)),
+    Column("to_version", String(VERSION)),
+    Column("from_threshold", Float),
+    Column("to_threshold", Float),
+    Column("note", Text),
+)
+exports = Table(
+    "exports", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
+    Column("actor", String(ACTOR), nullable=False),
+    Column("actor_subject", String(ACTOR)),
+    Column("what", String(40), nullable=False),
+    Column("filter", Text, nullable=False),
+    Column("rows", Integer, nullable=False),
+)
+
+sign_ins = Table(
+    "sign_ins", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
+    Column("email", String(ACTOR), nullable=False, index=True),
+    Column("subject", String(ACTOR)),  # the identity provider's `sub`: stable when an email is reassigned
+    Column("issuer", String(ACTOR)),
+    Column("issued_at", DateTime(timezone=True)),  # the identity token's `iat`
+    Column("roles", String(100), nullable=False),
+)
+
