@@ -21,7 +21,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from model.core.errors import DecisionLogError
+from model.core.errors import DecisionLogError, IdentityError
+from model.records import access
 from model.records.log import DecisionLog
 from model.records.outcomes import OutcomeFileError, OutcomeReport, read_outcomes_file, record_outcomes, validate_rows
 
@@ -42,12 +43,23 @@ def main(argv: list[str] | None = None) -> int:
         _problems(report)
         return 1 if problems else 0
     try:
-        report = record_outcomes(DecisionLog(), rows, source=f"file:{args.file.name}", recorded_by=args.by)
+        who = recorder(args.by)
+    except IdentityError as exc:
+        return _fail(f"--by: {exc}", status=2)
+    try:
+        report = record_outcomes(DecisionLog(), rows, source=f"file:{args.file.name}", recorded_by=who)
     except DecisionLogError as exc:
         return _fail(str(exc))
     print(report.summary())
     _problems(report)
     return 1 if report.problems else 0
+
+
+def recorder(on_behalf_of: str | None) -> str:
+    """Who recorded the outcomes: the operating-system user who ran this (`os:USER`), never only a typed
+    name; `--by` adds on whose behalf, checked like any name on record."""
+    me = access.shell().label
+    return f"{me} for {access.clean_name(on_behalf_of)}" if on_behalf_of else me
 
 
 def _problems(report: OutcomeReport) -> None:
@@ -66,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
                               description="Record the outcomes in a CSV file (comma or semicolon, UTF-8): "
                                           "decision_id, outcome (good/bad or 1/0), optional observed_at.")
     imp.add_argument("file", type=Path, help="the outcomes CSV")
-    imp.add_argument("--by", help="who is recording them (kept with each outcome)")
+    imp.add_argument("--by", help="on whose behalf you record them; kept after your OS user (os:USER for NAME)")
     imp.add_argument("--dry-run", action="store_true", help="check every row's fields and record nothing")
     return parser
 

@@ -29,6 +29,7 @@ from model.core import config
 from model.core.errors import EngineError, ModelFolderError, TemplateError
 from model.notices.produce import notices_for_batch
 from model.notices.template import load_template
+from model.records import access
 from model.records.log import DecisionLog, default_url
 from model.registry.store import ModelIntegrityError, default_model_dir, load_model, model_folder_problem
 
@@ -73,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     output = args.output or args.applicants.with_name(f"{args.applicants.stem}-decisions.csv")
     bar = _ProgressBar() if not args.quiet and sys.stderr.isatty() else None
     try:
-        summary = score_file(model, args.applicants, output, log=log, source="command", progress=bar)
+        summary = score_file(model, args.applicants, output, log=log, source="command", officer=_who(),
+                             progress=bar)
     except BatchError as exc:
         return _fail(str(exc))
     except OSError as exc:
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             made = notices_for_batch(output, args.notices, template=template, schema=model.schema,
                                      reference=model.card.get("reference", {}), model_version=model.version,
-                                     log=log, id_column=args.notice_id)
+                                     log=log, id_column=args.notice_id, produced_by=_who())
         except OSError as exc:
             return _fail(f"could not write the notices to {args.notices}: {exc.strerror or exc}")
         print(f"Notices: {made.written:,} adverse action notice(s) written to {made.folder}"
@@ -102,6 +104,11 @@ def main(argv: list[str] | None = None) -> int:
         if made.log_warning:
             print(f"Warning: {made.log_warning}", file=sys.stderr)
     return 0
+
+
+def _who() -> str:
+    """Who ran the command, as every decision, batch run and notice of it is recorded: `os:USER`."""
+    return access.shell().label
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -151,8 +158,7 @@ def _score_on_dask(args, model, log: DecisionLog | None) -> int:
     bar = _ProgressBar() if not args.quiet and sys.stderr.isatty() else None
     try:
         summary = score_dataset(model, source, output, scheduler=args.scheduler, workers=args.workers, log=log,
-                                source="command",
-                                progress=bar)
+                                source="command", officer=_who(), progress=bar)
     except BatchError as exc:
         return _fail(str(exc))
     except EngineError as exc:

@@ -48,7 +48,7 @@ def test_outcomes_are_recorded_and_each_item_answered_in_order(served):
     assert body[4]["index"] == 4 and "JSON object" in body[4]["errors"][0]["why"]
     log = DecisionLog(url)
     [row] = history(log, ids[1])
-    assert row["outcome"] == 0 and row["source"] == "api:servicing"
+    assert row["outcome"] == 0 and row["source"] == "api:servicing" and row["recorded_by"] == "api:servicing"
     log.dispose()
 
 

@@ -333,6 +333,13 @@ def test_score_py_engine_dask_writes_the_dataset_and_records_one_batch(trained, 
     assert read_dataset(out).num_rows == 5_000
     log = DecisionLog(env["LOANDESK_DB_URL"])
     assert log.count() == read_dataset(out).column("decision").null_count * -1 + 5_000
+    from sqlalchemy import select
+
+    from model.records import access
+    from model.records.tables import batches
+    with log.engine.connect() as conn:  # who ran it, on the batch and on each of its decisions
+        assert [r.officer for r in conn.execute(select(batches.c.officer))] == [access.shell().label]
+    assert set(log.read()["officer"]) == {access.shell().label}
     wrong = subprocess.run([sys.executable, str(ROOT / "score.py"), str(source), "--scheduler", "tcp://127.0.0.1:1"],
                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert wrong.returncode == 2 and "--scheduler and --workers are for --engine dask" in wrong.stderr

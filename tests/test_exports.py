@@ -55,3 +55,21 @@ def test_a_download_of_batch_results_is_recorded_for_an_officer_only(log):
     with pytest.raises(AccessDenied):
         record_export(log, auditor, what=BATCH_RESULTS, chosen={}, rows=1, action=Action.SCORE_BATCH)
     assert len(exports_frame(log)) == 1
+
+
+def test_the_monitoring_pages_export_of_a_scope_is_recorded_for_an_auditor_only(log):
+    from model.monitoring.exports import export_scope
+    from model.monitoring.queries import Scope
+
+    scope = Scope("m", ("v1",), date(2020, 1, 1), date(2099, 12, 31), False)
+    for role in (Role.OFFICER, Role.RISK, Role.ADMIN):
+        with pytest.raises(AccessDenied, match="auditor role"):
+            export_scope(log, access.person("eve@bank.example", None, None, {role}), scope)
+    assert exports_frame(log).empty
+    auditor = access.person("audrey@bank.example", "sub-a", None, {Role.AUDITOR})
+    frame = export_scope(log, auditor, scope)
+    assert len(frame) == 2 and set(frame["model_version"]) == {"v1"}
+    record = exports_frame(log).iloc[0]
+    assert (record["actor"], record["what"], record["rows"]) == ("audrey@bank.example", "decision log", 2)
+    assert '"model": "m"' in record["filter"] and '"end": "2099-12-31"' in record["filter"]
+    assert '"simulated": "left out"' in record["filter"]

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+from model.records import access
 from model.records.log import DecisionLog, LogEntry, new_decision_ids
 from model.records.outcomes import history
 
@@ -41,7 +42,8 @@ def test_import_records_outcomes_reports_refused_rows_and_corrections(tmp_path):
     rows = history(log, ids[0])
     assert [(r["outcome"], r["is_current"], r["source"]) for r in rows] == [
         (1, False, "file:march.csv"), (0, True, "file:april.csv")]
-    assert rows[0]["recorded_by"] == "ada@bank.example"
+    me = access.shell().label  # the OS user who ran the command, as train.py --activate records it
+    assert rows[0]["recorded_by"] == f"{me} for ada@bank.example" and rows[1]["recorded_by"] == me
     log.dispose()
 
     clean = tmp_path / "clean.csv"
@@ -54,3 +56,19 @@ def test_a_missing_file_is_one_clear_line(tmp_path):
     done = _run("import", str(tmp_path / "nope.csv"), db=f"sqlite:///{tmp_path / 'd.db'}")
     assert done.returncode == 1 and done.stderr.strip() == f"outcomes.py: {tmp_path / 'nope.csv'}: no such file"
     assert _run(db=f"sqlite:///{tmp_path / 'd.db'}").returncode == 2
+
+
+def test_a_by_name_that_cannot_be_recorded_is_refused_and_nothing_is_recorded(tmp_path):
+    db = f"sqlite:///{tmp_path / 'd.db'}"
+    log = DecisionLog(db)
+    [i] = new_decision_ids(1)
+    assert log.record([LogEntry(model_name="m", model_version="v", model_sha256="0" * 64, source="api",
+                                inputs={}, probability=0.8, threshold=0.5, decision=1, decision_id=i)]).ok
+    f = tmp_path / "o.csv"
+    f.write_text(f"decision_id,outcome\n{i},good\n")
+    done = _run("import", str(f), "--by", "Chief Credit Officer\x07", db=db)
+    assert done.returncode == 2 and "--by: The name holds a control or invisible character" in done.stderr
+    done = _run("import", str(f), "--by", "x" * 81, db=db)
+    assert done.returncode == 2 and "81 characters long; at most 80" in done.stderr
+    assert history(log, i) == []
+    log.dispose()

@@ -203,16 +203,19 @@ def test_the_auditor_reads_the_model_page_without_any_control(app, app_env):
     assert "Proposed changes" in [h.value for h in at.header]
 
 
-def test_the_monitoring_page_offers_the_auditor_the_export_and_no_simulation(app):
+def test_the_monitoring_page_offers_the_auditor_the_export_and_no_simulation(app, app_env):
     from model.records.log import LogEntry
 
-    _log().record(LogEntry(model_name="m", model_version="v", model_sha256="0" * 64, source="form",
-                           inputs={"age": 40, "income": 50_000, "credit_score": 700, "loan_amount": 10_000,
-                                   "employment_years": 5}, probability=0.7, threshold=0.5, decision=1))
+    model = load_model(app_env)  # a decision of the model in use, so that the page measures it
+    assert _log().record(LogEntry(model_name=model.name, model_version=model.version, model_sha256="0" * 64,
+                                  source="form", inputs={"age": 40, "income": 50_000, "credit_score": 700,
+                                                         "loan_amount": 10_000, "employment_years": 5},
+                                  probability=0.7, threshold=0.5, decision=1)).ok
     at = sign_in(app, "auditor@bank.example", Role.AUDITOR).run()
     at.switch_page("app_pages/monitoring.py").run()
     assert not at.exception
-    assert not [b for b in at.button if b.label == "Score a simulated sample"]
+    assert "Realized performance" in [h.value for h in at.header]
+    assert not [b for b in at.button if b.label in ("Score a simulated sample", "Simulate outcomes")]
     assert [d for d in at.get("download_button") if "Download these decisions" in d.proto.label]
 
 

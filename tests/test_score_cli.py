@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from model.records import access
 from model.records.batches import replay_file
 from model.records.log import DecisionLog
 from model.records.sealed import UnsealedFileError
@@ -65,6 +66,7 @@ def test_scores_a_file_prints_the_summary_and_records_the_decisions(model, env, 
     assert "first row under the header" in result.stdout
     log = DecisionLog(env["LOANDESK_DB_URL"])
     assert log.count() == 48 and set(log.read()["source"]) == {"command"}
+    assert set(log.read()["officer"]) == {access.shell().label}  # who ran it, as the OS names them
     assert "48 decision(s) recorded" in result.stdout
 
 

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from pypdf import PdfReader
 
+from model.records import access
 from model.records.log import DecisionLog
 from model.records.notices import notices_for
 
@@ -44,7 +45,7 @@ def test_one_notice_per_rejected_row_named_by_row_number_each_with_its_reasons(e
            in result.stdout
     log = DecisionLog(env["LOANDESK_DB_URL"])
     [record] = notices_for(log, out.loc[rejected[0], "decision_id"])
-    assert record.produced_by == "command" and record.reason_codes == out.loc[rejected[0], "reason_codes"]
+    assert record.produced_by == access.shell().label and record.reason_codes == out.loc[rejected[0], "reason_codes"]
 
 
 def test_notices_named_by_an_id_column_carry_the_agencys_key_factors(env, tmp_path):

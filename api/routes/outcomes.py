@@ -68,7 +68,7 @@ async def outcomes(request: Request, key: CallerDep, services: ServicesDep) -> R
     records = [i if isinstance(i, dict) else {"decision_id": None, "outcome": None, "_not_object": i} for i in items]
     try:
         report = await run_in_threadpool(record_outcomes, services.decision_log, records, source=source,
-                                         first_row=0)
+                                         recorded_by=source, first_row=0)
     except DecisionLogError as exc:
         raise ApiError(503, "unavailable", str(exc)) from exc
     return json_response(_answer(report, records))
