@@ -21,7 +21,7 @@ from model.training.changes import model_changes
 from ui import fairness as fairness_ui
 from ui import imported
 from ui import model_charts as charts
-from ui.identity import four_eyes, refuse_unless
+from ui.identity import code, four_eyes, refuse_unless
 from ui.resources import current_model, decision_log, load_current, registry
 from ui.text import md, md_code, md_table
 
@@ -308,7 +308,7 @@ def proposals(desk: ModelChanges) -> None:
     for p in waiting:
         with st.container(border=True):
             st.markdown(f"**Change #{p.id}**: {p.summary}")
-            st.caption(f"Proposed by {p.proposed_by} on {utc_time(p.proposed_at.isoformat())}. Justification:")
+            st.caption(f"Proposed by {code(p.proposed_by)} on {utc_time(p.proposed_at.isoformat())}. Justification:")
             st.text(p.justification)  # typed by a person: shown as text, never as markdown
             if not may_change:
                 continue

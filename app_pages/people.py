@@ -5,7 +5,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from model.records.access import ROLES, AccessDenied, Action, IdentityError
 from model.records.people import People
-from ui.identity import auth_section, refuse_unless
+from ui.identity import auth_section, code, plain, refuse_unless
 from ui.resources import decision_log
 
 ROLE_HELP = {"officer": "Decide, Batch, Learn", "risk": "the Model page's controls: propose and approve changes",
@@ -21,7 +21,7 @@ def change(what) -> None:
     try:
         st.session_state["people.notice"] = what()
     except (IdentityError, AccessDenied, ValueError, SQLAlchemyError) as exc:
-        st.error(f"Nothing was changed: {exc}")
+        st.error(f"Nothing was changed: {plain(str(exc))}")
         return
     st.rerun()
 
@@ -50,7 +50,7 @@ st.caption("A person is the email address their identity provider signs them in 
 if auth_section() is None:
     st.info("Demo mode: roles take effect once sign-in is configured.", icon=":material/info:")
 if notice := st.session_state.pop("people.notice", None):
-    st.success(notice, icon=":material/check_circle:")
+    st.success(plain(notice), icon=":material/check_circle:")
 
 with st.form("people.add", clear_on_submit=True, border=True):
     st.markdown("**Give someone roles**")
@@ -65,8 +65,8 @@ st.header(f"{len(listed):,} {'person' if len(listed) == 1 else 'people'} with a 
 for person in listed:
     with st.container(border=True):
         left, middle, right = st.columns([3, 3, 1], vertical_alignment="bottom")
-        left.markdown(f"**{person.email}**")
-        left.caption(f"Last changed by {person.granted_by}, {person.granted_at:%d %b %Y, %H:%M} UTC")
+        left.markdown(f"**{code(person.email)}**")
+        left.caption(f"Last changed by {code(person.granted_by)}, {person.granted_at:%d %b %Y, %H:%M} UTC")
         chosen = middle.multiselect("Roles", list(ROLES), default=sorted(person.roles),
                                     key=f"people.roles.{person.email}")
         if set(chosen) != set(person.roles) and middle.button("Save roles", key=f"people.save.{person.email}"):

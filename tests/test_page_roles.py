@@ -72,7 +72,7 @@ def _reached(at, page: str) -> list[str]:
 def _text(at) -> str:
     """Everything written on the page, markdown escapes removed."""
     return " ".join(e.value for kind in ("markdown", "info", "error", "warning", "caption")
-                    for e in getattr(at, kind)).replace("\\", "")
+                    for e in getattr(at, kind)).replace("\\", "").replace("`", "")
 
 
 @pytest.mark.parametrize("page", list(TITLES))
@@ -94,7 +94,7 @@ def test_each_role_opens_exactly_its_pages(app, role, page):
 @pytest.mark.parametrize("role", list(Role))
 def test_the_sidebar_says_who_is_signed_in_with_a_sign_out_and_no_officer_field(app, role):
     at = sign_in(app, f"{role.value}@bank.example", role).run()
-    sidebar = " ".join(m.value for m in at.sidebar.markdown).replace("\\", "")  # shown as text: escaped
+    sidebar = " ".join(m.value for m in at.sidebar.markdown).replace("\\", "").replace("`", "")  # as text
     assert f"{role.value}@bank.example" in sidebar and f"Roles: {role.value}" in sidebar
     assert at.button(key="identity.sign_out").label == "Sign out"
     assert not [t for t in at.text_input if t.label == "Officer name"]
@@ -277,6 +277,15 @@ def test_the_admin_gives_and_takes_roles_on_the_page(app):
     at.button(key="people.remove.boss@bank.example").click().run()
     assert any("last administrator" in e.value for e in at.error)
     assert people.roles_of("boss@bank.example") == {Role.ADMIN}
+
+
+def test_the_people_page_shows_emails_as_text_never_as_a_link_or_markup(app):
+    sneaky = "[me](http://evil.example/x)@bank.example"  # a valid address that is also markdown
+    People(_log()).add(sneaky, {Role.OFFICER}, by=SHELL)
+    at = sign_in(app, "boss@bank.example", Role.ADMIN).run()
+    at.switch_page("app_pages/people.py").run()
+    [shown] = [m.value for m in at.markdown if "evil" in m.value]
+    assert shown == f"**`{sneaky}`**"  # inline code: no link, no markup, and a copy is the address itself
 
 
 # --- demo mode ---------------------------------------------------------------------------------------------

@@ -118,7 +118,7 @@ def gate() -> Actor:
     _sidebar(sign.actor)
     if sign.screen == "no role":
         st.title("LoanDesk")
-        st.markdown(f"You are signed in as **{plain(sign.actor.name)}** ({plain(sign.actor.email or '')}).")
+        st.markdown(f"You are signed in as {' · '.join(_names(sign.actor))}.")
         st.info("You have no role in LoanDesk yet: ask an administrator for access.",
                 icon=":material/lock:")
         st.stop()
@@ -202,11 +202,19 @@ def _sidebar(actor: Actor) -> None:
     with st.sidebar:
         st.subheader("Signed in")
         roles = ", ".join(sorted(actor.roles)) or "no role"
-        lines = [f"**{plain(actor.name)}**"] + ([plain(actor.email or "")] if actor.name != actor.email else [])
-        st.markdown("  \n".join([*lines, f"Roles: {roles}"]))
+        st.markdown("  \n".join([*_names(actor), f"Roles: {roles}"]))
         if st.button("Sign out", icon=":material/logout:", key="identity.sign_out", width="stretch"):
             st.session_state.pop(ACTOR_KEY, None)
             st.logout()
+
+
+def _names(actor: Actor) -> list[str]:
+    """The display name (bold) and the email (inline code), as markdown; a name that is an address
+    (some providers send the email as the name) is shown once, as code, so that no mailto link is made."""
+    email = code(actor.email or "")
+    if not actor.name or actor.name == actor.email or "@" in actor.name:
+        return [f"**{email}**"] if actor.name == actor.email else [f"**{code(actor.name)}**", email]
+    return [f"**{plain(actor.name)}**", email]
 
 
 def _screen(sign: Sign, section: dict) -> None:
@@ -242,9 +250,18 @@ def readme_section(title: str) -> str:
 
 
 def plain(text: str) -> str:
-    """Text from the identity provider, shown as itself: markdown's special characters escaped, and
-    no automatic mailto link."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:@])", r"\\\1", text)
+    """Text from the identity provider, shown as itself: markdown's special characters escaped."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:@])", r"\\\1", str(text))
+
+
+def code(text: str) -> str:
+    """An email or other identifier as inline code: nothing inside is markdown, and no mailto link
+    is made of it (escaping the "@" does not stop GitHub-flavoured markdown's autolinks; a code span
+    does), while a copy of it is exactly the address."""
+    flat = " ".join(str(text).split())
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", flat)), default=0) + 1)
+    pad = " " if flat.startswith("`") or flat.endswith("`") else ""
+    return f"{fence}{pad}{flat}{pad}{fence}"
 
 
 def _text(value) -> str | None:
