@@ -91,6 +91,20 @@ def applicants() -> pd.DataFrame:
 
 
 # --- the lesson's pipeline, end to end ------------------------------------------------------------
+def test_the_import_is_recorded_in_the_change_history_with_the_os_user(imported):
+    from model.records import access
+    from model.records.log import DecisionLog
+    from model.registry.store import active_version
+    from model.training.changes import model_changes
+
+    folder, _ = imported  # train.py ran with the session's throwaway LOANDESK_DB_URL (conftest)
+    history = model_changes(DecisionLog(), folder).history()
+    row = history.iloc[0]
+    assert (row["action"], row["actor"], row["to_version"]) == ("activated", access.shell().label,
+                                                                  active_version(folder))
+    assert "imported loan_approval_model.pkl with train.py --import" in row["note"]
+
+
 def test_the_import_reports_what_it_understood_and_checked(imported):
     _, done = imported
     out = done.stdout
