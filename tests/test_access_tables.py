@@ -1,5 +1,5 @@
-"""Migration 0007 adds the tables kept beside the log (people and roles, sign-ins, model changes,
-exports) to a log that is at 0006 and has rows, keeping every row."""
+"""Migration 0008 adds the tables kept beside the log (people and roles, sign-ins, model changes,
+exports) to a log that is at 0007 and has rows, keeping every row."""
 
 from __future__ import annotations
 
@@ -21,10 +21,10 @@ def _entry(i: int) -> LogEntry:
                     decision_id=f"{i:032x}")
 
 
-def test_a_log_at_0006_with_rows_gets_the_new_tables_and_keeps_every_row(log_url):
+def test_a_log_at_0007_with_rows_gets_the_new_tables_and_keeps_every_row(log_url):
     engine = create_engine(log_url)
     with engine.begin() as conn:  # the log as the LoanDesk before this one left it
-        command.upgrade(migrate._config(conn), "0006")
+        command.upgrade(migrate._config(conn), "0007")
     assert not NEW & set(inspect(engine).get_table_names())
     with engine.begin() as conn:
         _insert(conn, [_entry(i) for i in range(25)])  # rows written as the log writes them
@@ -40,3 +40,4 @@ def test_a_log_at_0006_with_rows_gets_the_new_tables_and_keeps_every_row(log_url
     People(log).add("ann@bank.example", {Role.OFFICER}, by=access.shell("ops"))
     assert People(log).roles_of("ann@bank.example") == {Role.OFFICER}
     assert exports_frame(log).empty
+    assert "replayed_by" in {c["name"] for c in inspect(log.engine).get_columns("replays")}

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import create_engine, select, text
 
+from model.records import access
 from model.records import writer as lw
 from model.records.journal import Journal, read_entries
 from model.records.log import SCHEMA_VERSION, DecisionLog, LogEntry, LogResult
@@ -224,6 +225,7 @@ def test_every_replay_is_recorded_with_the_file_it_read(db, tmp_path):
     digest = hashlib.sha256((tmp_path / "unsent.jsonl").read_bytes()).hexdigest()
     assert [(r["file_name"], r["file_sha256"], r["written"], r["skipped"]) for r in rows] == [
         ("unsent.jsonl", digest, 3, 0), ("unsent.jsonl", digest, 0, 3)]
+    assert {r["replayed_by"] for r in rows} == {access.shell().label}  # the OS user of the replaying process
 
 
 def test_unsent_files_journals_and_the_replay_key_are_readable_by_their_owner_only(db, tmp_path, fast,

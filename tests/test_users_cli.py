@@ -95,3 +95,16 @@ def test_a_version_trained_from_the_shell_is_recorded_when_it_becomes_active(env
     row = history.iloc[0]
     assert row["actor"] == "os:carol" and row["to_version"] == active_version(out) and row["from_version"] is None
     assert "trained with train.py" in row["note"]
+
+
+def test_train_py_set_threshold_is_recorded_with_the_os_user(env, registry):
+    before = active_version(registry)
+    done = run(env, "train.py", "--out", str(registry), "--set-threshold", "0.61")
+    assert done.returncode == 0, done.stderr
+    assert "(active); recorded as os:carol" in done.stdout
+    after = active_version(registry)
+    assert after != before
+    row = model_changes(DecisionLog(env["LOANDESK_DB_URL"]), registry).history().iloc[0]
+    assert (row["action"], row["actor"], row["from_version"], row["to_version"]) == ("activated", "os:carol", before,
+                                                                                      after)
+    assert row["to_threshold"] == 0.61 and "--set-threshold" in row["note"]

@@ -25,6 +25,7 @@ from model.records import access
 from model.records.access import Action, Actor, IdentityError
 from model.records.people import People
 from ui.resources import decision_log
+from ui.text import md, md_code
 
 ACTOR_KEY = "loandesk.actor"
 SIGNED_IN_KEY = "loandesk.signed_in"
@@ -250,18 +251,14 @@ def readme_section(title: str) -> str:
 
 
 def plain(text: str) -> str:
-    """Text from the identity provider, shown as itself: markdown's special characters escaped."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:@])", r"\\\1", str(text))
+    """Text from the identity provider, shown as itself (ui.text.md: markdown escaped, no link)."""
+    return md(text)
 
 
 def code(text: str) -> str:
-    """An email or other identifier as inline code: nothing inside is markdown, and no mailto link
-    is made of it (escaping the "@" does not stop GitHub-flavoured markdown's autolinks; a code span
-    does), while a copy of it is exactly the address."""
-    flat = " ".join(str(text).split())
-    fence = "`" * (max((len(run) for run in re.findall(r"`+", flat)), default=0) + 1)
-    pad = " " if flat.startswith("`") or flat.endswith("`") else ""
-    return f"{fence}{pad}{flat}{pad}{fence}"
+    """An email or other identifier as inline code (ui.text.md_code): nothing inside is markdown and
+    no mailto link is made of it, while a copy of it is exactly the address (no invisible joiner)."""
+    return md_code(text)
 
 
 def _text(value) -> str | None:

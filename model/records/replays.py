@@ -1,7 +1,7 @@
 """Every replay of a sealed file is itself on record: which file (name and SHA-256), when, on which
-host, and what it wrote and skipped. `serve.py --replay`, a batch's unsent file and the API
-journal's automatic replays all leave this row, so a decision that came in by replay can be traced
-to the file that brought it."""
+host and by which operating-system user (`os:USER`), and what it wrote and skipped. `serve.py
+--replay`, a batch's unsent file and the API journal's automatic replays all leave this row, so a
+decision that came in by replay can be traced to the file that brought it."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, insert
 
+from .access import shell
 from .tables import replays
 
 
@@ -18,4 +19,4 @@ def record_replay(conn: Connection, path: Path, file_sha256: str, *, written: in
     """Add the replay's row in `conn`'s transaction (the one that wrote its decisions, where it can)."""
     conn.execute(insert(replays).values(
         file_name=Path(path).name[:255], file_sha256=file_sha256, replayed_at=datetime.now(UTC),
-        host=socket.gethostname()[:200], written=written, skipped=skipped))
+        host=socket.gethostname()[:200], replayed_by=shell().label, written=written, skipped=skipped))

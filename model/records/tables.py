@@ -192,8 +192,9 @@ replays = Table(
     Column("host", String(200), nullable=False),
     Column("written", Integer, nullable=False),
     Column("skipped", Integer, nullable=False),  # already on record (same decision id, or the batch)
+    Column("replayed_by", String(200)),  # os:USER of the process that replayed it (migration 0008)
 )
-# --- kept beside the decisions: people and roles, model changes, exports (migration 0007) ------------
+# --- kept beside the decisions: people and roles, model changes, exports (migration 0008) ------------
 ACTOR = 200  # the decision log's `officer` column is as wide
 VERSION = 100
 

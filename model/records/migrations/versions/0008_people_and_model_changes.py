@@ -1,14 +1,14 @@
-"""Schema version 7: people and their roles, sign-ins, model changes (four eyes) and exports.
+"""Schema version 8: people and their roles, sign-ins, model changes (four eyes) and exports; who replayed a file.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
@@ -99,8 +99,13 @@ def upgrade() -> None:
             sa.Column("filter", sa.Text, nullable=False),
             sa.Column("rows", sa.Integer, nullable=False),
         )
+    # Who replayed a sealed file (0007's replays name the host only): the process's OS user.
+    if "replayed_by" not in {c["name"] for c in sa.inspect(op.get_bind()).get_columns("replays")}:
+        op.add_column("replays", sa.Column("replayed_by", sa.String(ACTOR)))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("replays") as batch:
+        batch.drop_column("replayed_by")
     for table in ("exports", "model_change_events", "model_changes", "sign_ins", "role_changes", "user_roles"):
         op.drop_table(table)
