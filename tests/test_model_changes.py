@@ -160,6 +160,6 @@ def test_a_shell_activation_is_recorded_with_the_os_user(registry, log_url):
     row = desk.history().iloc[0]
     assert (row["action"], row["actor"], row["from_version"], row["to_version"]) == ("activated", "os:alice",
                                                                                       second, first)
-    with pytest.raises(Exception, match="no version"):
+    with pytest.raises(Exception, match="not a version name"):
         activate_from_shell(log, registry, "nope", access.shell("alice"))
     assert len(desk.history()) == 3
