@@ -199,7 +199,7 @@ def test_two_risk_users_change_the_threshold_with_four_eyes_and_the_api_serves_i
     # Sam signs in, in turn, and approves it.
     context, page, outside = _sign_in(browser, app.url, app.provider, RISK[1])
     _open(page, "Model", "Model")
-    page.get_by_text("Losses above plan for two quarters").wait_for(timeout=60_000)
+    page.get_by_text("Losses above plan for two quarters").first.wait_for(timeout=60_000)  # proposal and history
     page.get_by_role("heading", name="Proposed changes").scroll_into_view_if_needed()
     page.screenshot(path=str(output_dir / "signin-3-pending.png"))
     page.get_by_role("button", name="Approve and apply").click()
