@@ -108,7 +108,7 @@ with result_box:
         final = override.final_decision if override is not None else None if decision.referred else decision.decision
         if final == 0:
             actions.notice_button(log, model, decision_id, officer)
-        actions.override_form(log, decision_id, said, officer)
+        actions.override_form(log, decision_id, said, officer, actor)
     elif not log_warning:
         st.caption("This decision is not on record, so it cannot be overridden or given a notice.")
 

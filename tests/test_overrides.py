@@ -183,3 +183,25 @@ def test_the_tally_for_a_monitoring_scope_counts_as_pandas_counts_the_same_rows(
         rates = override_rates(log, where=scope.clauses())
         assert int(rates["overrides"].sum()) == int(mine["decision_id"].isin(overridden).sum()) + (
             1 if ids[1] in set(mine["decision_id"]) else 0)
+
+
+def test_an_override_by_anyone_but_an_officer_is_refused_in_the_core_and_nothing_is_recorded(log):
+    from model.core.errors import AccessDenied
+    from model.records.access import Role, demo, person
+
+    [decision_id] = put(log, entry(1))
+    for who in (person("risk@bank.example", "s1", None, {Role.RISK}),
+                person("auditor@bank.example", "s2", None, {Role.AUDITOR, Role.ADMIN}),
+                person("nobody@bank.example", "s3", None, set())):
+        with pytest.raises(AccessDenied, match="may not decide: that needs the officer role"):
+            record_override(log, decision_id, final_decision=0, reason="UNVERIFIABLE", note="n",
+                            officer=who.label, actor=who)
+    assert overrides_for(log, decision_id) == []
+    officer = person("ada@bank.example", "s4", None, {Role.OFFICER})
+    done = record_override(log, decision_id, final_decision=0, reason="UNVERIFIABLE", note="n", officer=officer.label,
+                           actor=officer)
+    assert done.officer == "ada@bank.example" and overrides_for(log, decision_id) == [done]
+    assert demo("Ada").may  # demo mode holds every role: an override in demo mode goes through
+    record_override(log, decision_id, final_decision=1, reason="UNVERIFIABLE", note="back", officer="Ada",
+                    actor=demo("Ada"))
+    assert len(overrides_for(log, decision_id)) == 2

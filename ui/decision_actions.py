@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from model.core.errors import DecisionLogError, LoanDeskError, OverrideError, TemplateError
+from model.core.errors import AccessDenied, DecisionLogError, LoanDeskError, OverrideError, TemplateError
 from model.notices.content import uses_credit_score
 from model.notices.produce import notice_for_decision, schemas_from
 from model.notices.template import load_template
+from model.records.access import Actor
 from model.records.log import DecisionLog
 from model.records.overrides import OVERRIDE_REASONS, REFERRED, Override, overrides_for, record_override
 from model.scoring.predictor import LoanModel
@@ -31,7 +32,7 @@ def final_decision(log: DecisionLog, decision_id: str) -> Override | None:
     return done[-1] if done else None
 
 
-def override_form(log: DecisionLog, decision_id: str, said: str, officer: str | None) -> None:
+def override_form(log: DecisionLog, decision_id: str, said: str, officer: str | None, actor: Actor) -> None:
     """An officer's override: the final decision, a reason from the fixed list, a note; recorded in the log."""
     with st.expander("Override the model's decision" if said != REFERRED else "Decide this referred case",
                      expanded=said == REFERRED):
@@ -46,8 +47,9 @@ def override_form(log: DecisionLog, decision_id: str, said: str, officer: str | 
                                 placeholder="Why, in your words: what you checked and what you found")
             if st.form_submit_button("Record the final decision", type="primary"):
                 try:
-                    record_override(log, decision_id, final_decision=final, reason=reason, note=note, officer=officer)
-                except (OverrideError, DecisionLogError) as exc:
+                    record_override(log, decision_id, final_decision=final, reason=reason, note=note, officer=officer,
+                                    actor=actor)
+                except (OverrideError, DecisionLogError, AccessDenied) as exc:
                     st.error(f"Not recorded: {md(exc)}")
                 else:
                     for key in FORM_KEYS:

@@ -17,6 +17,7 @@ import pandas as pd
 from sqlalchemy import ColumnElement, Integer, case, exists, func, insert, select
 
 from model.core.errors import OverrideError
+from model.records.access import Action, Actor, require
 from model.records.log import DecisionLog, window
 from model.records.tables import decisions, overrides
 
@@ -60,12 +61,14 @@ def model_outcome(row: dict[str, Any]) -> str:
 
 
 def record_override(log: DecisionLog, decision_id: str, *, final_decision: int, reason: str, note: str,
-                    officer: str | None, at: datetime | None = None) -> Override:
+                    officer: str | None, at: datetime | None = None, actor: Actor | None = None) -> Override:
     """Record an officer's final decision for a decision on record; OverrideError says what is wrong.
 
     The final decision must differ from the model's (a referred case may go either way), the
     reason must be one of OVERRIDE_REASONS, and the officer and note must be given.
     """
+    if actor is not None:  # the person acting must be an officer, whatever the page showed them
+        require(actor, Action.DECIDE)
     who = (officer or "").strip()
     words = (note or "").strip()
     if not who:
