@@ -264,6 +264,8 @@ class Schema:
         clean: dict[str, Any] = {}
 
         def flag(mask: np.ndarray, f: Field, raw: np.ndarray, why: str | Any) -> None:
+            if not mask.any():  # the common case, checked first: most values have no problem at all
+                return
             mask = mask & ~cell_bad[f.name]
             if not mask.any():
                 return
