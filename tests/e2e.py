@@ -29,6 +29,20 @@ def chromium_path() -> str | None:
     return None
 
 
+def require_chromium() -> str:
+    """Chromium's path, for a browser test module to call at import: without it the module is
+    skipped, except in CI (CI=true), where a missing Chromium is an error, never a silent skip."""
+    import pytest
+
+    found = chromium_path()
+    if found is None:
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            raise RuntimeError("CI=true but no chromium is installed: .ci/run must apt-get install chromium")
+        pytest.skip("no chromium installed (apt-get install chromium); the browser tests run in CI",
+                    allow_module_level=True)
+    return found
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -6,16 +6,12 @@ import pytest
 
 from model.registry.store import load_model
 
-from .conftest import EXAMPLE, IN_CI, ROOT
-from .e2e import StreamlitServer, chromium, chromium_path, wait_for_app
+from .conftest import EXAMPLE, ROOT
+from .e2e import StreamlitServer, chromium, require_chromium, wait_for_app
 
 pytestmark = pytest.mark.browser
 
-if chromium_path() is None:
-    if IN_CI:
-        raise RuntimeError("CI=true but no chromium is installed: .ci/run must apt-get install chromium")
-    pytest.skip("no chromium installed (apt-get install chromium); the browser tests run in CI",
-                allow_module_level=True)
+require_chromium()
 
 
 @pytest.fixture(scope="module")

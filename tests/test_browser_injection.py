@@ -17,16 +17,12 @@ from model.training.data import generate_applicants
 from model.training.train import train
 from ui.text import WORD_JOINER
 
-from .conftest import IN_CI, ROOT
-from .e2e import StreamlitServer, chromium, chromium_path, free_port, wait_for_app
+from .conftest import ROOT
+from .e2e import StreamlitServer, chromium, free_port, require_chromium, wait_for_app
 
 pytestmark = pytest.mark.browser
 
-if chromium_path() is None:
-    if IN_CI:
-        raise RuntimeError("CI=true but no chromium is installed: .ci/run must apt-get install chromium")
-    pytest.skip("no chromium installed (apt-get install chromium); the browser tests run in CI",
-                allow_module_level=True)
+require_chromium()
 
 PAGES = {"Decide": "", "Batch": "batch", "Model": "model", "Monitoring": "monitoring", "Learn": "learn"}
 

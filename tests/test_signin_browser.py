@@ -28,17 +28,13 @@ from model.records.people import People
 from model.registry.store import active_version, load_model
 from model.training.changes import model_changes
 
-from .conftest import EXAMPLE, IN_CI, ROOT
-from .e2e import StreamlitServer, chromium, chromium_path, free_port, wait_for_app
+from .conftest import EXAMPLE, ROOT
+from .e2e import StreamlitServer, chromium, free_port, require_chromium, wait_for_app
 from .test_api_server import Server
 
 pytestmark = pytest.mark.browser
 
-if chromium_path() is None:
-    if IN_CI:
-        raise RuntimeError("CI=true but no chromium is installed: .ci/run must apt-get install chromium")
-    pytest.skip("no chromium installed (apt-get install chromium); the browser tests run in CI",
-                allow_module_level=True)
+require_chromium()
 
 RISK = ("rita@bank.example", "sam@bank.example")
 OFFICER = "olga@bank.example"

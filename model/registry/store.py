@@ -22,6 +22,7 @@ import re
 import shutil
 import tempfile
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -229,12 +230,16 @@ def save_version(
 
 
 
+def trust_of(card: Mapping[str, Any]) -> Trust:
+    """The modules a version's card says its import trusted (none for a version LoanDesk trained)."""
+    return Trust.parse((card.get("imported") or {}).get("trusted_modules") or ())
+
+
 def _check_loadable(path: Path, card: dict[str, Any]) -> None:
     """Refuse to save a pipeline that the safe loader would refuse to load: a version that is saved
     (and made active) must be one that every face of LoanDesk can then use."""
-    trust = Trust.parse((card.get("imported") or {}).get("trusted_modules") or ())
     try:
-        unpickling.loads(path.read_bytes(), trust, source="the pipeline")
+        unpickling.loads(path.read_bytes(), trust_of(card), source="the pipeline")
     except UnsafePickleError as exc:
         names = ", ".join(f"{m}.{n}" for m, n in exc.refused)
         raise UnsafePickleError(
@@ -442,8 +447,7 @@ def load_model(path: str | Path | None = None, *, version: str | None = None,
         try:
             # The checksum says these are the bytes that were saved; the allow-list says that even
             # so they can only build a model (a card's trusted modules come from its import).
-            trust = Trust.parse((card.get("imported") or {}).get("trusted_modules") or ())
-            pipeline = unpickling.loads(data, trust, source=str(folder / PIPELINE_FILE))
+            pipeline = unpickling.loads(data, trust_of(card), source=str(folder / PIPELINE_FILE))
         except InconsistentVersionWarning as exc:
             raise ModelIntegrityError(f"{folder / PIPELINE_FILE}: {exc}") from exc
         except UnsafePickleError as exc:
