@@ -172,3 +172,37 @@ def test_the_output_is_never_written_through_a_planted_link(model, tmp_path):
     score_file(model, csv_file(tmp_path / "in.csv", lines(5)), tmp_path / "out.csv")
     assert victim.read_text() == "precious" and not (tmp_path / "out.csv").is_symlink()
     assert len(pd.read_csv(tmp_path / "out.csv")) == 5
+
+
+def test_the_rows_scored_are_the_bytes_whose_hash_goes_on_record_whatever_happens_to_the_file(
+        model, log, tmp_path, monkeypatch):
+    """A file rewritten in place mid-run (same size, same modification time, same inode) cannot put
+    rows on record under the hash of other bytes: the run parses a private copy of what it hashed."""
+    import hashlib
+    import os
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "private"))
+    (tmp_path / "private").mkdir()
+    original = lines(30000, seed=8)
+    path = csv_file(tmp_path / "in.csv", original)
+    first_bytes = path.read_bytes()
+    other = ("\n".join([HEADER, *lines(30000, seed=9)]) + "\n").encode()
+    swapped = (other + b" " * len(first_bytes))[:len(first_bytes)]  # other rows, at the same size
+    stamp = os.stat(path)
+    edits = []
+
+    def rewrite(_progress):
+        if not edits:  # after the first chunk: rewrite the file in place and put its times back
+            with open(path, "r+b") as fh:
+                fh.write(swapped)
+            os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+            edits.append(True)
+
+    summary = score_file(model, path, tmp_path / "out.csv", log=log, progress=rewrite, block_size=4096)
+    assert edits and os.stat(path).st_ino == stamp.st_ino and os.stat(path).st_size == stamp.st_size
+    assert summary.file_sha256 == hashlib.sha256(first_bytes).hexdigest()
+    scored = pd.read_csv(tmp_path / "out.csv", dtype=str)
+    assert scored[FEATURES[0]].tolist() == [line.split(",")[0] for line in original]  # the hashed rows, all
+    assert len(log.read()) == 30000
+    assert not list((tmp_path / "private").iterdir())  # the private copy is gone with the run

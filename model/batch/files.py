@@ -38,7 +38,7 @@ from model.scoring.decisions import Decided
 from model.scoring.predictor import LoanModel
 from model.scoring.table import NUMBER_COLUMNS, OUTPUT_COLUMNS, score_table
 
-from .reading import RowReader, inspect_file, preview_rows
+from .reading import RowReader, SourceFile, inspect_file, preview_rows
 
 BLOCK_SIZE = 1 << 20  # bytes of CSV per chunk: about 45,000 rows of the built-in applicants
 WORKERS = min(2, os.cpu_count() or 1)  # chunks scored at once
@@ -108,7 +108,19 @@ def score_file(
     file cannot be scored whole; then no output appears and nothing is recorded.
     """
     input_path, output_path = Path(input_path), Path(output_path)
-    source_file = inspect_file(input_path, model.schema.names, OUTPUT_COLUMNS)
+    source_file = inspect_file(input_path, model.schema.names, OUTPUT_COLUMNS, keep_copy=True)
+    try:
+        return _score_source(model, source_file, output_path, log=log, source=source, officer=officer,
+                             block_size=block_size, progress=progress)
+    finally:
+        source_file.discard()
+
+
+def _score_source(model: LoanModel, source_file: SourceFile, output_path: Path, *, log: DecisionLog | None,
+                  source: str, officer: str | None, block_size: int,
+                  progress: Callable[[Progress], None] | None) -> BatchSummary:
+    """`score_file` for a file already inspected, its hashed bytes kept in a private copy."""
+    input_path = source_file.path
     if output_path.resolve() == input_path.resolve():
         raise BatchError(output_path, "the output would overwrite the input; choose another name")
     if not output_path.parent.is_dir():

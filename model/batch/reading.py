@@ -14,16 +14,21 @@ Each of these stops the run with the row (and line) it happened at, found by `lo
 which reads the file again with Python's csv module (only on that failure path).
 
 Line endings may be `\\n`, `\\r\\n` or old-Mac `\\r`. The file's SHA-256 and its line count are taken
-on the first pass, which checks it is UTF-8; a file that changes after that pass (its size,
-modification time or inode) stops the run.
+on the first pass, which checks it is UTF-8. A run (`inspect_file(..., keep_copy=True)`) copies the
+bytes it hashes into a private file on that same pass and parses the copy, so the rows scored are
+the bytes whose hash goes on record, whatever happens to the user's file meanwhile. Without a copy
+(a preview), a file that changes after the first pass (size, modification time or inode) stops it.
 """
 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import hashlib
 import itertools
+import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,20 +59,41 @@ class SourceFile:
     lines: int  # lines holding something, the header included
     too_long: bool  # a line is longer than MAX_LINE_BYTES
     stamp: tuple[int, int, int]  # size, modification time and inode when checked: a change stops the run
+    copy: Path | None = None  # the private copy of the hashed bytes that a run parses (None: read `path`)
+
+    @property
+    def readable(self) -> Path:
+        """The file the rows are read from: the private copy when there is one."""
+        return self.copy or self.path
+
+    def discard(self) -> None:
+        """Delete the private copy (and its folder), once the run is done with it."""
+        if self.copy is not None:
+            self.copy.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                self.copy.parent.rmdir()
 
 
-def inspect_file(path: Path, required: list[str], taken: tuple[str, ...] = ()) -> SourceFile:
+def inspect_file(path: Path, required: list[str], taken: tuple[str, ...] = (), *,
+                 keep_copy: bool = False) -> SourceFile:
     """Refuse, with the reason, a file that cannot be a CSV of applicants; else read its header,
     and hash and count it (the whole file read once, in small pieces).
 
-    `taken` are column names the output adds, which the input may not have.
+    `taken` are column names the output adds, which the input may not have. With `keep_copy`, the
+    bytes hashed are also written to a private file (owner-only, in a folder of its own) that the
+    run then parses: call `discard` when done.
     """
     path = Path(path)
     columns, delimiter = read_header(path, required, taken)
     stamp = _stamp(path)
-    counter = _check_utf8(path)
+    copy = Path(tempfile.mkdtemp(prefix="loandesk-batch-")) / "input.csv" if keep_copy else None
+    try:
+        counter = _check_utf8(path, copy)
+    except BaseException:
+        SourceFile(path, columns, delimiter, "", 0, 0, False, stamp, copy).discard()
+        raise
     return SourceFile(path, columns, delimiter, counter.sha256.hexdigest(), stamp[0], counter.lines,
-                      counter.too_long, stamp)
+                      counter.too_long, stamp, copy)
 
 
 def read_header(path: Path, required: list[str], taken: tuple[str, ...] = ()) -> tuple[list[str], str]:
@@ -118,14 +144,18 @@ def _stamp(path: Path) -> tuple[int, int, int]:
     return info.st_size, info.st_mtime_ns, info.st_ino
 
 
-def _check_utf8(path: Path) -> LineCounter:
+def _check_utf8(path: Path, copy: Path | None = None) -> LineCounter:
     """The whole file must be UTF-8 (a BOM is fine); find the first bad byte. Returns the file's
-    SHA-256 and line counts, computed on the same pass."""
+    SHA-256 and line counts, computed on the same pass (which also writes `copy`, if given)."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     counter = LineCounter(MAX_LINE_BYTES)
     line = 1
-    with open(path, "rb") as fh:
+    sink = (os.fdopen(os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), "wb")
+            if copy is not None else contextlib.nullcontext())
+    with open(path, "rb") as fh, sink as out:
         while piece := fh.read(1 << 18):  # small pieces: the check must not cost memory
+            if out is not None:
+                out.write(piece)
             counter.scan(piece)
             try:
                 decoder.decode(piece)
@@ -212,8 +242,8 @@ class RowReader:
         inner_lines = 0
         last: pa.RecordBatch | None = None
         # pyarrow reads the file itself (through a Python file object it would hold every block it
-        # read); the first pass hashed and counted it, and a file changed since then stops the run.
-        with pa.OSFile(str(path)) as raw:
+        # read): the private copy of the bytes the first pass hashed, or (a preview) the file.
+        with pa.OSFile(str(source.readable)) as raw:
             self._raw = raw
             try:
                 reader = pacsv.open_csv(raw, read_options=read, parse_options=parse, convert_options=convert)
@@ -231,7 +261,7 @@ class RowReader:
                         yield batch
             except (pa.ArrowInvalid, _Unreadable) as exc:
                 raise BatchError(path, locate_problem(source) or _first_line(exc)) from None
-        if _stamp(path) != source.stamp:
+        if source.copy is None and _stamp(path) != source.stamp:
             raise BatchError(path, "the file changed while it was being scored: score it again")
         if last is not None and _lines_in_cells(last) and (problem := locate_problem(source)):
             raise BatchError(path, problem)  # a quote left open runs to the end: only the last row can show it
@@ -296,7 +326,7 @@ def locate_problem(source: SourceFile) -> str | None:
     """
     row = 0
     last = (0, 0, 0)  # the last record: its row, first and last line
-    with open(source.path, encoding="utf-8-sig", newline="") as fh:
+    with open(source.readable, encoding="utf-8-sig", newline="") as fh:
         reader = csv.reader(fh, delimiter=source.delimiter)
         line = 0
         try:
@@ -318,7 +348,7 @@ def locate_problem(source: SourceFile) -> str | None:
             where = f"row {row + 1:,} (line {line + 1:,})"
             if "field larger" not in str(exc):
                 return f"{where}: {exc}"
-            if len(_line(source.path, line + 1)) <= MAX_CELL_CHARS:  # the line is short: the cell runs on
+            if len(_line(source.readable, line + 1)) <= MAX_CELL_CHARS:  # the line is short: the cell runs on
                 return (f"{where}: a quote (\") opened there is never closed, so the rest of the file would "
                         "be read as one cell. Close the quote and try again")
             return f"{where}: a cell holds more than {MAX_CELL_CHARS:,} characters, the most a cell may hold"
@@ -343,7 +373,7 @@ def _record_problem(source: SourceFile, record: list[str]) -> str | None:
 
 def _open_quote_from(source: SourceFile, line: int) -> bool:
     """Whether the file, read from `line` to its end, ends inside a quoted cell."""
-    with open(source.path, encoding="utf-8-sig", newline="") as fh:
+    with open(source.readable, encoding="utf-8-sig", newline="") as fh:
         tail = itertools.islice(fh, line - 1, None)
         try:
             for _ in csv.reader(tail, delimiter=source.delimiter, strict=True):
