@@ -69,16 +69,12 @@ def main() -> None:
     import numpy as np
     import pandas as pd
 
-    from model.registry.store import default_model_dir
+    from bench.scratch import model_folder
     from model.training.data import generate_applicants
-    from model.training.workflows import ensure_model
 
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
         tmp_path = Path(tmp)
-        model_dir = args.model or default_model_dir()
-        if not (model_dir / "versions").is_dir() and not (model_dir / "model_card.json").is_file():
-            model_dir = tmp_path / "model"
-            ensure_model(model_dir)
+        model_dir = model_folder(args.model, tmp_path)
         source = tmp_path / "applicants.csv"
         frame = generate_applicants(args.rows, seed=7).drop(columns=["approved"])
         frame.to_csv(source, index=False)

@@ -105,16 +105,12 @@ def main() -> None:
     import numpy as np
     import pyarrow.parquet as pq
 
+    from bench.scratch import model_folder
     from model.batch.dask_engine import read_dataset
-    from model.registry.store import default_model_dir
-    from model.training.workflows import ensure_model
 
     with tempfile.TemporaryDirectory(prefix="bench-dask-") as tmp:
         tmp_path = Path(tmp)
-        model_dir = args.model or default_model_dir()
-        if not (model_dir / "versions").is_dir() and not (model_dir / "model_card.json").is_file():
-            model_dir = tmp_path / "model"
-            ensure_model(model_dir)
+        model_dir = model_folder(args.model, tmp_path)
         source = tmp_path / "applicants.csv"
         write_applicants(source, args.rows)
         print(f"{args.rows:,} applicants, {source.stat().st_size / 1e6:,.0f} MB of CSV; model {model_dir}")

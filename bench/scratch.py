@@ -19,3 +19,16 @@ def scratch_model(model: str = "auto") -> Iterator[tuple[Path, Path]]:
         trained = train_builtin(model=model)
         save_version(registry, trained.pipeline, trained.card, trained.holdout)
         yield Path(tmp), registry
+
+
+def model_folder(given: Path | None, tmp: Path) -> Path:
+    """The model a benchmark scores with: the folder given, else the project's default if it holds a
+    model, else the built-in model trained into `tmp` (never into the project's artifacts)."""
+    from model.registry.store import default_model_dir
+    from model.training.workflows import ensure_model
+
+    folder = given or default_model_dir()
+    if not (folder / "versions").is_dir() and not (folder / "model_card.json").is_file():
+        folder = tmp / "model"
+        ensure_model(folder)
+    return folder
